@@ -1,0 +1,32 @@
+"""The interface the isolator uses to reach the outside world (Mesos's ``DriverClient``)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from actors import Future
+
+__all__ = ["DriverClient"]
+
+
+class DriverClient(ABC):
+    """Mounts and unmounts Docker volumes for the isolator.
+
+    Both calls return at once with an ``actors.Future``: the isolator actor must never wait
+    on a driver. A client keeps no per-volume state, so subclasses (test doubles included)
+    need not call ``__init__``, and the isolator alone decides when a volume is unmounted.
+    """
+
+    @abstractmethod
+    def mount(self, driver: str, name: str, options: Mapping[str, str]) -> Future[str]:
+        """Mount volume ``name`` of ``driver``; the future holds the host mount point."""
+
+    @abstractmethod
+    def unmount(self, driver: str, name: str) -> Future[None]:
+        """Unmount volume ``name`` of ``driver``."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook, most clients hold nothing
+        """Release what the client holds (connections, threads); the default holds nothing."""
