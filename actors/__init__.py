@@ -1,0 +1,43 @@
+"""libprocess's actor toolkit (futures, promises, ``collect``/``await``, ``defer``,
+``Sequence``) rebuilt on pykka's threading actors.
+
+How it maps onto libprocess:
+
+- ``Future``/``Promise``: the same four states (pending, ready, failed, discarded);
+  ``on_any``/``on_ready``/``on_failed``/``on_discarded`` are ``onAny`` & co.; ``then``,
+  ``after`` and ``discard`` (a request; ``on_discard`` is ``onDiscard``) behave alike.
+  ``Future`` is also a ``pykka.Future``, so pykka actors complete it and ``pykka.get_all``
+  reads it; its ``map``/``filter``/``reduce``/``join`` are eager, not pykka's lazy hooks.
+- ``collect``/``await_``: as libprocess, but driven by callbacks instead of a process;
+  ``collect`` fails with the failing input's own exception (libprocess rewrites the
+  message as "Collect failed: ...").
+- ``Actor`` is a ``pykka.ThreadingActor`` (one thread each); returning a ``Future`` from a
+  method is libprocess's ``dispatch`` flattening. ``defer(ref, fn, ...)`` is
+  ``defer(pid, fn, ...)``: the call is queued on that actor; if it is gone the future
+  fails with ``pykka.ActorDeadError`` (libprocess abandons it).
+- ``Sequence``: as libprocess's, except ``stop()`` does not wait for the running item.
+  Callbacks run on the completing thread (libprocess runs them on the completing
+  process); use ``defer`` to get back onto an actor.
+- ``EventLoopThread``: no libprocess counterpart; one asyncio loop for blocking I/O.
+"""
+
+from actors.actor import Actor, defer
+from actors.aio import EventLoopThread
+from actors.combinators import await_, collect
+from actors.future import DiscardedError, Future, Promise, State, Timeout
+from actors.sequence import Sequence, SequenceActor
+
+__all__ = [
+    "Actor",
+    "DiscardedError",
+    "EventLoopThread",
+    "Future",
+    "Promise",
+    "Sequence",
+    "SequenceActor",
+    "State",
+    "Timeout",
+    "await_",
+    "collect",
+    "defer",
+]
