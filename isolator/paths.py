@@ -1,0 +1,105 @@
+"""Where the isolator keeps its checkpoints (Mesos's ``docker/volume/paths.cpp``).
+
+The layout is Mesos's, flat and keyed by the container ID's own value only (a nested
+container's parent is not part of the path)::
+
+    <root>/<ContainerID.value>/volumes
+
+Because a value becomes a path component, every value in an ID (its own and each ancestor's)
+is validated first, so that no ID can name a path outside ``<root>``.
+"""
+
+from __future__ import annotations
+
+from isolator.errors import IsolatorError
+from isolator.protos import ContainerID
+
+__all__ = [
+    "VOLUMES_FILE",
+    "container_dir",
+    "format_container_id",
+    "join",
+    "validate_container_id",
+    "volumes_path",
+]
+
+VOLUMES_FILE = "volumes"
+"""The checkpoint file's name inside a container's directory."""
+
+
+def join(path: str, *paths: str) -> str:
+    """Join paths like Mesos's ``path::join``.
+
+    Between two parts, one trailing ``/`` of the left and one leading ``/`` of the right are
+    dropped and a single ``/`` is put in: ``join("/a/", "/b")`` is ``/a/b`` and, unlike
+    ``os.path.join``, an absolute right part does not discard the left one.
+    """
+    if not paths:
+        return path
+    right = join(*paths)
+    return path.removesuffix("/") + "/" + right.removeprefix("/")
+
+
+def format_container_id(container_id: ContainerID) -> str:
+    """Print an ID as Mesos does: ancestors first, joined by dots (``parent.child``)."""
+    values = [container_id.value]
+    current = container_id
+    while current.HasField("parent"):
+        current = current.parent
+        values.append(current.value)
+    return ".".join(reversed(values))
+
+
+def _value_problem(value: str) -> str | None:
+    """Why ``value`` cannot be a path component under the root, or ``None`` if it can."""
+    if not value:
+        return "a container ID value must not be empty"
+    if value in (".", ".."):
+        return f"a container ID value must not be '{value}'"
+    if "/" in value:
+        return "a container ID value must not contain '/'"
+    if "\0" in value:
+        return "a container ID value must not contain a NUL character"
+    return None
+
+
+def _problem(container_id: ContainerID) -> str | None:
+    problem = _value_problem(container_id.value)
+    if problem is not None:
+        return problem
+    if container_id.HasField("parent"):
+        parent_problem = _problem(container_id.parent)
+        if parent_problem is not None:
+            return (
+                f"parent container ID '{_printable(container_id.parent)}' is invalid: "
+                f"{parent_problem}"
+            )
+    return None
+
+
+def _printable(container_id: ContainerID) -> str:
+    # A raw NUL in a message would cut log lines and C strings short.
+    return format_container_id(container_id).replace("\0", "\\0")
+
+
+def validate_container_id(container_id: ContainerID) -> None:
+    """Raise ``IsolatorError`` unless the ID and all its ancestors have safe values.
+
+    A value is unsafe when it is empty, ``.`` or ``..``, or contains ``/`` or NUL: any of
+    these would make ``<root>/<value>`` name the root itself, its parent, a path in another
+    directory, or no valid path at all.
+    """
+    problem = _problem(container_id)
+    if problem is not None:
+        raise IsolatorError(f"Invalid container ID '{_printable(container_id)}': {problem}")
+
+
+def container_dir(root: str, container_id: ContainerID) -> str:
+    """``<root>/<value>``: the directory holding a container's checkpoint."""
+    validate_container_id(container_id)
+    return join(root, container_id.value)
+
+
+def volumes_path(root: str, container_id: ContainerID) -> str:
+    """``<root>/<value>/volumes``: the checkpoint file of a container's Docker volumes."""
+    return join(container_dir(root, container_id), VOLUMES_FILE)

@@ -1,0 +1,100 @@
+"""Regenerate the committed ``*_pb2.py`` and ``*_pb2.pyi`` modules from the ``.proto`` sources.
+
+The ``.proto`` files are the source of truth; the generated modules are committed so that
+installing the package needs no protoc. ``tests/test_protos.py`` regenerates into a temporary
+directory and compares, so a ``.proto`` edit without regeneration (or a toolchain change that
+alters the output) fails the tests.
+
+Usage::
+
+    python -m isolator.protos.generate            # rewrite the files next to the sources
+    python -m isolator.protos.generate --out DIR  # write DIR/isolator/protos/*_pb2.py{,i}
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import shutil
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+__all__ = ["PROTO_FILES", "REPO_ROOT", "generate", "generated_files", "main"]
+
+PROTOS_DIR = Path(__file__).resolve().parent
+REPO_ROOT = PROTOS_DIR.parent.parent
+"""Imports between the protos are rooted here, so modules import as ``isolator.protos.*``."""
+
+PROTO_FILES: tuple[str, ...] = (
+    "isolator/protos/mesos.proto",
+    "isolator/protos/containerizer.proto",
+    "isolator/protos/docker_volume_state.proto",
+)
+"""The sources, relative to ``REPO_ROOT``."""
+
+
+def generated_files() -> list[str]:
+    """The generated files, relative to the output root, in a stable order."""
+    return [
+        proto.removesuffix(".proto") + "_pb2" + ext
+        for proto in PROTO_FILES
+        for ext in (".py", ".pyi")
+    ]
+
+
+def _mypy_plugin() -> str:
+    """Find ``protoc-gen-mypy``: next to this interpreter first (a venv not on PATH), then PATH."""
+    here = Path(sys.executable).parent / "protoc-gen-mypy"
+    if here.is_file():
+        return str(here)
+    found = shutil.which("protoc-gen-mypy")
+    if found is None:
+        raise RuntimeError(
+            "protoc-gen-mypy not found next to the Python interpreter or on PATH; "
+            "install mypy-protobuf (pip install -e '.[test]')"
+        )
+    return found
+
+
+def generate(out_dir: Path | None = None) -> list[Path]:
+    """Run protoc on every source and return the paths written.
+
+    ``out_dir`` defaults to the repository root, which puts the modules next to the sources.
+    """
+    protoc = importlib.import_module("grpc_tools.protoc")
+    out = (out_dir if out_dir is not None else REPO_ROOT).resolve()
+    (out / "isolator" / "protos").mkdir(parents=True, exist_ok=True)
+    well_known = Path(importlib.import_module("grpc_tools").__file__ or "").parent / "_proto"
+    args = [
+        "grpc_tools.protoc",
+        f"--plugin=protoc-gen-mypy={_mypy_plugin()}",
+        f"-I{REPO_ROOT}",
+        f"-I{well_known}",
+        f"--python_out={out}",
+        f"--mypy_out={out}",
+        *(str(REPO_ROOT / proto) for proto in PROTO_FILES),
+    ]
+    code = protoc.main(args)
+    if code != 0:
+        raise RuntimeError(f"protoc failed with exit code {code}: {' '.join(args)}")
+    return [out / name for name in generated_files()]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point; see the module docstring."""
+    parser = argparse.ArgumentParser(prog="python -m isolator.protos.generate", description=__doc__)
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="output root (default: the repository root, i.e. next to the .proto files)",
+    )
+    options = parser.parse_args(argv)
+    for path in generate(options.out):
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

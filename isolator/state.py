@@ -1,0 +1,305 @@
+"""The isolator's checkpoint: which Docker volumes a container uses.
+
+The file format is Mesos's, so an agent's checkpoint directory can be read by this port and
+the other way round: the JSON text of a ``DockerVolumes`` message (``state.proto``), compact,
+e.g. ``{"volumes":[{"driver":"d1","name":"n1"}]}``.
+
+Unlike Mesos (which checkpoints without ``fsync`` and can leave an empty file after a power
+loss, MESOS-9507) the file is written durably: a crash leaves either the old or the new
+content, and once ``write_volumes`` returns the new content survives a reboot.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from typing import Any, NamedTuple, NoReturn
+
+from google.protobuf import json_format
+from google.protobuf.descriptor import Descriptor
+
+from isolator.errors import CheckpointError
+from isolator.protos import DockerVolumes
+
+__all__ = ["VolumeKey", "encode_volumes", "read_volumes", "write_volumes"]
+
+
+class VolumeKey(NamedTuple):
+    """A Docker volume's identity: two volumes are the same volume iff driver and name match."""
+
+    driver: str
+    name: str
+
+
+def _strerror(error: OSError) -> str:
+    """The C library's text for an OS error, as Mesos prints it (no ``[Errno N]``, no path)."""
+    return error.strerror or str(error)
+
+
+# rapidjson (behind Mesos's ``stringify(JSON::Object)``) escapes only '"', '\' and control
+# characters, using the short forms below or ``\u00XX`` with upper-case hex digits, and writes
+# everything else, non-ASCII included, as raw UTF-8.
+_SHORT_ESCAPES = {
+    '"': '\\"',
+    "\\": "\\\\",
+    "\b": "\\b",
+    "\f": "\\f",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+}
+
+
+def _json_string(text: str) -> str:
+    parts = ['"']
+    for char in text:
+        escaped = _SHORT_ESCAPES.get(char)
+        if escaped is not None:
+            parts.append(escaped)
+        elif char < " ":
+            parts.append(f"\\u{ord(char):04X}")
+        else:
+            parts.append(char)
+    parts.append('"')
+    return "".join(parts)
+
+
+def encode_volumes(volumes: Iterable[VolumeKey]) -> bytes:
+    """The checkpoint bytes for ``volumes``, byte for byte what a Mesos agent writes.
+
+    Volumes keep their order. No volumes gives ``{}``, as Mesos omits an empty repeated field.
+    Raises ``CheckpointError`` for a volume given twice (it could not be read back) or a
+    string that is not valid Unicode.
+    """
+    seen: set[VolumeKey] = set()
+    entries: list[str] = []
+    for volume in volumes:
+        key = VolumeKey(volume.driver, volume.name)
+        if key in seen:
+            raise CheckpointError(
+                f"Duplicate docker volume with driver '{key.driver}' and name '{key.name}'"
+            )
+        seen.add(key)
+        entries.append(f'{{"driver":{_json_string(key.driver)},"name":{_json_string(key.name)}}}')
+    text = f'{{"volumes":[{",".join(entries)}]}}' if entries else "{}"
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise CheckpointError(f"Failed to encode docker volumes: {error}") from error
+
+
+def _makedirs_durably(directory: str) -> None:
+    """``mkdir -p`` (mode 0755, existing entries accepted, as Mesos's ``os::mkdir``) that also
+    fsyncs the parent of every directory it creates, so a new directory survives a crash."""
+    missing: list[str] = []
+    current = directory
+    while current and not os.path.isdir(current):
+        missing.append(current)
+        parent = os.path.dirname(current)
+        if parent == current:
+            break
+        current = parent
+    for path in reversed(missing):
+        try:
+            os.mkdir(path, 0o755)
+        except FileExistsError:
+            continue
+        _fsync_directory(os.path.dirname(path) or ".")
+
+
+def _fsync_directory(directory: str) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _remove_quietly(path: str) -> None:
+    # Best effort, as Mesos: the failure being reported matters more than this one.
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+
+
+def _write_and_sync(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to ``fd``, flush it to the device, and close ``fd`` in any case."""
+    try:
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_volumes(path: str | os.PathLike[str], volumes: Iterable[VolumeKey]) -> None:
+    """Checkpoint ``volumes`` to ``path`` atomically and durably.
+
+    The data goes to a temporary file in the same directory (so the rename cannot cross
+    devices, MESOS-2319), which is fsynced and renamed over ``path``; then the directory is
+    fsynced so the rename itself survives a crash. On failure the temporary file is removed,
+    ``path`` keeps its old content, and ``CheckpointError`` carries Mesos's message.
+    """
+    target = os.fspath(path)
+    data = encode_volumes(volumes)
+    base = os.path.dirname(target) or "."
+
+    try:
+        _makedirs_durably(base)
+    except OSError as error:
+        raise CheckpointError(f"Failed to create directory '{base}': {_strerror(error)}") from error
+
+    try:
+        fd, temp = tempfile.mkstemp(dir=base, prefix=f".{os.path.basename(target)}.")
+    except OSError as error:
+        raise CheckpointError(f"Failed to create temporary file: {_strerror(error)}") from error
+
+    renamed = False
+    try:
+        try:
+            _write_and_sync(fd, data)
+        except OSError as error:
+            raise CheckpointError(
+                f"Failed to write temporary file '{temp}': {_strerror(error)}"
+            ) from error
+        try:
+            os.rename(temp, target)
+            renamed = True
+            # Part of the rename, as in Mesos's ``os::rename(from, to, sync=true)``.
+            _fsync_directory(base)
+        except OSError as error:
+            raise CheckpointError(
+                f"Failed to rename '{temp}' to '{target}': {_strerror(error)}"
+            ) from error
+    except BaseException:
+        if not renamed:
+            _remove_quietly(temp)
+        raise
+
+
+def _reject_constant(name: str) -> NoReturn:
+    raise ValueError(f"'{name}' is not valid JSON")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError(f"duplicate key '{key}'")
+        result[key] = value
+    return result
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
+def _check_shape(value: dict[str, Any], descriptor: Descriptor, where: str) -> None:
+    """Require objects for messages and arrays for repeated fields.
+
+    ``json_format`` leaves these to Python's duck typing, which accepts some wrong shapes (an
+    array where a message belongs parses as an empty message) and words the rest poorly.
+    Unknown fields, ``null`` (unset, as in Mesos) and scalar types are left to ``json_format``.
+    """
+    for name, field_value in value.items():
+        field = descriptor.fields_by_name.get(name)
+        if field is None or field_value is None:
+            continue
+        path = f"{where}.{name}"
+        if field.is_repeated:
+            if not isinstance(field_value, list):
+                raise ValueError(
+                    f"Expecting a JSON array for '{path}', found {_json_type(field_value)}"
+                )
+            items = [(f"{path}[{i}]", item) for i, item in enumerate(field_value)]
+        else:
+            items = [(path, field_value)]
+        if field.message_type is None:
+            continue
+        for item_path, item in items:
+            if not isinstance(item, dict):
+                raise ValueError(
+                    f"Expecting a JSON object for '{item_path}', found {_json_type(item)}"
+                )
+            _check_shape(item, field.message_type, item_path)
+
+
+def read_volumes(path: str | os.PathLike[str]) -> list[VolumeKey] | None:
+    """Read a checkpoint written by ``write_volumes`` or by a Mesos agent.
+
+    Follows Mesos's ``_recover``: ``None`` when the file does not exist and ``[]`` when it is
+    empty (both left by a crash; the caller logs a warning and treats the container as using
+    no volumes). Anything unreadable or invalid raises ``CheckpointError``; unlike Mesos,
+    fields that ``DockerVolumes`` does not define are rejected rather than ignored.
+    """
+    source = os.fspath(path)
+    try:
+        with open(source, "rb") as file:
+            content = file.read()
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        raise CheckpointError(
+            f"Failed to read docker volumes checkpoint file '{source}': {_strerror(error)}"
+        ) from error
+
+    if not content:
+        return []
+
+    try:
+        document = json.loads(
+            content.decode("utf-8"),
+            object_pairs_hook=_unique_keys,
+            parse_constant=_reject_constant,
+        )
+    except (ValueError, RecursionError) as error:
+        raise CheckpointError(f"JSON parse failed: {error}") from error
+    if not isinstance(document, dict):
+        raise CheckpointError(
+            f"JSON parse failed: Expecting a JSON object, found {_json_type(document)}"
+        )
+
+    message = DockerVolumes()
+    try:
+        _check_shape(document, message.DESCRIPTOR, message.DESCRIPTOR.name)
+        # Unknown fields are ignored, as Mesos does, so a newer agent's file still reads.
+        json_format.ParseDict(document, message, ignore_unknown_fields=True)
+    except (ValueError, json_format.ParseError) as error:
+        raise CheckpointError(f"Protobuf parse failed: {error}") from error
+    missing = [
+        f"volumes[{index}].{name}"
+        for index, volume in enumerate(message.volumes)
+        for name in ("driver", "name")
+        if not volume.HasField(name)
+    ]
+    if missing or not message.IsInitialized():
+        # Worded as Mesos's protobuf::parse, which lists InitializationErrorString().
+        raise CheckpointError(
+            f"Protobuf parse failed: Missing required fields: {', '.join(missing)}"
+        )
+
+    volumes: list[VolumeKey] = []
+    seen: set[VolumeKey] = set()
+    for volume in message.volumes:
+        key = VolumeKey(volume.driver, volume.name)
+        if key in seen:
+            raise CheckpointError(
+                f"Duplicate docker volume with driver '{key.driver}' and name '{key.name}'"
+            )
+        seen.add(key)
+        volumes.append(key)
+    return volumes
