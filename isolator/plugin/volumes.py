@@ -104,15 +104,18 @@ class DirectoryVolumes:
             return record.mountpoint
 
     def unmount(self, name: str, mount_id: str) -> None:
-        """Count one Mount by ``mount_id`` less; an ID that holds none is an error."""
+        """Release the caller ``mount_id``, however many Mounts it sent.
+
+        An ID is one caller (Docker reuses a container's ID for repeated Mounts and sends
+        one Unmount when it is done; the isolator mounts once per container and unmounts
+        once, after the last one), so its Unmount releases it. An ID that holds no mount
+        is an error.
+        """
         with self._lock:
             record = self._get(name)
             mounts = dict(record.mounts)
-            count = mounts.pop(mount_id, 0)
-            if count == 0:
+            if mounts.pop(mount_id, 0) == 0:
                 raise VolumeError(f"volume {name} is not mounted by ID {mount_id!r}")
-            if count > 1:
-                mounts[mount_id] = count - 1
             self._commit(name, dataclasses.replace(record, mounts=mounts))
 
     def path(self, name: str) -> str:
