@@ -5,7 +5,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable
-from typing import Any, NamedTuple, TypeVar, cast
+from typing import Any, NamedTuple, TypeVar, cast, overload
 
 import pykka
 from pykka._envelope import Envelope
@@ -77,8 +77,21 @@ class Actor(pykka.ThreadingActor):
         return super()._handle_receive(message)
 
 
-def defer(actor_ref: pykka.ActorRef[Any], fn: Callable[..., T], *bound_args: Any) -> Callable[
-    ..., Future[T]
+# Overloads so that a ``fn`` returning a Future types as the flattened Future it gives.
+@overload
+def defer(
+    actor_ref: pykka.ActorRef[Any], fn: Callable[..., Future[T]], *bound_args: Any
+) -> Callable[..., Future[T]]: ...
+
+
+@overload
+def defer(
+    actor_ref: pykka.ActorRef[Any], fn: Callable[..., T], *bound_args: Any
+) -> Callable[..., Future[T]]: ...
+
+
+def defer(actor_ref: pykka.ActorRef[Any], fn: Callable[..., Any], *bound_args: Any) -> Callable[
+    ..., Future[Any]
 ]:
     """A callable that runs ``fn(*bound_args, *more)`` on the actor's thread.
 
@@ -92,7 +105,7 @@ def defer(actor_ref: pykka.ActorRef[Any], fn: Callable[..., T], *bound_args: Any
             "derive the actor from actors.Actor"
         )
 
-    def dispatch(*more: Any) -> Future[T]:
-        return cast("Future[T]", actor_ref.ask(_Deferred(fn, (*bound_args, *more)), block=False))
+    def dispatch(*more: Any) -> Future[Any]:
+        return cast("Future[Any]", actor_ref.ask(_Deferred(fn, (*bound_args, *more)), block=False))
 
     return dispatch

@@ -49,7 +49,17 @@ class EventLoopThread:
     def submit(self, coroutine: Coroutine[Any, Any, T]) -> Future[T]:
         """Run ``coroutine`` on the loop; discarding the future cancels it."""
         promise: Promise[T] = Promise()
-        task = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+
+        async def _unless_discarded() -> T:
+            # asyncio cancels a task from another thread after the task's first step, so
+            # without this check a coroutine discarded before it began would still run
+            # up to its first await.
+            if promise.future.has_discard():
+                coroutine.close()
+                raise asyncio.CancelledError
+            return await coroutine
+
+        task = asyncio.run_coroutine_threadsafe(_unless_discarded(), self.loop)
 
         def _done(done: concurrent.futures.Future[T]) -> None:
             if done.cancelled():

@@ -38,6 +38,8 @@ def collect(futures: Iterable[Future[T]]) -> Future[list[T]]:
     lock = threading.Lock()
 
     def _waited(index: int, future: Future[T]) -> None:
+        if promise.future.has_discard():
+            return  # _discard_all discards the result once the inputs have been told
         if future.is_ready():
             with lock:
                 values[index] = future._value
@@ -71,6 +73,8 @@ def await_(futures: Iterable[Future[T]]) -> Future[list[Future[T]]]:
     lock = threading.Lock()
 
     def _waited(_: Future[T]) -> None:
+        if promise.future.has_discard():
+            return  # _discard_all discards the result once the inputs have been told
         with lock:
             remaining[0] -= 1
             done = remaining[0] == 0

@@ -19,7 +19,7 @@ import queue
 import sys
 import threading
 from collections.abc import Callable, Generator, Iterable
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, overload
 
 import pykka
 
@@ -264,6 +264,14 @@ class Future(pykka.Future[T]):
 
     # -- composition --------------------------------------------------------------------
 
+    # Overloads so that a type checker infers U when ``fn`` returns a Future (the union
+    # alone makes mypy solve U as Never).
+    @overload
+    def then(self, fn: Callable[[T], Future[U]]) -> Future[U]: ...
+
+    @overload
+    def then(self, fn: Callable[[T], U]) -> Future[U]: ...
+
     def then(self, fn: Callable[[T], U | Future[U]]) -> Future[U]:
         """``fn(value)`` once ready; failure and discard pass through unchanged.
 
@@ -273,6 +281,11 @@ class Future(pykka.Future[T]):
 
         def _continue(future: Future[T]) -> None:
             if future._state is State.READY:
+                # libprocess does not run ``fn`` once a discard was requested: the
+                # chain stops and the result is discarded.
+                if future.has_discard() or promise.future.has_discard():
+                    promise.discard()
+                    return
                 try:
                     result = fn(cast("T", future._value))
                 except Exception as error:

@@ -8,8 +8,9 @@ has its own actor, so a slow item in one never delays another.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar, cast, overload
 
 import pykka
 
@@ -33,11 +34,14 @@ class _Shutdown(NamedTuple):
 class SequenceActor(Actor):
     """The actor behind a ``Sequence``; use the ``Sequence`` handle rather than this."""
 
-    def __init__(self, stopped: Promise[None]) -> None:
+    def __init__(self, stopped: Promise[None], stopping: threading.Event | None = None) -> None:
         super().__init__()
         self._stopped = stopped
+        # Set by ``Sequence.stop()`` at once, before the actor reads its ``_Shutdown``.
+        self._stopping = stopping if stopping is not None else threading.Event()
         self._last: Future[None] = Future.ready(None)
-        self._waiting: list[Promise[Any]] = []  # added, not started
+        # Added, not started; a dict keeps add order and removes in O(1).
+        self._waiting: dict[Promise[Any], None] = {}
         self._running: Promise[Any] | None = None
         self._shutting_down = False
 
@@ -57,7 +61,7 @@ class SequenceActor(Actor):
         done: Promise[None] = Promise()
         promise.future.on_any(lambda _: done.set(None))
         previous, self._last = self._last, done.future
-        self._waiting.append(promise)
+        self._waiting[promise] = None
         start = defer(self.actor_ref, self._start, fn, promise)
 
         def _on_previous_done(_: Future[None]) -> None:
@@ -69,9 +73,8 @@ class SequenceActor(Actor):
         previous.on_any(_on_previous_done)
 
     def _start(self, fn: Callable[[], Any], promise: Promise[Any]) -> None:
-        if promise in self._waiting:
-            self._waiting.remove(promise)
-        if promise.future.has_discard():
+        self._waiting.pop(promise, None)
+        if promise.future.has_discard() or self._shutting_down or self._stopping.is_set():
             promise.discard()
             return
         if not promise.future.is_pending():
@@ -94,7 +97,7 @@ class SequenceActor(Actor):
         running, self._running = self._running, None
         if running is not None:
             running.future.discard()
-        waiting, self._waiting = self._waiting, []
+        waiting, self._waiting = self._waiting, {}
         for promise in waiting:
             promise.discard()
         self._stopped.set(None)
@@ -109,7 +112,15 @@ class Sequence:
 
     def __init__(self) -> None:
         self._stopped: Promise[None] = Promise()
-        self._ref = SequenceActor.start(self._stopped)
+        self._stopping = threading.Event()
+        self._ref = SequenceActor.start(self._stopped, self._stopping)
+
+    # Overloads so that a type checker infers T when ``fn`` returns a Future.
+    @overload
+    def add(self, fn: Callable[[], Future[T]]) -> Future[T]: ...
+
+    @overload
+    def add(self, fn: Callable[[], T]) -> Future[T]: ...
 
     def add(self, fn: Callable[[], T | Future[T]]) -> Future[T]:
         """Queue ``fn``; it is called after every item added before it has completed.
@@ -118,14 +129,18 @@ class Sequence:
         returned future before ``fn``'s turn skips ``fn`` and discards the future.
         """
         promise: Promise[T] = Promise()
-        try:
-            self._ref.tell(_Add(fn, promise))
-        except pykka.ActorDeadError:
+        if self._stopping.is_set():
             promise.discard()
+            return promise.future
+        # An ask, not a tell: pykka silently drops a told message still queued when the
+        # actor stops, but fails an asked one (or a dead actor's) with ActorDeadError.
+        added = cast("Future[None]", self._ref.ask(_Add(fn, promise), block=False))
+        added.on_failed(lambda _: promise.discard())
         return promise.future
 
     def stop(self) -> Future[None]:
         """Stop the sequence; the future is ready once its actor has stopped."""
+        self._stopping.set()  # no item may start from now on, even one already queued
         with contextlib.suppress(pykka.ActorDeadError):
             self._ref.tell(_Shutdown())
         return self._stopped.future
