@@ -14,7 +14,7 @@ $(VENV)/.installed: setup.cfg setup.py
 	touch $@
 
 demo: $(VENV)/.installed
-	$(PY) examples/actors_demo.py
+	$(PY) examples/scheduler.py
 
 lint: $(VENV)/.installed
 	$(PY) -m ruff check .

@@ -135,19 +135,21 @@ class DockerVolumeIsolatorActor(Actor):
                 f"{_strerror(error)}"
             ) from error
         known = {info.container_id.value for info in self._infos.values()}
-        for entry in entries:
-            if entry in known:
-                continue
-            orphan = ContainerID(value=entry)
+        unknown = [ContainerID(value=entry) for entry in entries if entry not in known]
+        # All unknown orphans are recovered before any is cleaned up, so that orphans
+        # sharing a volume count each other and only the last one unmounts it. (Mesos
+        # interleaves the two and unmounts such a volume once per orphan.)
+        for orphan in unknown:
             self._recover_or_raise(orphan, "orphan container")
-            logger.info("Cleanup volumes for unknown orphaned container %s", entry)
+        for orphan in unknown:
+            logger.info("Cleanup volumes for unknown orphaned container %s", orphan.value)
             # Fire and forget, as Mesos: the unmounts are queued before recover returns.
             try:
                 cleanup = self.cleanup(orphan)
             except IsolatorError as error:
-                logger.warning("Failed to clean up unknown orphan container %s: %s", entry, error)
+                _log_orphan_failure(orphan.value, error)
                 continue
-            cleanup.on_failed(functools.partial(_log_orphan_failure, entry))
+            cleanup.on_failed(functools.partial(_log_orphan_failure, orphan.value))
             self._orphan_cleanups.append(cleanup)
         return None
 

@@ -675,3 +675,19 @@ def test_caller_may_reuse_its_messages(
         assert info is not None
         assert info.mounts[0].target == f"{tmp_path}/x"
         assert volumes_file(flags, "c").exists()
+
+
+def test_unknown_orphans_sharing_a_volume_unmount_it_once(
+    flags: Flags, client: RecordingDriverClient
+) -> None:
+    # Beyond Mesos, which recovers and cleans up each orphan in turn and so unmounts a
+    # shared volume once per orphan: a second Unmount by the same caller is refused by
+    # plugins that count callers by ID.
+    for name in ("a", "b", "c"):
+        write_checkpoint(flags, name, b'{"volumes":[{"driver":"d","name":"shared"}]}')
+    with running_isolator(flags, client) as isolator:
+        isolator.recover([], []).get(WAIT)
+        cleanups = isolator.orphan_cleanups().get(WAIT)
+    assert [c.is_ready() for c in cleanups] == [True, True, True]
+    assert [(c.op, c.name) for c in client.calls] == [("unmount", "shared")]
+    assert os.listdir(flags.docker_volume_checkpoint_dir) == []

@@ -1,0 +1,403 @@
+"""The main job: an actor-based scheduler that runs tasks on shared Docker volumes.
+
+It embeds the isolator the way a user will. A reference volume plugin serves the
+volumes; each task is prepared by the isolator, launched by ``isolator.launcher`` in its
+own mount namespace with the volumes bind mounted (as root), and cleaned up when it
+ends. The workload:
+
+1. writers put a file into their volume;
+2. readers, in other containers, read those files back through the same volumes, and a
+   read-only task finds it cannot write;
+3. long-running services start and some are killed;
+4. the agent crashes: the isolator is stopped with no cleanup while tasks hold volumes;
+   one task survives (a checkpointed, known container), one dies with the agent (an
+   unknown orphan);
+5. a new isolator recovers from the checkpoints, cleans up the unknown orphan without
+   unmounting the volume the survivor still uses, and the survivor is killed later.
+
+It ends by checking that no checkpoint, no plugin mount and no host mount is left, and
+prints a summary. Exit status 0 means every check held.
+
+Run: ``make demo`` or ``.venv/bin/python examples/scheduler.py [--volumes N --writers N]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pykka
+
+from actors import Actor, Future, Promise, collect, defer
+from isolator import DockerVolumeIsolator, Flags
+from isolator.drivers.plugin_client import DockerPluginClient
+from isolator.launcher import launch
+from isolator.messages import container_config, container_id, docker_volume
+from isolator.plugin import VolumePlugin
+from isolator.protos import ContainerID, ContainerLaunchInfo, ContainerState
+
+DRIVER = "reference"
+WAIT = 60.0
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """What to run, on which volumes (name, read-only), and how it should end."""
+
+    name: str
+    script: str
+    volumes: tuple[tuple[str, bool], ...]
+    expect: str  # "finished", "failed" or "killed"
+    check_output: Callable[[str], bool] | None = None
+
+
+@dataclass
+class TaskResult:
+    name: str
+    status: str  # finished, failed, killed, or error (the isolator refused it)
+    exit_code: int | None
+    output: str
+    seconds: float
+
+
+@dataclass
+class Running:
+    spec: TaskSpec
+    container: ContainerID
+    process: subprocess.Popen[bytes]
+    started: float
+    result: Future[TaskResult] | None = None
+
+
+@dataclass
+class Log:
+    """Progress lines with the time since the start."""
+
+    started: float = field(default_factory=time.monotonic)
+    quiet: bool = False
+
+    def __call__(self, message: str) -> None:
+        if not self.quiet:
+            print(f"[{time.monotonic() - self.started:6.2f}s] {message}", flush=True)
+
+
+class TaskWatcher(Actor):
+    """Waits for one task's process; blocking here holds up this task's thread only."""
+
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+        super().__init__()
+        self._process = process
+
+    def wait(self) -> tuple[int, str]:
+        output, _ = self._process.communicate()
+        return self._process.returncode, output.decode(errors="replace")
+
+
+class Scheduler(Actor):
+    """Prepares, launches, watches and cleans up tasks; never waits on any of them."""
+
+    def __init__(self, isolator: DockerVolumeIsolator, workdir: Path, mounts: bool, log: Log):
+        super().__init__()
+        self._isolator = isolator
+        self._workdir = workdir
+        self._mounts = mounts
+        self._log = log
+        self._running: dict[str, Running] = {}
+        self._started: dict[str, Promise[None]] = {}
+
+    def attach(self, isolator: DockerVolumeIsolator) -> None:
+        """Use a new isolator (after the agent restarted)."""
+        self._isolator = isolator
+
+    def run_task(self, spec: TaskSpec) -> Future[TaskResult]:
+        cid = container_id(spec.name)
+        sandbox = self._workdir / "sandboxes" / spec.name
+        sandbox.mkdir(parents=True, exist_ok=True)
+        volumes = [docker_volume(DRIVER, v, "data", read_only=ro) for v, ro in spec.volumes]
+        config = container_config(str(sandbox), volumes, command=spec.script)
+        started = time.monotonic()
+        self._started[spec.name] = Promise()
+        prepared = self._isolator.prepare(cid, config)
+        launched = prepared.then(defer(self.actor_ref, self._launch, spec, cid, sandbox, started))
+        # A refused prepare is a task result, not a crash of the scheduler.
+        result: Promise[TaskResult] = Promise()
+
+        def _settle(done: Future[TaskResult]) -> None:
+            self._started[spec.name].set(None)
+            if done.is_ready():
+                result.set(done.get(0))
+            else:
+                reason = str(done.failure() or "discarded")
+                elapsed = time.monotonic() - started
+                result.set(TaskResult(spec.name, "error", None, reason, elapsed))
+
+        launched.on_any(_settle)
+        return result.future
+
+    def started(self, name: str) -> Future[None]:
+        """Ready once the task runs (or could not be started)."""
+        return self._started[name].future
+
+    def _launch(
+        self,
+        spec: TaskSpec,
+        cid: ContainerID,
+        sandbox: Path,
+        started: float,
+        launch_info: ContainerLaunchInfo | None,
+    ) -> Future[TaskResult]:
+        process = launch(
+            launch_info if self._mounts else None,
+            ["sh", "-c", spec.script],
+            cwd=sandbox,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        volumes = ", ".join(f"{v}{' (ro)' if ro else ''}" for v, ro in spec.volumes)
+        self._log(f"task {spec.name} started (pid {process.pid}) on {volumes}")
+        running = self._running[spec.name] = Running(spec, cid, process, started)
+        self._started[spec.name].set(None)
+        watcher = TaskWatcher.start(process)
+        exited: Future[tuple[int, str]] = watcher.proxy().wait()
+        exited.on_any(lambda _: watcher.stop(block=False))
+        running.result = exited.then(defer(self.actor_ref, self._exited, spec.name))
+        return running.result
+
+    def adopt(self, running: Running) -> Future[TaskResult]:
+        """Take back a task that survived an agent restart; it is still being watched."""
+        self._running[running.spec.name] = running
+        assert running.result is not None
+        return running.result
+
+    def _exited(self, name: str, exit: tuple[int, str]) -> Future[TaskResult]:
+        code, output = exit
+        status = "finished" if code == 0 else "killed" if code < 0 else "failed"
+        running = self._running.pop(name, None)
+        if running is None:
+            # It died with the agent; a recovered isolator cleans it up as an orphan.
+            return Future.ready(TaskResult(name, "lost", code, output, 0.0))
+        seconds = time.monotonic() - running.started
+        self._log(f"task {name} {status} (exit {code}); cleaning up its volumes")
+        result = TaskResult(name, status, code, output, seconds)
+        return self._isolator.cleanup(running.container).then(lambda _: result)
+
+    def kill(self, name: str) -> None:
+        running = self._running.get(name)
+        if running is not None:  # it may have ended already
+            running.process.send_signal(signal.SIGKILL)
+
+    def forget(self, name: str) -> Running:
+        """The agent crashed: hand back what it was running, without any cleanup."""
+        return self._running.pop(name)
+
+
+# -- the workload -----------------------------------------------------------------------
+
+
+def writer(name: str, volume: str) -> TaskSpec:
+    script = f'echo "written by {name}" > data/{name}.txt && cat data/{name}.txt'
+    return TaskSpec(name, script, ((volume, False),), "finished")
+
+
+def reader(name: str, volume: str, writers: list[str], mounts: bool) -> TaskSpec:
+    expected = {f"written by {w}" for w in writers}
+
+    def check(output: str) -> bool:
+        return not mounts or set(output.split("\n")) - {""} == expected
+
+    script = "for f in data/*.txt; do if [ -e \"$f\" ]; then cat \"$f\"; fi; done"
+    return TaskSpec(name, script, ((volume, False),), "finished", check)
+
+
+def read_only(name: str, volume: str, mounts: bool) -> TaskSpec:
+    script = f"ls data >/dev/null && echo nope > data/{name}.txt"
+    return TaskSpec(name, script, ((volume, True),), "failed" if mounts else "finished")
+
+
+def service(name: str, volume: str) -> TaskSpec:
+    return TaskSpec(name, "echo serving; exec sleep 600", ((volume, False),), "killed")
+
+
+@dataclass
+class Report:
+    results: list[TaskResult] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    def add(self, spec: TaskSpec, result: TaskResult, log: Log) -> None:
+        self.results.append(result)
+        wrong = result.status != spec.expect or (
+            spec.check_output is not None and not spec.check_output(result.output)
+        )
+        if wrong:
+            self.problems.append(
+                f"task {spec.name}: expected {spec.expect}, got {result.status} "
+                f"(exit {result.exit_code}): {result.output.strip()!r}"
+            )
+        log(f"task {spec.name}: {result.status}{' - UNEXPECTED' if wrong else ''}"
+            f" | {result.output.strip()[:100]!r}")
+
+
+def run_phase(scheduler: pykka.ActorProxy[Scheduler], specs: list[TaskSpec], report: Report,
+              log: Log) -> None:
+    results: list[TaskResult] = collect([scheduler.run_task(s) for s in specs]).get(WAIT)
+    for spec, result in zip(specs, results, strict=True):
+        report.add(spec, result, log)
+
+
+def host_mounts() -> set[str]:
+    with open("/proc/self/mountinfo", encoding="utf-8") as mountinfo:
+        return {line.split()[4] for line in mountinfo}
+
+
+def main_job(workdir: Path, volume_count: int, writer_count: int, log: Log) -> Report:
+    mounts = os.geteuid() == 0
+    if mounts:
+        log("running as root: tasks get real bind mounts in private mount namespaces")
+    else:
+        log("not root: tasks run without mounts (bind mounts need root); "
+            "everything else runs, and data is not shared between tasks")
+    report = Report()
+    mounts_before = host_mounts()
+    volumes = [f"vol-{i}" for i in range(volume_count)]
+    sockets = workdir / "plugins"
+    flags = Flags(
+        docker_volume_checkpoint_dir=str(workdir / "checkpoints"),
+        docker_plugin_socket_dir=str(sockets),
+        docker_plugin_spec_dirs=(),
+    )
+    plugin = VolumePlugin(socket_path=sockets / f"{DRIVER}.sock", root=workdir / "plugin-data")
+    plugin.start()
+    client = DockerPluginClient(socket_dir=str(sockets), spec_dirs=[], retry_budget=5.0)
+    try:
+        isolator = DockerVolumeIsolator.create(flags, client)
+        scheduler = Scheduler.start(isolator, workdir, mounts, log).proxy()
+
+        log(f"phase 1: {writer_count} writers on {volume_count} volumes")
+        writers = [writer(f"writer-{i}", volumes[i % volume_count]) for i in range(writer_count)]
+        run_phase(scheduler, writers, report, log)
+
+        log("phase 2: readers read what the writers wrote; a read-only task tries to write")
+        readers = [
+            reader(f"reader-{v}", v, [w.name for w in writers if w.volumes[0][0] == v], mounts)
+            for v in volumes
+        ]
+        run_phase(scheduler, [*readers, read_only("read-only", volumes[0], mounts)], report, log)
+
+        log("phase 3: services start; two are killed")
+        services = [service(f"service-{v}", v) for v in volumes]
+        running = [scheduler.run_task(s) for s in services]
+        for spec in services[:2]:
+            wait_started(scheduler, spec.name)
+            scheduler.kill(spec.name).get(WAIT)
+        for spec, future in zip(services[:2], running[:2], strict=True):
+            report.add(spec, future.get(WAIT), log)
+
+        log("phase 4: agent crash with tasks holding volumes")
+        survivor = service("survivor", volumes[0])
+        lost = [service("lost-0", volumes[0]), service(f"lost-{volumes[-1]}", volumes[-1])]
+        held = {s.name: scheduler.run_task(s) for s in [survivor, *lost]}
+        for name in held:
+            wait_started(scheduler, name)
+        # Everything still running is in the old agent's hands; the isolator dies uncleanly.
+        still = [s.name for s in services[2:]] + list(held)
+        forgotten = {name: scheduler.forget(name).get(WAIT) for name in still}
+        isolator.stop()
+        for name, task in forgotten.items():
+            if name != survivor.name:  # these died with the agent
+                task.process.kill()
+                task.process.wait(WAIT)
+        checkpoints = sorted(p.parent.name for p in (workdir / "checkpoints").rglob("volumes"))
+        log(f"isolator gone; checkpoints left behind: {checkpoints}")
+
+        log("phase 5: a new isolator recovers")
+        isolator = DockerVolumeIsolator.create(flags, client)
+        scheduler.attach(isolator).get(WAIT)
+        known = forgotten[survivor.name]
+        state = ContainerState(container_id=known.container, pid=known.process.pid,
+                               directory=str(workdir / "sandboxes" / survivor.name))
+        isolator.recover([state], []).get(WAIT)
+        cleanups = isolator.orphan_cleanups().get(WAIT)
+        failed = [str(c.failure()) for c in cleanups if not c.is_ready()]
+        log(f"recovered; {len(cleanups)} unknown orphans cleaned up"
+            + (f", failures: {failed}" if failed else ""))
+        report.problems += [f"orphan cleanup failed: {f}" for f in failed]
+        holders = mount_ids(client)
+        if mounts and not holders.get(volumes[0]):
+            report.problems.append(f"{volumes[0]} was unmounted while the survivor used it")
+        log(f"plugin mount holders now: {holders}")
+        adopted = scheduler.adopt(known)
+        scheduler.kill(survivor.name).get(WAIT)
+        report.add(survivor, adopted.get(WAIT), log)
+
+        isolator.stop()
+        leftovers = sorted(str(p) for p in (workdir / "checkpoints").iterdir())
+        if leftovers:
+            report.problems.append(f"checkpoints left: {leftovers}")
+        if any(mount_ids(client).values()):
+            report.problems.append(f"volumes still mounted: {mount_ids(client)}")
+        if host_mounts() != mounts_before:
+            report.problems.append(f"host mounts changed: {host_mounts() ^ mounts_before}")
+        summarize(report, plugin, volumes, log)
+    finally:
+        pykka.ActorRegistry.stop_all()
+        client.close()
+        plugin.stop()
+    return report
+
+
+def wait_started(scheduler: pykka.ActorProxy[Scheduler], name: str) -> None:
+    """A task is killable once the scheduler has launched it (prepare is done)."""
+    scheduler.started(name).get(WAIT)
+
+
+def mount_ids(client: DockerPluginClient) -> dict[str, int]:
+    """How many callers (mount IDs) hold each volume, as the plugin reports it."""
+    volumes = client.list(DRIVER).get(WAIT)
+    return {v["Name"]: len((v.get("Status") or {}).get("mounts", {})) for v in volumes}
+
+
+def summarize(report: Report, plugin: VolumePlugin, volumes: list[str], log: Log) -> None:
+    calls = Counter((c.method, (c.body or {}).get("Name")) for c in plugin.calls)
+    print("\nSummary")
+    statuses = Counter(r.status for r in report.results)
+    print(f"  tasks: {len(report.results)} ({', '.join(f'{n} {s}' for s, n in statuses.items())})")
+    print(f"  volumes: {len(volumes)} served by the reference plugin")
+    for volume in volumes:
+        print(f"    {volume}: {calls[('VolumeDriver.Mount', volume)]} mounts, "
+              f"{calls[('VolumeDriver.Unmount', volume)]} unmounts")
+    print(f"  time: {time.monotonic() - log.started:.2f} s")
+    if report.problems:
+        print("  PROBLEMS:")
+        for problem in report.problems:
+            print(f"    - {problem}")
+    else:
+        print("  all checks held: no checkpoint, plugin mount or host mount left behind")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--volumes", type=int, default=3, help="shared volumes (default 3)")
+    parser.add_argument("--writers", type=int, default=6, help="writer tasks (default 6)")
+    parser.add_argument("--quiet", action="store_true", help="print only the summary")
+    args = parser.parse_args(argv)
+    if args.volumes < 2 or args.writers < 1:
+        parser.error("--volumes must be at least 2 and --writers at least 1")
+    log = Log(quiet=args.quiet)
+    # Short path: unix socket paths are limited to about 107 bytes.
+    with tempfile.TemporaryDirectory(dir="/tmp", prefix="scheduler-") as workdir:
+        report = main_job(Path(workdir), args.volumes, args.writers, log)
+    return 1 if report.problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
