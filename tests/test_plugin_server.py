@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import select
 import shutil
 import signal
 import socket
@@ -436,21 +437,27 @@ def test_stop_ends_idle_connections_and_is_idempotent(workdir: Path) -> None:
 # -- the console script -------------------------------------------------------------------------
 
 
-def wait_until_serving(proc: subprocess.Popen[bytes], sock: Path, deadline: float) -> None:
-    """Poll Activate until it answers, the process dies, or the deadline passes."""
-    while True:
-        assert proc.poll() is None, proc.stderr.read() if proc.stderr else b""
-        try:
-            conn = UnixConnection(str(sock), timeout=1.0)
-            try:
-                if post(conn, "Plugin.Activate", b"").status == 200:
-                    return
-            finally:
-                conn.close()
-        except OSError:
-            pass
-        assert time.monotonic() < deadline, "the plugin did not answer in time"
-        time.sleep(0.02)  # a poll interval, not a wait for an outcome
+def wait_until_serving(proc: subprocess.Popen[bytes], deadline: float) -> bytes:
+    """Read the plugin's log until it says it serves: it logs that once its socket listens."""
+    assert proc.stderr is not None
+    seen = b""
+    while b"serving on" not in seen:
+        remaining = deadline - time.monotonic()
+        assert remaining > 0, f"the plugin did not start in time: {seen!r}"
+        readable, _, _ = select.select([proc.stderr], [], [], remaining)
+        if readable:
+            chunk = os.read(proc.stderr.fileno(), 4096)
+            assert chunk, f"the plugin exited before serving: {seen!r}"
+            seen += chunk
+    return seen
+
+
+def post_ok(sock: Path) -> bool:
+    conn = UnixConnection(str(sock), timeout=5.0)
+    try:
+        return post(conn, "Plugin.Activate", b"").status == 200
+    finally:
+        conn.close()
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
@@ -468,9 +475,11 @@ def test_console_script_serves_until_signalled(workdir: Path, signum: int) -> No
         stderr=subprocess.PIPE,
     )
     try:
-        wait_until_serving(proc, sock, time.monotonic() + 20)
+        started = wait_until_serving(proc, time.monotonic() + 20)
+        assert post_ok(sock)
         proc.send_signal(signum)
-        _, stderr = proc.communicate(timeout=20)
+        _, rest = proc.communicate(timeout=20)
+        stderr = started + rest
     finally:
         if proc.poll() is None:
             proc.kill()
