@@ -5,11 +5,12 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import select
 import signal
 import stat
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -52,15 +53,17 @@ def _failure(future: Future[Any]) -> str:
     return str(caught.value)
 
 
-def _wait_until(predicate: Callable[[], bool], timeout: float = WAIT) -> bool:
-    """A bounded poll: True as soon as ``predicate`` holds, False at the deadline."""
-    deadline = time.monotonic() + timeout
-    pause = threading.Event()
-    while not predicate():
-        if time.monotonic() >= deadline:
-            return False
-        pause.wait(0.01)
-    return True
+def _wait_dead(pid: int, timeout: float = WAIT) -> bool:
+    """Wait for ``pid`` to exit, on a pidfd (it becomes readable when the process ends)."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True  # already gone
+    try:
+        readable, _, _ = select.select([pidfd], [], [], timeout)
+        return bool(readable)
+    finally:
+        os.close(pidfd)
 
 
 def _alive(pid: int) -> bool:
@@ -73,9 +76,25 @@ def _alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
-def _read_pid(path: Path) -> int:
-    assert _wait_until(lambda: path.exists() and path.read_text().strip() != "")
-    return int(path.read_text())
+class _PidChannel:
+    """A FIFO the fake dvdcli writes a pid into; the test reads it with a timeout.
+
+    The test holds both ends open, so the script's write never blocks on a reader.
+    """
+
+    def __init__(self, path: Path) -> None:
+        os.mkfifo(path)
+        self._fd = os.open(path, os.O_RDWR | os.O_NONBLOCK)
+
+    def read(self, timeout: float = WAIT) -> int:
+        data = b""
+        deadline = time.monotonic() + timeout
+        while not data.endswith(b"\n"):
+            readable, _, _ = select.select([self._fd], [], [], deadline - time.monotonic())
+            assert readable, f"no pid written in {timeout} s"
+            data += os.read(self._fd, 64)
+        os.close(self._fd)
+        return int(data)
 
 
 # -- format_duration: stout's own OutputFormat test plus the two Mesos timeouts ----------
@@ -320,23 +339,25 @@ def test_mount_timeout_kills_the_whole_process_group(tmp_path: Path, loop: Event
         'sleep 30 &\necho $! > "$DIR/grandchild"\necho $$ > "$DIR/child"\nwait',
     )
     client = DvdcliClient(path, mount_timeout=0.5, loop=loop)
+    child_pid = _PidChannel(tmp_path / "child")
+    grandchild_pid = _PidChannel(tmp_path / "grandchild")
 
     started = time.monotonic()
     assert _failure(client.mount("d", "n", {})) == "'mount' timed out in 500ms"
     assert 0.5 <= time.monotonic() - started < 3.0
 
-    child = _read_pid(tmp_path / "child")
-    grandchild = _read_pid(tmp_path / "grandchild")
+    child, grandchild = child_pid.read(), grandchild_pid.read()
     assert not os.path.exists(f"/proc/{child}"), "the child must be killed and reaped"
-    assert _wait_until(lambda: not _alive(grandchild)), "the grandchild must be killed"
+    assert _wait_dead(grandchild), "the grandchild must be killed"
 
 
 def test_unmount_timeout(tmp_path: Path, loop: EventLoopThread) -> None:
     path = _script(tmp_path, 'echo $$ > "$DIR/child"\nexec sleep 30')
     client = DvdcliClient(path, unmount_timeout=0.3, loop=loop)
+    child = _PidChannel(tmp_path / "child")
 
     assert _failure(client.unmount("d", "n")) == "'unmount' timed out in 300ms"
-    assert not os.path.exists(f"/proc/{_read_pid(tmp_path / 'child')}")
+    assert not os.path.exists(f"/proc/{child.read()}")
 
 
 def test_discard_kills_the_process_group(tmp_path: Path, loop: EventLoopThread) -> None:
@@ -344,17 +365,18 @@ def test_discard_kills_the_process_group(tmp_path: Path, loop: EventLoopThread) 
         tmp_path,
         'sleep 30 &\necho $! > "$DIR/grandchild"\necho $$ > "$DIR/child"\nwait',
     )
+    child_pid = _PidChannel(tmp_path / "child")
+    grandchild_pid = _PidChannel(tmp_path / "grandchild")
     future = DvdcliClient(path, loop=loop).mount("d", "n", {})
-    child = _read_pid(tmp_path / "child")
-    grandchild = _read_pid(tmp_path / "grandchild")
+    grandchild, child = grandchild_pid.read(), child_pid.read()
     assert _alive(child)
 
     future.discard()
 
     assert future.wait(timeout=WAIT)
     assert future.is_discarded()
-    assert _wait_until(lambda: not os.path.exists(f"/proc/{child}")), "child killed and reaped"
-    assert _wait_until(lambda: not _alive(grandchild)), "grandchild killed"
+    assert _wait_dead(child), "child killed"
+    assert _wait_dead(grandchild), "grandchild killed"
 
 
 def test_many_mounts_run_concurrently_without_a_thread_each(
