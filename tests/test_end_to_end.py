@@ -196,3 +196,23 @@ def test_a_plugin_error_fails_prepare_with_its_message(setup: Setup) -> None:
         assert (setup.workdir / "checkpoints" / "c" / "volumes").exists()
     finally:
         isolator.stop()
+
+
+def test_flags_choose_the_plugin_client_by_default(setup: Setup) -> None:
+    # No client given: create() checks the host and builds DockerPluginClient from flags.
+    flags = Flags(
+        docker_volume_checkpoint_dir=str(setup.workdir / "checkpoints"),
+        docker_plugin_socket_dir=str(setup.workdir / "plugins"),
+        docker_plugin_spec_dirs=(),
+    )
+    isolator = DockerVolumeIsolator.create(flags)
+    try:
+        config = container_config(str(setup.sandbox("c")), [docker_volume(DRIVER, "v", "data")])
+        info = isolator.prepare(container_id("c"), config).get(WAIT)
+        assert info is not None
+        assert info.mounts[0].source == str(setup.workdir / "data" / "volumes" / "v")
+        assert [c.method for c in setup.plugin.calls][-1] == "VolumeDriver.Mount"
+        isolator.cleanup(container_id("c")).get(WAIT)
+        assert setup.holders("v") == {}
+    finally:
+        isolator.stop()

@@ -691,3 +691,28 @@ def test_unknown_orphans_sharing_a_volume_unmount_it_once(
     assert [c.is_ready() for c in cleanups] == [True, True, True]
     assert [(c.op, c.name) for c in client.calls] == [("unmount", "shared")]
     assert os.listdir(flags.docker_volume_checkpoint_dir) == []
+
+
+def test_a_driver_client_needs_no_init(tmp_path: Path, flags: Flags) -> None:
+    from actors import Future
+    from isolator import DriverClient
+
+    class Minimal(DriverClient):
+        def __init__(self, mount_point: str) -> None:  # deliberately no super().__init__()
+            self.mount_point = mount_point
+
+        def mount(self, driver: str, name: str, options: object) -> Future[str]:
+            return Future.ready(self.mount_point)
+
+        def unmount(self, driver: str, name: str) -> Future[None]:
+            return Future.ready(None)
+
+    config = container_config(str(tmp_path), [docker_volume("d", "n", "v")])
+    isolator = DockerVolumeIsolator.create(flags, Minimal("/mnt/minimal"))
+    try:
+        info = isolator.prepare(container_id("c"), config).get(WAIT)
+        assert info is not None
+        assert info.mounts[0].source == "/mnt/minimal"
+        assert isolator.cleanup(container_id("c")).get(WAIT) is None
+    finally:
+        isolator.stop()
