@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -212,6 +213,34 @@ def test_flags_choose_the_plugin_client_by_default(setup: Setup) -> None:
         assert info is not None
         assert info.mounts[0].source == str(setup.workdir / "data" / "volumes" / "v")
         assert [c.method for c in setup.plugin.calls][-1] == "VolumeDriver.Mount"
+        isolator.cleanup(container_id("c")).get(WAIT)
+        assert setup.holders("v") == {}
+    finally:
+        isolator.stop()
+
+
+def test_flags_choose_dvdcli_with_our_drop_in(setup: Setup) -> None:
+    # Sites that keep docker_volume_driver_client = "dvdcli" can point it at isolator-dvdcli.
+    wrapper = setup.workdir / "dvdcli"
+    wrapper.write_text(
+        f"#!/bin/sh\nexec {sys.executable} -m isolator.dvdcli_cli "
+        f"--socket-dir {setup.workdir / 'plugins'} \"$@\"\n"
+    )
+    wrapper.chmod(0o755)
+    flags = Flags(
+        docker_volume_checkpoint_dir=str(setup.workdir / "checkpoints"),
+        docker_volume_driver_client="dvdcli",
+        dvdcli_path=str(wrapper),
+    )
+    isolator = DockerVolumeIsolator.create(flags)
+    try:
+        sandbox = setup.sandbox("c")
+        config = container_config(str(sandbox), [docker_volume(DRIVER, "v", "data")])
+        info = isolator.prepare(container_id("c"), config).get(WAIT)
+        done = in_container(info, sandbox, "echo via-dvdcli > data/f && cat data/f")
+        assert done.stdout == b"via-dvdcli\n", done.stderr
+        assert (setup.workdir / "data" / "volumes" / "v" / "f").read_text() == "via-dvdcli\n"
+        assert len(setup.holders("v")) == 1
         isolator.cleanup(container_id("c")).get(WAIT)
         assert setup.holders("v") == {}
     finally:
