@@ -5,9 +5,13 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pykka
 import pytest
+
+from isolator import Flags
+from isolator.testing import RecordingDriverClient
 
 
 def _mounts() -> set[str]:
@@ -55,3 +59,15 @@ def _stop_all_actors() -> Iterator[None]:
         if not t.daemon and t.is_alive() and t is not threading.main_thread()
     ]
     assert not leftover, f"threads still running after the test: {leftover}"
+
+
+@pytest.fixture
+def flags(tmp_path: Path) -> Flags:
+    """Isolator flags whose checkpoints live in the test's own directory."""
+    return Flags(docker_volume_checkpoint_dir=str(tmp_path / "checkpoint"))
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> RecordingDriverClient:
+    """A recording driver whose mount points are made in the test's own directory."""
+    return RecordingDriverClient(str(tmp_path / "volumes"))

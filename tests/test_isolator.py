@@ -32,16 +32,6 @@ from isolator.testing import RecordingDriverClient
 NEGATIVE_WAIT = 0.1  # how long a negative check watches for something that must not happen
 
 
-@pytest.fixture
-def flags(tmp_path: Path) -> Flags:
-    return Flags(docker_volume_checkpoint_dir=str(tmp_path / "checkpoint"))
-
-
-@pytest.fixture
-def client(tmp_path: Path) -> RecordingDriverClient:
-    return RecordingDriverClient(str(tmp_path / "volumes"))
-
-
 def volumes_file(flags: Flags, value: str) -> Path:
     return Path(flags.docker_volume_checkpoint_dir) / value / "volumes"
 

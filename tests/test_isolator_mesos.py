@@ -34,16 +34,6 @@ RW = MS_BIND | MS_REC
 RO = MS_BIND | MS_REC | MS_RDONLY
 
 
-@pytest.fixture
-def flags(tmp_path: Path) -> Flags:
-    return Flags(docker_volume_checkpoint_dir=str(tmp_path / "checkpoint"))
-
-
-@pytest.fixture
-def client(tmp_path: Path) -> RecordingDriverClient:
-    return RecordingDriverClient(str(tmp_path / "volumes"))
-
-
 def ops(calls: list[DriverCall]) -> list[tuple[str, str, str]]:
     return [(c.op, c.driver, c.name) for c in calls]
 
