@@ -2,50 +2,27 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pykka
 import pytest
+from hygiene import child_processes, mount_table
 
 from isolator import Flags
 from isolator.testing import RecordingDriverClient
 
 
-def _mounts() -> set[str]:
-    with open("/proc/self/mountinfo", encoding="utf-8") as mountinfo:
-        # Mount point and source, without the IDs that change when a mount is remade.
-        return {" ".join(line.split()[4:5] + line.split()[-2:-1]) for line in mountinfo}
-
-
-def _children() -> list[str]:
-    me = str(os.getpid())
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", encoding="utf-8") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # gone meanwhile
-        if fields[1] == me and fields[0] != "Z":
-            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
-                command = cmdline.read().replace(b"\0", b" ").decode(errors="replace")
-            found.append(f"{entry}: {command}")
-    return found
-
-
 @pytest.fixture(scope="session", autouse=True)
 def _host_stays_clean() -> Iterator[None]:
     """After the suite the host shows no new mount and no process the suite started."""
-    before = _mounts()
+    before = mount_table()
     yield
-    leaked = sorted(_mounts() - before)
-    assert not leaked, f"mounts left on the host by the tests: {leaked}"
-    assert not _children(), f"processes left running by the tests: {_children()}"
+    leaked = sorted(set(mount_table()) ^ set(before))
+    assert not leaked, f"mounts the tests added or removed on the host: {leaked}"
+    left = child_processes(zombies=False)
+    assert not left, f"processes left running by the tests: {left}"
 
 
 @pytest.fixture(autouse=True)

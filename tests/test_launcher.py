@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hygiene import child_processes, mount_table
 
 from isolator.isolator import CLONE_NEWNS, MS_BIND, MS_RDONLY, MS_REC
 from isolator.launcher import (
@@ -38,34 +39,12 @@ CONTENT = "hello from the volume"
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="mounting needs root")
 
 
-def _mountinfo() -> list[str]:
-    with open("/proc/self/mountinfo", encoding="utf-8") as mountinfo:
-        return sorted(mountinfo)
-
-
-def _children() -> list[str]:
-    """Processes (zombies included: not reaped) whose parent is this test process."""
-    me = str(os.getpid())
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", encoding="utf-8") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if fields[1] == me:
-            found.append(f"{entry} ({fields[0]})")
-    return found
-
-
 @pytest.fixture(autouse=True)
 def _host_unchanged() -> Iterator[None]:
-    before = _mountinfo()
+    before = mount_table()
     yield
-    assert _mountinfo() == before, "the host's mount table changed"
-    assert not _children(), f"processes left by the test: {_children()}"
+    assert mount_table() == before, "the host's mount table changed"
+    assert not child_processes(), f"processes left by the test: {child_processes()}"
 
 
 @pytest.fixture
@@ -142,7 +121,7 @@ def _read_until(process: subprocess.Popen[bytes], marker: bytes) -> bytes:
 @STYLES
 def test_bind_mount_is_seen_inside_only(style: Style, volume: tuple[Path, Path]) -> None:
     source, target = volume
-    host_mounts = _mountinfo()
+    host_mounts = mount_table()
     script = (
         'cat "$1/hello.txt" && echo && echo written > "$1/new.txt" && readlink /proc/self/ns/mnt'
         ' && echo ready && read line && echo "got $line"'
@@ -158,7 +137,7 @@ def test_bind_mount_is_seen_inside_only(style: Style, volume: tuple[Path, Path])
         # The command runs, with the volume mounted, until the test lets it go.
         before_go = _read_until(process, b"ready\n").decode()
         assert os.listdir(target) == []
-        assert _mountinfo() == host_mounts
+        assert mount_table() == host_mounts
         out, err = process.communicate(b"go\n", timeout=TIMEOUT)
     finally:
         if process.poll() is None:
