@@ -91,14 +91,16 @@ class RecordingDriverClient(DriverClient):
                 DriverCall(op, driver, name, options, threading.current_thread().name)
             )
             script = self._scripts.get(key)
-            response: Response | None = script.popleft() if script else None
-            held = key in self._holding and response is None
+            # A scripted None is an answer (an unmount's value), not "unscripted".
+            scripted = bool(script)
+            response: Response = script.popleft() if script else None
+            held = key in self._holding and not scripted
             if held:
                 self._held.setdefault(key, deque()).append(promise)
             self._condition.notify_all()
         if held:
             return promise.future
-        if response is None:
+        if not scripted:
             response = self._default(op, driver, name)
         _answer(promise, response)
         return promise.future
