@@ -1,8 +1,8 @@
-"""The exceptions the isolator raises or fails its futures with."""
+"""The exceptions the isolator raises or fails its futures with, and how OS errors read."""
 
 from __future__ import annotations
 
-__all__ = ["CheckpointError", "DriverError", "IsolatorError"]
+__all__ = ["CheckpointError", "DriverError", "IsolatorError", "strerror"]
 
 
 class IsolatorError(Exception):
@@ -15,3 +15,13 @@ class CheckpointError(IsolatorError):
 
 class DriverError(IsolatorError):
     """A volume driver (dvdcli or a plugin) failed a mount or an unmount."""
+
+
+def strerror(error: BaseException) -> str:
+    """An error as Mesos prints an OS error: the C library's text, no ``[Errno N]``, no path.
+
+    Anything else prints as its message, or its type's name when it has none.
+    """
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    return str(error) or type(error).__name__

@@ -49,7 +49,22 @@ from typing import IO, Any
 
 from google.protobuf import json_format
 
-from isolator.isolator import CLONE_NEWNS, MS_BIND, MS_RDONLY, MS_REC
+from isolator.errors import strerror
+from isolator.linux import (
+    CLONE_NEWNS,
+    MS_BIND,
+    MS_NOATIME,
+    MS_NODEV,
+    MS_NODIRATIME,
+    MS_NOEXEC,
+    MS_NOSUID,
+    MS_RDONLY,
+    MS_REC,
+    MS_RELATIME,
+    MS_REMOUNT,
+    MS_SHARED,
+    MS_SLAVE,
+)
 from isolator.protos import CommandInfo, ContainerLaunchInfo, ContainerMountInfo
 
 __all__ = [
@@ -67,17 +82,6 @@ __all__ = [
 EXIT_LAUNCH_FAILURE = 125
 EXIT_CANNOT_EXECUTE = 126
 EXIT_COMMAND_NOT_FOUND = 127
-
-# mount(2) flags not exported by isolator.isolator (values from <sys/mount.h>).
-MS_NOSUID = 2
-MS_NODEV = 4
-MS_NOEXEC = 8
-MS_REMOUNT = 32
-MS_NOATIME = 1024
-MS_NODIRATIME = 2048
-MS_SLAVE = 1 << 19
-MS_SHARED = 1 << 20
-MS_RELATIME = 1 << 21
 
 # The largest single argument Linux accepts (MAX_ARG_STRLEN), minus the option's name.
 _MAX_ARGUMENT = 32 * 4096 - 64
@@ -226,7 +230,7 @@ def apply_launch_info(launch_info: ContainerLaunchInfo) -> None:
             try:
                 _mount(None, "/", None, MS_SLAVE | MS_REC, None)
             except OSError as error:
-                raise LaunchError(f"Failed to mark '/' as rslave: {_strerror(error)}") from None
+                raise LaunchError(f"Failed to mark '/' as rslave: {strerror(error)}") from None
         for mount in launch_info.mounts:
             _apply_mount(mount)
         for command in launch_info.pre_exec_commands:
@@ -237,7 +241,7 @@ def apply_launch_info(launch_info: ContainerLaunchInfo) -> None:
             os.chdir(directory)
         except OSError as error:
             raise LaunchError(
-                f"Failed to change the working directory to '{directory}': {_strerror(error)}"
+                f"Failed to change the working directory to '{directory}': {strerror(error)}"
             ) from None
 
 
@@ -285,7 +289,7 @@ def _apply_mount(mount: ContainerMountInfo) -> None:
         _mount(source, mount.target, fstype, mount.flags, options)
     except OSError as error:
         raise LaunchError(
-            f"Failed to mount '{shown}' at '{mount.target}': {_strerror(error)}"
+            f"Failed to mount '{shown}' at '{mount.target}': {strerror(error)}"
         ) from None
     if mount.flags & MS_BIND and mount.flags & MS_RDONLY:
         # Keep the bind's nosuid/nodev/noexec/atime flags, which a remount would otherwise
@@ -296,7 +300,7 @@ def _apply_mount(mount: ContainerMountInfo) -> None:
             _mount(None, mount.target, None, mount.flags | MS_REMOUNT | kept, options)
         except OSError as error:
             raise LaunchError(
-                f"Failed to remount '{shown}' at '{mount.target}' read-only: {_strerror(error)}"
+                f"Failed to remount '{shown}' at '{mount.target}' read-only: {strerror(error)}"
             ) from None
 
 
@@ -337,7 +341,7 @@ def _run_pre_exec_command(command: CommandInfo) -> None:
         )
     except OSError as error:
         raise LaunchError(
-            f"Failed to execute pre-exec command '{shown}': {_strerror(error)}"
+            f"Failed to execute pre-exec command '{shown}': {strerror(error)}"
         ) from None
     output = done.stdout.decode(errors="replace").strip()
     if done.returncode != 0:
@@ -391,10 +395,6 @@ def _mount(
     if result != 0:
         error = ctypes.get_errno()
         raise OSError(error, os.strerror(error))
-
-
-def _strerror(error: OSError) -> str:
-    return error.strerror or str(error)
 
 
 # -- the launcher process ----------------------------------------------------------------
@@ -473,9 +473,9 @@ def _exec(argv: list[str], environment: dict[str, str] | None) -> int:
     try:
         os.execvpe(argv[0], argv, os.environ if environment is None else environment)
     except FileNotFoundError as error:
-        return _fail(EXIT_COMMAND_NOT_FOUND, f"Failed to execute '{argv[0]}': {_strerror(error)}")
+        return _fail(EXIT_COMMAND_NOT_FOUND, f"Failed to execute '{argv[0]}': {strerror(error)}")
     except OSError as error:
-        return _fail(EXIT_CANNOT_EXECUTE, f"Failed to execute '{argv[0]}': {_strerror(error)}")
+        return _fail(EXIT_CANNOT_EXECUTE, f"Failed to execute '{argv[0]}': {strerror(error)}")
 
 
 def _fail(code: int, message: str) -> int:

@@ -12,6 +12,7 @@ is validated first, so that no ID can name a path outside ``<root>``.
 from __future__ import annotations
 
 from isolator.errors import IsolatorError
+from isolator.names import component_problem
 from isolator.protos import ContainerID
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "container_dir",
     "format_container_id",
     "join",
+    "lineage",
     "validate_container_id",
     "volumes_path",
 ]
@@ -40,33 +42,24 @@ def join(path: str, *paths: str) -> str:
     return path.removesuffix("/") + "/" + right.removeprefix("/")
 
 
+def lineage(container_id: ContainerID) -> list[ContainerID]:
+    """The ID's ancestors and the ID itself, outermost first (Mesos compares parents too)."""
+    chain = [container_id]
+    while chain[-1].HasField("parent"):
+        chain.append(chain[-1].parent)
+    chain.reverse()
+    return chain
+
+
 def format_container_id(container_id: ContainerID) -> str:
     """Print an ID as Mesos does: ancestors first, joined by dots (``parent.child``)."""
-    values = [container_id.value]
-    current = container_id
-    while current.HasField("parent"):
-        current = current.parent
-        values.append(current.value)
-    return ".".join(reversed(values))
-
-
-def _value_problem(value: str) -> str | None:
-    """Why ``value`` cannot be a path component under the root, or ``None`` if it can."""
-    if not value:
-        return "a container ID value must not be empty"
-    if value in (".", ".."):
-        return f"a container ID value must not be '{value}'"
-    if "/" in value:
-        return "a container ID value must not contain '/'"
-    if "\0" in value:
-        return "a container ID value must not contain a NUL character"
-    return None
+    return ".".join(current.value for current in lineage(container_id))
 
 
 def _problem(container_id: ContainerID) -> str | None:
-    problem = _value_problem(container_id.value)
+    problem = component_problem(container_id.value)
     if problem is not None:
-        return problem
+        return f"a container ID value {problem}"
     if container_id.HasField("parent"):
         parent_problem = _problem(container_id.parent)
         if parent_problem is not None:

@@ -11,17 +11,16 @@ content, and once ``write_volumes`` returns the new content survives a reboot.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
 from collections.abc import Iterable
 from typing import Any, NamedTuple, NoReturn
 
 from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor
 
-from isolator.errors import CheckpointError
+from isolator.errors import CheckpointError, strerror
+from isolator.fs import WriteError, write_atomically
 from isolator.protos import DockerVolumes
 
 __all__ = ["VolumeKey", "encode_volumes", "read_volumes", "write_volumes"]
@@ -32,11 +31,6 @@ class VolumeKey(NamedTuple):
 
     driver: str
     name: str
-
-
-def _strerror(error: OSError) -> str:
-    """The C library's text for an OS error, as Mesos prints it (no ``[Errno N]``, no path)."""
-    return error.strerror or str(error)
 
 
 # rapidjson (behind Mesos's ``stringify(JSON::Object)``) escapes only '"', '\' and control
@@ -91,94 +85,16 @@ def encode_volumes(volumes: Iterable[VolumeKey]) -> bytes:
         raise CheckpointError(f"Failed to encode docker volumes: {error}") from error
 
 
-def _makedirs_durably(directory: str) -> None:
-    """``mkdir -p`` (mode 0755, existing entries accepted, as Mesos's ``os::mkdir``) that also
-    fsyncs the parent of every directory it creates, so a new directory survives a crash."""
-    missing: list[str] = []
-    current = directory
-    while current and not os.path.isdir(current):
-        missing.append(current)
-        parent = os.path.dirname(current)
-        if parent == current:
-            break
-        current = parent
-    for path in reversed(missing):
-        try:
-            os.mkdir(path, 0o755)
-        except FileExistsError:
-            continue
-        _fsync_directory(os.path.dirname(path) or ".")
-
-
-def _fsync_directory(directory: str) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _remove_quietly(path: str) -> None:
-    # Best effort, as Mesos: the failure being reported matters more than this one.
-    with contextlib.suppress(OSError):
-        os.unlink(path)
-
-
-def _write_and_sync(fd: int, data: bytes) -> None:
-    """Write all of ``data`` to ``fd``, flush it to the device, and close ``fd`` in any case."""
-    try:
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_volumes(path: str | os.PathLike[str], volumes: Iterable[VolumeKey]) -> None:
-    """Checkpoint ``volumes`` to ``path`` atomically and durably.
+    """Checkpoint ``volumes`` to ``path`` atomically and durably (``fs.write_atomically``).
 
-    The data goes to a temporary file in the same directory (so the rename cannot cross
-    devices, MESOS-2319), which is fsynced and renamed over ``path``; then the directory is
-    fsynced so the rename itself survives a crash. On failure the temporary file is removed,
-    ``path`` keeps its old content, and ``CheckpointError`` carries Mesos's message.
+    On failure ``path`` keeps its old content and ``CheckpointError`` carries Mesos's message.
     """
-    target = os.fspath(path)
     data = encode_volumes(volumes)
-    base = os.path.dirname(target) or "."
-
     try:
-        _makedirs_durably(base)
-    except OSError as error:
-        raise CheckpointError(f"Failed to create directory '{base}': {_strerror(error)}") from error
-
-    try:
-        fd, temp = tempfile.mkstemp(dir=base, prefix=f".{os.path.basename(target)}.")
-    except OSError as error:
-        raise CheckpointError(f"Failed to create temporary file: {_strerror(error)}") from error
-
-    renamed = False
-    try:
-        try:
-            _write_and_sync(fd, data)
-        except OSError as error:
-            raise CheckpointError(
-                f"Failed to write temporary file '{temp}': {_strerror(error)}"
-            ) from error
-        try:
-            os.rename(temp, target)
-            renamed = True
-            # Part of the rename, as in Mesos's ``os::rename(from, to, sync=true)``.
-            _fsync_directory(base)
-        except OSError as error:
-            raise CheckpointError(
-                f"Failed to rename '{temp}' to '{target}': {_strerror(error)}"
-            ) from error
-    except BaseException:
-        if not renamed:
-            _remove_quietly(temp)
-        raise
+        write_atomically(path, data)
+    except WriteError as error:
+        raise CheckpointError(str(error)) from error
 
 
 def _reject_constant(name: str) -> NoReturn:
@@ -243,8 +159,8 @@ def read_volumes(path: str | os.PathLike[str]) -> list[VolumeKey] | None:
 
     Follows Mesos's ``_recover``: ``None`` when the file does not exist and ``[]`` when it is
     empty (both left by a crash; the caller logs a warning and treats the container as using
-    no volumes). Anything unreadable or invalid raises ``CheckpointError``; unlike Mesos,
-    fields that ``DockerVolumes`` does not define are rejected rather than ignored.
+    no volumes). Anything unreadable or invalid raises ``CheckpointError``; fields that
+    ``DockerVolumes`` does not define are ignored, as Mesos does.
     """
     source = os.fspath(path)
     try:
@@ -254,7 +170,7 @@ def read_volumes(path: str | os.PathLike[str]) -> list[VolumeKey] | None:
         return None
     except OSError as error:
         raise CheckpointError(
-            f"Failed to read docker volumes checkpoint file '{source}': {_strerror(error)}"
+            f"Failed to read docker volumes checkpoint file '{source}': {strerror(error)}"
         ) from error
 
     if not content:

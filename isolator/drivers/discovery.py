@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal, cast
 
 from isolator.errors import DriverError
+from isolator.names import component_problem
 
 __all__ = [
     "DEFAULT_SOCKET_DIR",
@@ -134,7 +135,7 @@ class PluginAddress:
 
 def validate_plugin_name(name: str) -> None:
     """Refuse a name that is not one path component: it would escape the plugin dirs."""
-    if not name or name in (".", "..") or "/" in name or "\0" in name:
+    if component_problem(name) is not None:
         raise DriverError(
             f"Invalid Docker volume plugin name {name!r}: a plugin name is one path "
             "component (not empty, '.' or '..', and without '/')"

@@ -1,18 +1,19 @@
 """The plugin's durable state: one JSON file, rewritten atomically after every change.
 
 A restarted plugin must find its volumes *and* its per-ID mount counts again, or it would
-forget who still uses a volume; hence "temp file, fsync, rename, fsync dir" on every save.
+forget who still uses a volume; hence a durable, atomic write (``isolator.fs``) on every save.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from isolator.fs import WriteError, write_atomically
 
 from .errors import StateError
 
@@ -98,23 +99,7 @@ def save_state(path: Path, volumes: Mapping[str, VolumeRecord]) -> None:
         "volumes": {name: volumes[name].to_json() for name in sorted(volumes)},
     }
     payload = (json.dumps(data, indent=2, sort_keys=True) + "\n").encode("utf-8")
-    directory = path.parent
     try:
-        directory.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as file:
-                file.write(payload)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(temp, path)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
-        dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError as error:
+        write_atomically(path, payload)
+    except WriteError as error:
         raise StateError(f"cannot write plugin state file {path}: {error}") from error

@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
+from isolator.names import component_problem
+
 from .errors import StateError, VolumeError
 from .state import VolumeRecord, load_state, save_state
 
@@ -25,7 +27,7 @@ MOUNTPOINT_OPTION = "mountpoint"
 
 def validate_name(name: str) -> None:
     """Refuse names that are not a single, safe path component."""
-    if not name or "/" in name or "\0" in name or name in (".", ".."):
+    if component_problem(name) is not None:
         raise VolumeError(f"invalid volume name {name!r}")
 
 

@@ -1,0 +1,33 @@
+"""Default values, one source each: the flags, the driver clients and the console scripts
+all read them from here, so a default can never differ between two entry points."""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = [
+    "CHECKPOINT_DIR",
+    "MOUNT_TIMEOUT",
+    "PLUGIN_SOCKET_DIR",
+    "PLUGIN_SPEC_DIRS",
+    "SANDBOX_DIRECTORY",
+    "UNMOUNT_TIMEOUT",
+]
+
+MOUNT_TIMEOUT: Final = 120.0
+"""Seconds a mount may take (Mesos: ``Seconds(120)`` in driver.cpp; Docker gives Mount 2 min)."""
+
+UNMOUNT_TIMEOUT: Final = 600.0
+"""Seconds an unmount may take (Mesos: ``Minutes(10)``; a detach can take ~20 min, MESOS-7439)."""
+
+PLUGIN_SOCKET_DIR: Final = "/run/docker/plugins"
+"""Where dockerd looks for legacy plugins' ``NAME.sock``."""
+
+PLUGIN_SPEC_DIRS: Final = ("/etc/docker/plugins", "/usr/lib/docker/plugins")
+"""Where dockerd looks for ``.spec``/``.json`` plugin files, in search order."""
+
+CHECKPOINT_DIR: Final = "/var/run/mesos/isolators/docker/volume"
+"""Mesos's ``--docker_volume_checkpoint_dir`` default."""
+
+SANDBOX_DIRECTORY: Final = "/mnt/mesos/sandbox"
+"""Mesos's ``--sandbox_directory`` default: the sandbox inside a container with a rootfs."""
