@@ -16,6 +16,7 @@ from pathlib import Path
 
 from isolator import DockerVolumeIsolator, Flags
 from isolator.drivers.plugin_client import DockerPluginClient
+from isolator.linux import MS_RDONLY
 from isolator.messages import container_config, container_id, docker_volume
 from isolator.plugin import VolumePlugin
 from isolator.protos import ContainerLaunchInfo
@@ -27,7 +28,7 @@ DRIVER = "demo"
 def show(title: str, info: ContainerLaunchInfo | None) -> None:
     print(f"  {title}")
     for mount in info.mounts if info else []:
-        mode = "ro" if mount.flags & 1 else "rw"
+        mode = "ro" if mount.flags & MS_RDONLY else "rw"
         print(f"    bind {mount.source} -> {mount.target} ({mode})")
 
 

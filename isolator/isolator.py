@@ -1,9 +1,13 @@
 """The ``docker/volume`` isolator: Mesos's ``DockerVolumeIsolatorProcess`` as an actor.
 
 Every call is a message to one actor, so the isolator's state (which container uses which
-volume) is only ever touched by one thread. Driver calls go through one ``Sequence`` per
-volume, which keeps mounts and unmounts of a volume in order while different volumes
-proceed side by side; the actor itself never waits on a driver.
+volume) is only ever touched by one thread. Driver calls go through one sequence per
+volume (``volume_sequences``), which keeps mounts and unmounts of a volume in order while
+different volumes proceed side by side; the actor itself never waits on a driver.
+
+``prepare``: validate -> targets (``launch_info.mount_target``) -> checkpoint (``state``)
+-> mounts on the volumes' sequences -> ``launch_info.build_launch_info``. ``cleanup`` runs
+the same path backwards; ``recover`` reads the checkpoints and cleans up unknown orphans.
 """
 
 from __future__ import annotations
@@ -11,7 +15,6 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import pwd
 import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -19,60 +22,39 @@ from typing import Any, cast
 
 import pykka
 
-from actors import Actor, Future, Sequence, await_, defer
+from actors import Actor, Future, await_, defer
+from isolator.container_volumes import requested_mounts
 from isolator.drivers.base import DriverClient
-from isolator.errors import CheckpointError, IsolatorError
+from isolator.errors import CheckpointError, IsolatorError, strerror
 from isolator.flags import Flags
+from isolator.launch_info import VolumeMount, build_launch_info
+from isolator.messages import copy
 from isolator.paths import (
     container_dir,
     format_container_id,
-    join,
+    lineage,
     validate_container_id,
     volumes_path,
 )
 from isolator.protos import (
-    CommandInfo,
     ContainerConfig,
     ContainerID,
-    ContainerInfo,
     ContainerLaunchInfo,
     ContainerState,
-    Volume,
 )
 from isolator.state import VolumeKey, read_volumes, write_volumes
+from isolator.volume_sequences import VolumeSequences
 
-__all__ = [
-    "CLONE_NEWNS",
-    "MS_BIND",
-    "MS_RDONLY",
-    "MS_REC",
-    "DockerVolumeIsolator",
-    "DockerVolumeIsolatorActor",
-]
+__all__ = ["DockerVolumeIsolator", "DockerVolumeIsolatorActor"]
 
 logger = logging.getLogger("isolator")
-
-CLONE_NEWNS = 0x00020000
-MS_RDONLY = 1
-MS_BIND = 4096
-MS_REC = 16384
 
 # A container's identity: its value and its ancestors' (Mesos compares parents too).
 _ContainerKey = tuple[str, ...]
 
 
 def _key(container_id: ContainerID) -> _ContainerKey:
-    values: list[str] = []
-    current = container_id
-    while True:
-        values.append(current.value)
-        if not current.HasField("parent"):
-            return tuple(reversed(values))
-        current = current.parent
-
-
-def _strerror(error: OSError) -> str:
-    return error.strerror or str(error)
+    return tuple(current.value for current in lineage(container_id))
 
 
 def _failure_text(future: Future[Any]) -> str:
@@ -87,22 +69,6 @@ class _Info:
     volumes: dict[VolumeKey, None] = field(default_factory=dict)
 
 
-@dataclass
-class _VolumeSequence:
-    """A volume's sequence and how many of its driver calls are not finished yet."""
-
-    sequence: Sequence
-    outstanding: int = 0
-
-
-@dataclass(frozen=True)
-class _Mount:
-    volume: VolumeKey
-    options: dict[str, str]
-    target: str
-    read_only: bool
-
-
 class DockerVolumeIsolatorActor(Actor):
     """The actor; reach it through ``DockerVolumeIsolator``, which copies arguments safely."""
 
@@ -112,17 +78,21 @@ class DockerVolumeIsolatorActor(Actor):
         self._root = root_dir
         self._client = client
         self._infos: dict[_ContainerKey, _Info] = {}
-        self._sequences: dict[VolumeKey, _VolumeSequence] = {}
+        self._sequences = VolumeSequences(in_use=self._in_use, serialize=self._serialize)
         self._orphan_cleanups: list[Future[None]] = []
+
+    def _serialize(self, fn: Callable[[], None]) -> None:
+        defer(self.actor_ref, fn)()
+
+    def _in_use(self, volume: VolumeKey) -> bool:
+        return any(volume in info.volumes for info in self._infos.values())
 
     # -- recover -----------------------------------------------------------------------
 
-    def recover(
-        self, states: list[ContainerState], orphans: list[ContainerID]
-    ) -> Future[None] | None:
+    def recover(self, states: list[ContainerState], orphans: list[ContainerID]) -> None:
         if not os.path.exists(self._root):
             logger.debug("Skipping recovery: '%s' does not exist", self._root)
-            return None
+            return
         for state in states:
             self._recover_or_raise(state.container_id, "container")
         for orphan in orphans:
@@ -132,7 +102,7 @@ class DockerVolumeIsolatorActor(Actor):
         except OSError as error:
             raise IsolatorError(
                 f"Unable to list docker volume checkpoint directory '{self._root}': "
-                f"{_strerror(error)}"
+                f"{strerror(error)}"
             ) from error
         known = {info.container_id.value for info in self._infos.values()}
         unknown = [ContainerID(value=entry) for entry in entries if entry not in known]
@@ -151,7 +121,6 @@ class DockerVolumeIsolatorActor(Actor):
                 continue
             cleanup.on_failed(functools.partial(_log_orphan_failure, orphan.value))
             self._orphan_cleanups.append(cleanup)
-        return None
 
     def _recover_or_raise(self, container_id: ContainerID, kind: str) -> None:
         try:
@@ -176,7 +145,7 @@ class DockerVolumeIsolatorActor(Actor):
                 format_container_id(container_id),
                 "does not exist" if volumes is None else "is empty",
             )
-        info = _Info(_copy(container_id), dict.fromkeys(volumes or []))
+        info = _Info(copy(container_id), dict.fromkeys(volumes or []))
         self._infos[_key(container_id)] = info
 
     # -- prepare -----------------------------------------------------------------------
@@ -185,97 +154,43 @@ class DockerVolumeIsolatorActor(Actor):
         self, container_id: ContainerID, config: ContainerConfig
     ) -> Future[ContainerLaunchInfo] | None:
         validate_container_id(container_id)
-        container_info = _container_info(config)
-        if container_info is None:
-            return None
-        if container_info.type != ContainerInfo.MESOS:
-            raise IsolatorError("Can only prepare docker volume driver for a MESOS container")
-
-        mounts: list[_Mount] = []
-        seen: set[VolumeKey] = set()
-        for volume in container_info.volumes:
-            if not volume.HasField("source"):
-                continue
-            if volume.source.type != Volume.Source.DOCKER_VOLUME:
-                logger.debug(
-                    "Ignored volume type '%s' for container %s",
-                    Volume.Source.Type.Name(volume.source.type),
-                    format_container_id(container_id),
-                )
-                continue
-            docker_volume = volume.source.docker_volume
-            if not docker_volume.HasField("driver"):
-                raise IsolatorError(
-                    f"The volume driver is not specified for volume '{docker_volume.name}' "
-                    f"with container {format_container_id(container_id)}"
-                )
-            key = VolumeKey(docker_volume.driver, docker_volume.name)
-            if key in seen:
-                raise IsolatorError(
-                    f"Found duplicate docker volume with driver '{key.driver}' "
-                    f"and name '{key.name}'"
-                )
-            options = {p.key: p.value for p in docker_volume.driver_options.parameter}
-            target = self._make_target(volume.container_path, config)
-            mounts.append(_Mount(key, options, target, volume.mode == Volume.RO))
-            seen.add(key)
-
+        mounts = requested_mounts(container_id, config, self._flags)
         if not mounts:
             return None
-
-        directory = container_dir(self._root, container_id)
-        try:
-            os.makedirs(directory, mode=0o755, exist_ok=True)
-        except OSError as error:
-            raise IsolatorError(
-                f"Failed to create the container directory at '{directory}': "
-                f"{_strerror(error)}"
-            ) from error
-        path = volumes_path(self._root, container_id)
-        try:
-            # Before any mount: after a crash, whatever was mounted can still be unmounted.
-            write_volumes(path, [m.volume for m in mounts])
-        except CheckpointError as error:
-            raise IsolatorError(
-                f"Failed to checkpoint docker volumes at '{path}': {error}"
-            ) from error
-
+        self._checkpoint(container_id, [m.volume for m in mounts])
         # Known before the mounts finish, so a failed prepare still gets all unmounted.
         self._infos[_key(container_id)] = _Info(
-            _copy(container_id), dict.fromkeys(m.volume for m in mounts)
+            copy(container_id), dict.fromkeys(m.volume for m in mounts)
         )
         futures = [
-            self._enqueue(m.volume, _bind(self._client.mount, m.volume, m.options))
+            self._sequences.enqueue(m.volume, _driver_call(self._client.mount, m.volume, m.options))
             for m in mounts
         ]
         user = config.user if config.HasField("user") else None
         finish = defer(self.actor_ref, self._finish_prepare, container_id, mounts, user)
         return await_(futures).then(finish)
 
-    def _make_target(self, container_path: str, config: ContainerConfig) -> str:
-        rootfs = config.rootfs if config.HasField("rootfs") else None
-        if container_path.startswith("/"):
-            if rootfs is None:
-                if not os.path.lexists(container_path):
-                    raise IsolatorError(
-                        f"Absolute container path '{container_path}' does not exist"
-                    )
-                return container_path
-            target = join(rootfs, container_path)
-            _make_mount_dir(target)
-            return target
-        # Relative paths live in the sandbox. With a rootfs the host sandbox is bind
-        # mounted into it later, so the directory is made in the host sandbox.
-        mount_point = join(config.directory, container_path)
-        _make_mount_dir(mount_point)
-        if rootfs is None:
-            return mount_point
-        return join(rootfs, self._flags.sandbox_directory, container_path)
+    def _checkpoint(self, container_id: ContainerID, volumes: list[VolumeKey]) -> None:
+        directory = container_dir(self._root, container_id)
+        try:
+            os.makedirs(directory, mode=0o755, exist_ok=True)
+        except OSError as error:
+            raise IsolatorError(
+                f"Failed to create the container directory at '{directory}': {strerror(error)}"
+            ) from error
+        path = volumes_path(self._root, container_id)
+        try:
+            # Before any mount: after a crash, whatever was mounted can still be unmounted.
+            write_volumes(path, volumes)
+        except CheckpointError as error:
+            raise IsolatorError(
+                f"Failed to checkpoint docker volumes at '{path}': {error}"
+            ) from error
 
     def _finish_prepare(
         self,
         container_id: ContainerID,
-        mounts: list[_Mount],
+        mounts: list[VolumeMount],
         user: str | None,
         futures: list[Future[str]],
     ) -> ContainerLaunchInfo:
@@ -283,20 +198,7 @@ class DockerVolumeIsolatorActor(Actor):
         if failures:
             raise IsolatorError("\n".join(failures))
         sources = [f.get(timeout=0).strip(" \t\n\r") for f in futures]
-
-        launch_info = ContainerLaunchInfo()
-        launch_info.clone_namespaces.append(CLONE_NEWNS)
-        for mount, source in zip(mounts, sources, strict=True):
-            if self._flags.docker_volume_chown and user is not None and user != "root":
-                _chown(user, source)
-            if self._flags.docker_volume_launch_style == "pre_exec_commands":
-                _add_mount_commands(launch_info, source, mount)
-            else:
-                launch_info.mounts.add(
-                    source=source,
-                    target=mount.target,
-                    flags=MS_BIND | MS_REC | (MS_RDONLY if mount.read_only else 0),
-                )
+        launch_info = build_launch_info(mounts, sources, flags=self._flags, user=user)
         logger.info(
             "Prepared %d docker volume(s) for container %s",
             len(mounts),
@@ -350,7 +252,9 @@ class DockerVolumeIsolatorActor(Actor):
                 volume.name,
                 format_container_id(container_id),
             )
-            futures.append(self._enqueue(volume, _bind(self._client.unmount, volume)))
+            futures.append(
+                self._sequences.enqueue(volume, _driver_call(self._client.unmount, volume))
+            )
         finish = defer(self.actor_ref, self._finish_cleanup, container_id)
         return await_(futures).then(finish)
 
@@ -364,118 +268,33 @@ class DockerVolumeIsolatorActor(Actor):
             shutil.rmtree(directory)
         except OSError as error:
             raise IsolatorError(
-                f"Failed to remove the checkpoint directory at '{directory}': "
-                f"{_strerror(error)}"
+                f"Failed to remove the checkpoint directory at '{directory}': {strerror(error)}"
             ) from error
         logger.info("Removed the checkpoint directory at '%s'", directory)
 
-    # -- per-volume sequences ------------------------------------------------------------
-
-    def _enqueue(self, volume: VolumeKey, call: Callable[[], Future[Any]]) -> Future[Any]:
-        entry = self._sequences.get(volume)
-        if entry is None:
-            entry = self._sequences[volume] = _VolumeSequence(Sequence())
-        entry.outstanding += 1
-        # The driver is called on the volume's own sequence thread: even a driver that
-        # blocks only holds up that one volume.
-        future = entry.sequence.add(call)
-        done = defer(self.actor_ref, self._call_finished, volume, entry)
-        future.on_any(lambda _: done())
-        return future
-
-    def _call_finished(self, volume: VolumeKey, entry: _VolumeSequence) -> None:
-        entry.outstanding -= 1
-        if entry.outstanding or self._sequences.get(volume) is not entry:
-            return
-        if any(volume in info.volumes for info in self._infos.values()):
-            return
-        # Idle and unused: Mesos keeps every sequence forever; we free its thread.
-        del self._sequences[volume]
-        entry.sequence.stop()
+    # -- introspection and lifecycle -------------------------------------------------------
 
     def orphan_cleanups(self) -> Future[list[Future[None]]]:
         """The cleanups ``recover`` started for unknown orphans, once none is pending."""
         return await_(list(self._orphan_cleanups))
 
     def sequence_count(self) -> int:
-        """How many volume sequences (threads) are alive; for tests and metrics."""
+        """How many volume sequences are alive; for tests and metrics."""
         return len(self._sequences)
 
     def on_stop(self) -> None:
-        for entry in self._sequences.values():
-            entry.sequence.stop()
-        self._sequences.clear()
+        self._sequences.stop()
 
 
 def _log_orphan_failure(entry: str, error: BaseException) -> None:
     logger.warning("Failed to clean up unknown orphan container %s: %s", entry, error)
 
 
-def _bind(method: Callable[..., Future[Any]], volume: VolumeKey, *args: Any) -> Callable[
-    [], Future[Any]
-]:
+def _driver_call(
+    method: Callable[..., Future[Any]], volume: VolumeKey, *args: Any
+) -> Callable[[], Future[Any]]:
+    """``method(driver, name, *args)`` for ``volume``, to run when its sequence gets to it."""
     return lambda: method(volume.driver, volume.name, *args)
-
-
-def _copy(container_id: ContainerID) -> ContainerID:
-    copy = ContainerID()
-    copy.CopyFrom(container_id)
-    return copy
-
-
-def _container_info(config: ContainerConfig) -> ContainerInfo | None:
-    if config.HasField("container_info"):
-        return config.container_info
-    # The original isolator read the executor's container (before Mesos 1.5).
-    if config.HasField("executor_info") and config.executor_info.HasField("container"):
-        return config.executor_info.container
-    return None
-
-
-def _make_mount_dir(path: str) -> None:
-    try:
-        os.makedirs(path, exist_ok=True)
-    except OSError as error:
-        raise IsolatorError(
-            f"Failed to create the target of the mount at '{path}': {_strerror(error)}"
-        ) from error
-
-
-def _chown(user: str, source: str) -> None:
-    logger.info("Changing the ownership of docker volume '%s' to user '%s'", source, user)
-    try:
-        entry = pwd.getpwnam(user)
-    except KeyError as error:
-        raise IsolatorError(
-            f"Failed to set '{user}' as the docker volume '{source}' owner: "
-            f"No such user '{user}'"
-        ) from error
-    try:
-        os.lchown(source, entry.pw_uid, entry.pw_gid)
-    except OSError as error:
-        raise IsolatorError(
-            f"Failed to set '{user}' as the docker volume '{source}' owner: "
-            f"{_strerror(error)}"
-        ) from error
-
-
-def _add_mount_commands(launch_info: ContainerLaunchInfo, source: str, mount: _Mount) -> None:
-    """The original isolator's launch form: ``mount`` commands run before the task."""
-    launch_info.pre_exec_commands.append(
-        CommandInfo(
-            shell=False,
-            value="mount",
-            arguments=["mount", "-n", "--rbind", source, mount.target],
-        )
-    )
-    if mount.read_only:
-        launch_info.pre_exec_commands.append(
-            CommandInfo(
-                shell=False,
-                value="mount",
-                arguments=["mount", "-n", "-o", "remount,bind,ro", mount.target],
-            )
-        )
 
 
 class DockerVolumeIsolator:
@@ -509,7 +328,7 @@ class DockerVolumeIsolator:
         except OSError as error:
             raise IsolatorError(
                 "Failed to create docker volume information root directory at "
-                f"'{flags.docker_volume_checkpoint_dir}': {_strerror(error)}"
+                f"'{flags.docker_volume_checkpoint_dir}': {strerror(error)}"
             ) from error
         root = os.path.realpath(flags.docker_volume_checkpoint_dir)
         ref = DockerVolumeIsolatorActor.start(flags, root, client)
@@ -518,15 +337,15 @@ class DockerVolumeIsolator:
     def recover(
         self, states: Iterable[ContainerState], orphans: Iterable[ContainerID]
     ) -> Future[None]:
-        return _ask(self._proxy.recover([_clone(s) for s in states], [_copy(o) for o in orphans]))
+        return _ask(self._proxy.recover([copy(s) for s in states], [copy(o) for o in orphans]))
 
     def prepare(
         self, container_id: ContainerID, container_config: ContainerConfig
     ) -> Future[ContainerLaunchInfo | None]:
-        return _ask(self._proxy.prepare(_copy(container_id), _clone(container_config)))
+        return _ask(self._proxy.prepare(copy(container_id), copy(container_config)))
 
     def cleanup(self, container_id: ContainerID) -> Future[None]:
-        return _ask(self._proxy.cleanup(_copy(container_id)))
+        return _ask(self._proxy.cleanup(copy(container_id)))
 
     def orphan_cleanups(self) -> Future[list[Future[None]]]:
         """Completes once every unknown-orphan cleanup started by ``recover`` has ended.
@@ -550,12 +369,6 @@ class DockerVolumeIsolator:
 def _ask(future: Any) -> Future[Any]:
     # pykka types proxy calls loosely; ``actors.Actor`` makes them ``actors.Future``s.
     return cast("Future[Any]", future)
-
-
-def _clone(message: Any) -> Any:
-    copy = type(message)()
-    copy.CopyFrom(message)
-    return copy
 
 
 def _mount_namespaces_supported() -> bool:
@@ -588,4 +401,3 @@ def _create_client(flags: Flags) -> DriverClient:
         timeout=flags.docker_volume_mount_timeout,
         unmount_timeout=flags.docker_volume_unmount_timeout,
     )
-

@@ -7,6 +7,9 @@ spelling of "a Docker volume at this path" is long and easy to get subtly wrong.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TypeVar
+
+from google.protobuf.message import Message
 
 from isolator.protos import (
     CommandInfo,
@@ -17,7 +20,15 @@ from isolator.protos import (
     Volume,
 )
 
-__all__ = ["container_config", "container_id", "docker_volume", "executor_config"]
+__all__ = [
+    "container_config",
+    "container_id",
+    "copy",
+    "docker_volume",
+    "executor_config",
+]
+
+M = TypeVar("M", bound=Message)
 
 
 def docker_volume(
@@ -76,3 +87,10 @@ def container_id(value: str, parent: ContainerID | None = None) -> ContainerID:
     if parent is not None:
         cid.parent.CopyFrom(parent)
     return cid
+
+
+def copy(message: M) -> M:
+    """A deep copy of a message, so the isolator never shares one with its caller."""
+    duplicate = type(message)()
+    duplicate.CopyFrom(message)
+    return duplicate

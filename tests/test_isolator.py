@@ -19,7 +19,7 @@ from isolator_helpers import (
 
 from isolator import DockerVolumeIsolator, Flags, IsolatorError
 from isolator import isolator as isolator_module
-from isolator.isolator import CLONE_NEWNS
+from isolator.linux import CLONE_NEWNS
 from isolator.protos import (
     CommandInfo,
     ContainerConfig,

@@ -26,7 +26,7 @@ from isolator_helpers import (
 
 from actors import Future
 from isolator import Flags, IsolatorError
-from isolator.isolator import CLONE_NEWNS, MS_BIND, MS_RDONLY, MS_REC
+from isolator.linux import CLONE_NEWNS, MS_BIND, MS_RDONLY, MS_REC
 from isolator.protos import ContainerLaunchInfo, ContainerState
 from isolator.testing import DriverCall, RecordingDriverClient
 

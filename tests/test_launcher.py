@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 from hygiene import child_processes, mount_table
 
-from isolator.isolator import CLONE_NEWNS, MS_BIND, MS_RDONLY, MS_REC
 from isolator.launcher import (
     EXIT_COMMAND_NOT_FOUND,
     EXIT_LAUNCH_FAILURE,
@@ -29,6 +28,7 @@ from isolator.launcher import (
     launcher_command,
     run,
 )
+from isolator.linux import CLONE_NEWNS, MS_BIND, MS_RDONLY, MS_REC
 from isolator.protos import CommandInfo, ContainerLaunchInfo
 
 TIMEOUT = 10.0
