@@ -4,19 +4,54 @@ The modules follow Mesos's isolator folder, one concern each: ``isolator`` (the 
 ``drivers`` (the clients of the outside world), ``paths`` (where state lives), ``state``
 (the checkpoint format), ``flags``, ``protos`` (Mesos's messages), plus ``plugin`` (a
 reference Docker volume plugin) and ``launcher`` (applies a launch info).
+
+The names below load their modules on first use: ``isolator.launcher`` runs once per task
+launch and must not pay for the actor runtime or the HTTP client it never uses.
 """
 
-from isolator.drivers.base import DriverClient
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from isolator.errors import CheckpointError, DriverError, IsolatorError
 from isolator.flags import Flags
-from isolator.isolator import DockerVolumeIsolator, DockerVolumeIsolatorActor
+
+if TYPE_CHECKING:
+    from isolator.drivers.base import DriverClient
+    from isolator.drivers.dvdcli import DvdcliClient
+    from isolator.drivers.plugin_client import DockerPluginClient
+    from isolator.isolator import DockerVolumeIsolator, DockerVolumeIsolatorActor
 
 __all__ = [
     "CheckpointError",
+    "DockerPluginClient",
     "DockerVolumeIsolator",
     "DockerVolumeIsolatorActor",
     "DriverClient",
     "DriverError",
+    "DvdcliClient",
     "Flags",
     "IsolatorError",
 ]
+
+_LAZY = {
+    "DockerPluginClient": "isolator.drivers.plugin_client",
+    "DockerVolumeIsolator": "isolator.isolator",
+    "DockerVolumeIsolatorActor": "isolator.isolator",
+    "DriverClient": "isolator.drivers.base",
+    "DvdcliClient": "isolator.drivers.dvdcli",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'isolator' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # loaded once; later lookups skip this hook
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -19,6 +19,8 @@ helper: :func:`launch` starts ``python -m isolator.launcher``, which
 5. changes to ``working_directory`` (after the mounts, so it may lie inside a volume), and
 6. execs the command, which thus keeps the launcher's pid, stdio and exit status.
 
+Steps 1 to 5 are :mod:`isolator.mounting`; this module starts the process and execs.
+
 How the child gets its inputs: the launch info goes on the command line as JSON
 (``--launch-info=...``, as Mesos passes ``--launch_info`` to its helper; it holds only paths
 and flags); the command's environment, which may hold secrets, goes through an inherited pipe
@@ -34,12 +36,8 @@ exist; the conventions of ``env``, ``timeout`` and the shell. Any other status i
 
 from __future__ import annotations
 
-import ctypes
-import errno
-import functools
 import json
 import os
-import shlex
 import signal
 import subprocess
 import sys
@@ -50,22 +48,8 @@ from typing import IO, Any
 from google.protobuf import json_format
 
 from isolator.errors import strerror
-from isolator.linux import (
-    CLONE_NEWNS,
-    MS_BIND,
-    MS_NOATIME,
-    MS_NODEV,
-    MS_NODIRATIME,
-    MS_NOEXEC,
-    MS_NOSUID,
-    MS_RDONLY,
-    MS_REC,
-    MS_RELATIME,
-    MS_REMOUNT,
-    MS_SHARED,
-    MS_SLAVE,
-)
-from isolator.protos import CommandInfo, ContainerLaunchInfo, ContainerMountInfo
+from isolator.mounting import LaunchError, apply_launch_info, validate_launch_info
+from isolator.protos import ContainerLaunchInfo
 
 __all__ = [
     "EXIT_CANNOT_EXECUTE",
@@ -89,10 +73,6 @@ _MAX_ARGUMENT = 32 * 4096 - 64
 _File = int | IO[Any] | None
 
 
-class LaunchError(Exception):
-    """The launch info cannot be applied; the command was not (and will not be) exec'd."""
-
-
 # -- the parent side ---------------------------------------------------------------------
 
 
@@ -106,7 +86,7 @@ def launcher_command(launch_info: ContainerLaunchInfo | None, argv: Sequence[str
         raise ValueError("No command to launch")
     command = [sys.executable, "-m", "isolator.launcher"]
     if launch_info is not None:
-        _validate(launch_info)
+        validate_launch_info(launch_info)
         text = json_format.MessageToJson(launch_info, preserving_proto_field_name=True, indent=None)
         if len(text.encode()) > _MAX_ARGUMENT:
             raise LaunchError(
@@ -205,196 +185,6 @@ def _copy(launch_info: ContainerLaunchInfo | None) -> ContainerLaunchInfo:
     if launch_info is not None:
         copy.CopyFrom(launch_info)
     return copy
-
-
-# -- the child side ----------------------------------------------------------------------
-
-
-def apply_launch_info(launch_info: ContainerLaunchInfo) -> None:
-    """Apply ``launch_info`` to the calling process: namespace, mounts, commands, directory.
-
-    Meant for the launcher process right before exec (it changes the caller's mount
-    namespace and must be called from a single-threaded process). Raises :class:`LaunchError`.
-    """
-    _validate(launch_info)
-    if _needs_mount_namespace(launch_info):
-        euid = os.geteuid()
-        if euid != 0:
-            raise LaunchError(
-                "Cannot apply the launch info: creating a mount namespace and bind mounting "
-                f"volumes needs root (CAP_SYS_ADMIN) but the launcher runs as uid {euid}; "
-                "run the launcher as root"
-            )
-        _unshare_mount_namespace()
-        if not any(mount.flags & MS_SHARED for mount in launch_info.mounts):
-            try:
-                _mount(None, "/", None, MS_SLAVE | MS_REC, None)
-            except OSError as error:
-                raise LaunchError(f"Failed to mark '/' as rslave: {strerror(error)}") from None
-        for mount in launch_info.mounts:
-            _apply_mount(mount)
-        for command in launch_info.pre_exec_commands:
-            _run_pre_exec_command(command)
-    if launch_info.HasField("working_directory"):
-        directory = launch_info.working_directory
-        try:
-            os.chdir(directory)
-        except OSError as error:
-            raise LaunchError(
-                f"Failed to change the working directory to '{directory}': {strerror(error)}"
-            ) from None
-
-
-def _validate(launch_info: ContainerLaunchInfo) -> None:
-    """Refuse what this launcher cannot do rather than silently run the command without it."""
-    unsupported = []
-    if launch_info.HasField("rootfs"):
-        unsupported.append("rootfs")
-    if launch_info.HasField("user"):
-        unsupported.append("user")
-    if launch_info.HasField("command"):
-        unsupported.append("command")
-    if launch_info.enter_namespaces:
-        unsupported.append("enter_namespaces")
-    unsupported += [
-        f"clone_namespaces ({namespace:#x})"
-        for namespace in launch_info.clone_namespaces
-        if namespace != CLONE_NEWNS
-    ]
-    if unsupported:
-        raise LaunchError(
-            f"Unsupported launch info: {', '.join(unsupported)}; this launcher applies only "
-            "clone_namespaces (CLONE_NEWNS), mounts, pre_exec_commands and working_directory"
-        )
-    for command in launch_info.pre_exec_commands:
-        if not command.HasField("value"):
-            raise LaunchError("The 'value' of a pre-exec command is not specified")
-
-
-def _needs_mount_namespace(launch_info: ContainerLaunchInfo) -> bool:
-    # Mounts or mount commands without a namespace of their own would change the host's.
-    return (
-        CLONE_NEWNS in launch_info.clone_namespaces
-        or bool(launch_info.mounts)
-        or bool(launch_info.pre_exec_commands)
-    )
-
-
-def _apply_mount(mount: ContainerMountInfo) -> None:
-    source = mount.source if mount.HasField("source") else None
-    fstype = mount.type if mount.HasField("type") else None
-    options = mount.options if mount.HasField("options") else None
-    shown = source if source is not None else (fstype or "none")
-    try:
-        _mount(source, mount.target, fstype, mount.flags, options)
-    except OSError as error:
-        raise LaunchError(
-            f"Failed to mount '{shown}' at '{mount.target}': {strerror(error)}"
-        ) from None
-    if mount.flags & MS_BIND and mount.flags & MS_RDONLY:
-        # Keep the bind's nosuid/nodev/noexec/atime flags, which a remount would otherwise
-        # clear (and cannot, with EPERM, where they are locked), as `mount -o remount,bind,ro`
-        # does: both launch styles then give the same mount.
-        try:
-            kept = _mount_flags(mount.target)
-            _mount(None, mount.target, None, mount.flags | MS_REMOUNT | kept, options)
-        except OSError as error:
-            raise LaunchError(
-                f"Failed to remount '{shown}' at '{mount.target}' read-only: {strerror(error)}"
-            ) from None
-
-
-def _mount_flags(path: str) -> int:
-    """The per-mount flags of the mount at ``path``, as ``mount(2)`` flags."""
-    flags = os.statvfs(path).f_flag
-    kept = 0
-    for st_flag, ms_flag in (
-        (os.ST_NOSUID, MS_NOSUID),
-        (os.ST_NODEV, MS_NODEV),
-        (os.ST_NOEXEC, MS_NOEXEC),
-        (os.ST_NOATIME, MS_NOATIME),
-        (os.ST_NODIRATIME, MS_NODIRATIME),
-        (os.ST_RELATIME, MS_RELATIME),
-    ):
-        if flags & st_flag:
-            kept |= ms_flag
-    return kept
-
-
-def _run_pre_exec_command(command: CommandInfo) -> None:
-    """Run one pre-exec command to completion, with the launcher's environment."""
-    if command.shell:
-        argv = ["/bin/sh", "-c", command.value]
-        shown = command.value
-    else:
-        argv = list(command.arguments) or [command.value]
-        shown = shlex.join(argv)
-    try:
-        # stdin is not the task's to consume; the output is diagnostics, kept off its stdout.
-        done = subprocess.run(
-            argv,
-            executable=None if command.shell else command.value,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            check=False,
-        )
-    except OSError as error:
-        raise LaunchError(
-            f"Failed to execute pre-exec command '{shown}': {strerror(error)}"
-        ) from None
-    output = done.stdout.decode(errors="replace").strip()
-    if done.returncode != 0:
-        status = (
-            f"terminated with signal {signal.Signals(-done.returncode).name}"
-            if done.returncode < 0
-            else f"exited with status {done.returncode}"
-        )
-        raise LaunchError(
-            f"Failed to execute pre-exec command '{shown}': {status}"
-            + (f": {output}" if output else "")
-        )
-    if output:
-        print(output, file=sys.stderr, flush=True)
-
-
-@functools.cache
-def _libc() -> ctypes.CDLL:
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.unshare.argtypes = [ctypes.c_int]
-    libc.unshare.restype = ctypes.c_int
-    libc.mount.argtypes = [
-        ctypes.c_char_p,
-        ctypes.c_char_p,
-        ctypes.c_char_p,
-        ctypes.c_ulong,
-        ctypes.c_char_p,
-    ]
-    libc.mount.restype = ctypes.c_int
-    return libc
-
-
-def _unshare_mount_namespace() -> None:
-    if _libc().unshare(CLONE_NEWNS) != 0:
-        error = ctypes.get_errno()
-        hint = " (the launcher must be single-threaded)" if error == errno.EINVAL else ""
-        raise LaunchError(f"Failed to unshare the mount namespace: {os.strerror(error)}{hint}")
-
-
-def _mount(
-    source: str | None, target: str, fstype: str | None, flags: int, options: str | None
-) -> None:
-    """``mount(2)``; raises :class:`OSError` with the errno."""
-    result = _libc().mount(
-        None if source is None else os.fsencode(source),
-        os.fsencode(target),
-        None if fstype is None else os.fsencode(fstype),
-        flags,
-        None if options is None else os.fsencode(options),
-    )
-    if result != 0:
-        error = ctypes.get_errno()
-        raise OSError(error, os.strerror(error))
 
 
 # -- the launcher process ----------------------------------------------------------------

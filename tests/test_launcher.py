@@ -265,7 +265,7 @@ def test_apply_launch_info_refuses_before_unsharing_when_not_root(
     def unshare() -> None:
         raise AssertionError("must not unshare the test process's mount namespace")
 
-    monkeypatch.setattr("isolator.launcher._unshare_mount_namespace", unshare)
+    monkeypatch.setattr("isolator.mounting._unshare_mount_namespace", unshare)
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     with pytest.raises(LaunchError) as raised:
         apply_launch_info(ContainerLaunchInfo(clone_namespaces=[CLONE_NEWNS]))
