@@ -24,7 +24,8 @@ How it maps onto libprocess:
 from actors.actor import Actor, defer
 from actors.aio import EventLoopThread
 from actors.combinators import await_, collect
-from actors.future import DiscardedError, Future, Promise, State, Timeout
+from actors.errors import DiscardedError, Timeout
+from actors.future import Future, Promise, State
 from actors.sequence import Sequence, SequenceActor
 
 __all__ = [

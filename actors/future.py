@@ -23,12 +23,14 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, overload
 
 import pykka
 
+from actors._gather import gather_values
 from actors._timer import call_later
+from actors.errors import DiscardedError, Timeout
 
 if TYPE_CHECKING:
     from pykka._types import OptExcInfo
 
-__all__ = ["DiscardedError", "Future", "Promise", "State", "Timeout"]
+__all__ = ["Future", "Promise", "State"]
 
 T = TypeVar("T")
 U = TypeVar("U")
@@ -36,17 +38,6 @@ J = TypeVar("J")
 R = TypeVar("R")
 
 logger = logging.getLogger("actors")
-
-
-class DiscardedError(Exception):
-    """Raised by ``Future.get`` when the future was discarded instead of completed."""
-
-    def __init__(self, message: str = "future discarded") -> None:
-        super().__init__(message)
-
-
-class Timeout(pykka.Timeout, TimeoutError):
-    """Raised by ``Future.get`` on timeout: both a ``pykka.Timeout`` and a ``TimeoutError``."""
 
 
 class State(enum.Enum):
@@ -338,12 +329,12 @@ class Future(pykka.Future[T]):
         return self.then(lambda values: functools.reduce(func, values, *args))
 
     def join(self: Future[Any], *futures: pykka.Future[Any]) -> Future[Iterable[Any]]:
-        from actors.combinators import collect
-
         others = [f for f in futures if isinstance(f, Future)]
         if len(others) != len(futures):
             raise TypeError("actors.Future.join takes actors.Future objects only")
-        return cast("Future[Iterable[Any]]", collect([self, *others]))
+        promise: Promise[list[Any]] = Promise()
+        gather_values([self, *others], promise)
+        return cast("Future[Iterable[Any]]", promise.future)
 
     def __await__(self) -> Generator[Any, None, T]:
         """Await without blocking the event loop (pykka's own ``__await__`` blocks it)."""

@@ -1,0 +1,18 @@
+"""The exceptions a future raises instead of a value."""
+
+from __future__ import annotations
+
+import pykka
+
+__all__ = ["DiscardedError", "Timeout"]
+
+
+class DiscardedError(Exception):
+    """Raised by ``Future.get`` when the future was discarded instead of completed."""
+
+    def __init__(self, message: str = "future discarded") -> None:
+        super().__init__(message)
+
+
+class Timeout(pykka.Timeout, TimeoutError):
+    """Raised by ``Future.get`` on timeout: both a ``pykka.Timeout`` and a ``TimeoutError``."""
