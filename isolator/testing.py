@@ -30,13 +30,13 @@ class DriverCall(NamedTuple):
 class RecordingDriverClient(DriverClient):
     """A ``DriverClient`` that records every call and answers as the test scripts it.
 
-    Unscripted mounts answer ``<base_dir>/<driver>/<name>`` (made on the spot) and
-    unscripted unmounts succeed. ``hold()`` makes calls wait on promises the test
-    completes, to reproduce slow or hanging drivers.
+    Unscripted mounts answer ``<base_dir>/<driver>/<name>`` (made on the spot, so give it
+    a directory the test owns) and unscripted unmounts succeed. ``hold()`` makes calls
+    wait on promises the test completes, to reproduce slow or hanging drivers.
     """
 
-    def __init__(self, base_dir: str | None = None) -> None:
-        self._base_dir = base_dir
+    def __init__(self, base_dir: str | os.PathLike[str]) -> None:
+        self._base_dir = os.fspath(base_dir)
         self._condition = threading.Condition()
         self._calls: list[DriverCall] = []
         self._scripts: dict[tuple[str, str, str], deque[Response]] = {}
@@ -107,18 +107,10 @@ class RecordingDriverClient(DriverClient):
 
     def _default(self, op: str, driver: str, name: str) -> Response:
         if op == "unmount":
-            return _NONE
-        base = self._base_dir or "/tmp/recording-driver"
-        path = os.path.join(base, driver, name)
+            return None
+        path = os.path.join(self._base_dir, driver, name)
         os.makedirs(path, exist_ok=True)
         return path + "\n"  # like dvdcli: the isolator trims it
-
-
-class _NoneValue:
-    pass
-
-
-_NONE = _NoneValue()
 
 
 def _answer(promise: Promise[Any], response: Response) -> None:
@@ -126,8 +118,6 @@ def _answer(promise: Promise[Any], response: Response) -> None:
         promise.fail(response)
     elif isinstance(response, Future):
         promise.associate(response)
-    elif isinstance(response, _NoneValue):
-        promise.set(None)
     else:
         promise.set(response)
 

@@ -7,11 +7,9 @@ from typing import Any
 
 import pykka
 import pytest
+from conftest import WAIT
 
 from actors import Actor, DiscardedError, Future, Promise, defer
-
-WAIT = 5.0
-NEGATIVE_WAIT = 0.1
 
 
 class Boom(Exception):

@@ -11,10 +11,10 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from conftest import WAIT
 
 from actors import DiscardedError, Future, Promise, Sequence, State, await_, collect
 
-WAIT = 10.0
 ROUNDS = 200
 
 

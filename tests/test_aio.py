@@ -8,11 +8,9 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+from conftest import WAIT
 
 from actors import DiscardedError, EventLoopThread, Future, Promise
-
-WAIT = 5.0
-NEGATIVE_WAIT = 0.1
 
 _names = itertools.count()
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from actors import DiscardedError, Future, Promise, await_, collect
+from conftest import WAIT
 
-WAIT = 5.0
+from actors import DiscardedError, Future, Promise, await_, collect
 
 
 class Boom(Exception):

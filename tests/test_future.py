@@ -15,11 +15,10 @@ from typing import Any
 
 import pykka
 import pytest
+from conftest import NEGATIVE_WAIT, WAIT
 
 from actors import Actor, DiscardedError, Future, Promise, State, Timeout
 
-WAIT = 5.0  # upper bound for anything that is expected to happen
-NEGATIVE_WAIT = 0.1  # how long we watch for something that must not happen
 SHORT = 0.05  # an ``after`` delay that expires quickly
 
 

@@ -7,19 +7,19 @@ import threading
 from pathlib import Path
 
 import pytest
-from isolator_helpers import (
+from conftest import (
+    NEGATIVE_WAIT,
     WAIT,
-    container_config,
-    container_id,
-    docker_volume,
-    executor_config,
     running_isolator,
     sandbox,
+    volumes_file,
+    write_checkpoint,
 )
 
 from isolator import DockerVolumeIsolator, Flags, IsolatorError
 from isolator import isolator as isolator_module
 from isolator.linux import CLONE_NEWNS
+from isolator.messages import container_config, container_id, docker_volume, executor_config
 from isolator.protos import (
     CommandInfo,
     ContainerConfig,
@@ -28,13 +28,6 @@ from isolator.protos import (
     Volume,
 )
 from isolator.testing import RecordingDriverClient
-
-NEGATIVE_WAIT = 0.1  # how long a negative check watches for something that must not happen
-
-
-def volumes_file(flags: Flags, value: str) -> Path:
-    return Path(flags.docker_volume_checkpoint_dir) / value / "volumes"
-
 
 # -- what prepare reads -------------------------------------------------------------------
 
@@ -380,13 +373,6 @@ def test_unmount_failures_are_joined_by_newlines(
 # -- recover --------------------------------------------------------------------------------
 
 
-def write_checkpoint(flags: Flags, value: str, content: bytes) -> Path:
-    path = volumes_file(flags, value)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(content)
-    return path
-
-
 def test_recover_from_a_checkpoint_written_by_mesos(
     flags: Flags, client: RecordingDriverClient
 ) -> None:
@@ -525,7 +511,7 @@ def test_create_refuses_a_checkpoint_root_it_cannot_make(tmp_path: Path) -> None
     blocker.write_text("")
     flags = Flags(docker_volume_checkpoint_dir=str(blocker / "cp"))
     with pytest.raises(IsolatorError) as failure:
-        DockerVolumeIsolator.create(flags, RecordingDriverClient())
+        DockerVolumeIsolator.create(flags, RecordingDriverClient(str(blocker)))
     assert str(failure.value) == (
         f"Failed to create docker volume information root directory at '{blocker}/cp': "
         "Not a directory"

@@ -15,18 +15,12 @@ import pwd
 from pathlib import Path
 
 import pytest
-from isolator_helpers import (
-    WAIT,
-    container_config,
-    container_id,
-    docker_volume,
-    running_isolator,
-    sandbox,
-)
+from conftest import WAIT, running_isolator, sandbox, volumes_file
 
 from actors import Future
 from isolator import Flags, IsolatorError
 from isolator.linux import CLONE_NEWNS, MS_BIND, MS_RDONLY, MS_REC
+from isolator.messages import container_config, container_id, docker_volume
 from isolator.protos import ContainerLaunchInfo, ContainerState
 from isolator.testing import DriverCall, RecordingDriverClient
 
@@ -40,10 +34,6 @@ def ops(calls: list[DriverCall]) -> list[tuple[str, str, str]]:
 
 def mounts(info: ContainerLaunchInfo) -> list[tuple[str, str, int]]:
     return [(m.source, m.target, m.flags) for m in info.mounts]
-
-
-def checkpoint(flags: Flags, value: str) -> Path:
-    return Path(flags.docker_volume_checkpoint_dir) / value / "volumes"
 
 
 def test_command_task_no_rootfs_with_volumes(
@@ -75,7 +65,7 @@ def test_command_task_no_rootfs_with_volumes(
         assert ops(calls) == [("mount", "driver1", "name1"), ("mount", "driver2", "name2")]
         assert calls[0].options == {"iops": "150"}
         assert calls[1].options == {}
-        assert json.loads(checkpoint(flags, "c1").read_text()) == {
+        assert json.loads(volumes_file(flags, "c1").read_text()) == {
             "volumes": [
                 {"driver": "driver1", "name": "name1"},
                 {"driver": "driver2", "name": "name2"},
@@ -87,7 +77,7 @@ def test_command_task_no_rootfs_with_volumes(
             ("unmount", "driver1", "name1"),
             ("unmount", "driver2", "name2"),
         ]
-        assert not checkpoint(flags, "c1").parent.exists()
+        assert not volumes_file(flags, "c1").parent.exists()
 
 
 def test_command_task_no_rootfs_failed_with_same_volumes(
@@ -110,7 +100,7 @@ def test_command_task_no_rootfs_failed_with_same_volumes(
             "Found duplicate docker volume with driver 'driver1' and name 'name1'"
         )
         assert client.calls == []
-        assert not checkpoint(flags, "c1").parent.exists()
+        assert not volumes_file(flags, "c1").parent.exists()
 
 
 def test_command_task_no_rootfs_slave_recovery(
@@ -140,7 +130,7 @@ def test_command_task_no_rootfs_slave_recovery(
             ("unmount", "driver1", "name1"),
             ("unmount", "driver2", "name2"),
         ]
-        assert not checkpoint(flags, "c1").parent.exists()
+        assert not volumes_file(flags, "c1").parent.exists()
 
 
 def test_empty_checkpoint_file_slave_recovery(
@@ -151,7 +141,7 @@ def test_empty_checkpoint_file_slave_recovery(
     config = container_config(directory, [docker_volume("driver1", "name1", "tmp/foo1")])
     with running_isolator(flags, client) as isolator:
         isolator.prepare(container_id("c1"), config).get(WAIT)
-    checkpoint(flags, "c1").write_text("")
+    volumes_file(flags, "c1").write_text("")
     restarted = RecordingDriverClient(str(tmp_path / "volumes"))
     with running_isolator(flags, restarted) as isolator:
         # Not checkpointed by the framework: the container is an unknown orphan.
@@ -159,7 +149,7 @@ def test_empty_checkpoint_file_slave_recovery(
         # Its cleanup has an empty Info, so nothing is unmounted; the directory goes.
         isolator.cleanup(container_id("c1")).get(WAIT)
         assert restarted.calls == []
-        assert not checkpoint(flags, "c1").parent.exists()
+        assert not volumes_file(flags, "c1").parent.exists()
 
 
 def test_command_task_no_rootfs_single_volume_multiple_containers(
@@ -228,7 +218,7 @@ def test_command_task_rootfs_unprivileged_user(tmp_path: Path) -> None:
     user = pwd.getpwnam("nobody")
     mount_point = sandbox(str(tmp_path), "mount-point")
     os.chown(mount_point, 0, 0)
-    client = RecordingDriverClient()
+    client = RecordingDriverClient(str(tmp_path / "volumes"))
     client.script("mount", "driver1", "name1", mount_point)
     flags = Flags(
         docker_volume_checkpoint_dir=str(tmp_path / "checkpoint"), docker_volume_chown=True
@@ -251,7 +241,7 @@ def test_command_task_rootfs_unprivileged_user(tmp_path: Path) -> None:
 def test_chown_skipped_for_root_or_when_off(tmp_path: Path, chown: bool) -> None:
     mount_point = sandbox(str(tmp_path), "mount-point")
     before = os.stat(mount_point)
-    client = RecordingDriverClient()
+    client = RecordingDriverClient(str(tmp_path / "volumes"))
     client.script("mount", "d", "n", mount_point)
     flags = Flags(docker_volume_checkpoint_dir=str(tmp_path / "cp"), docker_volume_chown=chown)
     user = "root" if chown else "nobody"
@@ -316,7 +306,7 @@ def test_command_task_no_rootfs_with_unmount_volume_failure(
         with pytest.raises(IsolatorError, match=r"^Mock failure$"):
             isolator.cleanup(first).get(WAIT)
         # The checkpoint stays so a restarted agent retries the unmount.
-        assert checkpoint(flags, "task1").exists()
+        assert volumes_file(flags, "task1").exists()
 
         second = container_id("task2")
         config = container_config(
@@ -331,7 +321,7 @@ def test_command_task_no_rootfs_with_unmount_volume_failure(
             ("mount", "driver", "name"),
             ("unmount", "driver", "name"),
         ]
-        assert not checkpoint(flags, "task2").parent.exists()
+        assert not volumes_file(flags, "task2").parent.exists()
 
 
 def test_prepare_waits_for_every_mount(

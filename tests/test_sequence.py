@@ -9,11 +9,9 @@ from typing import Any
 
 import pykka
 import pytest
+from conftest import NEGATIVE_WAIT, WAIT
 
 from actors import DiscardedError, Future, Promise, Sequence
-
-WAIT = 5.0
-NEGATIVE_WAIT = 0.1
 
 
 class Boom(Exception):
