@@ -340,19 +340,26 @@ def main_job(workdir: Path, volume_count: int, writer_count: int, log: Log) -> R
         report.add(survivor, adopted.get(WAIT), log)
 
         isolator.stop()
-        leftovers = sorted(str(p) for p in (workdir / "checkpoints").iterdir())
-        if leftovers:
-            report.problems.append(f"checkpoints left: {leftovers}")
-        if any(mount_ids(client).values()):
-            report.problems.append(f"volumes still mounted: {mount_ids(client)}")
-        if host_mounts() != mounts_before:
-            report.problems.append(f"host mounts changed: {host_mounts() ^ mounts_before}")
+        report.problems += leftovers(workdir, client, mounts_before)
         summarize(report, plugin, volumes, log)
     finally:
         pykka.ActorRegistry.stop_all()
         client.close()
         plugin.stop()
     return report
+
+
+def leftovers(workdir: Path, client: DockerPluginClient, mounts_before: set[str]) -> list[str]:
+    """What the run left behind: checkpoints, plugin mounts, host mounts (all must be none)."""
+    problems = []
+    checkpoints = sorted(str(p) for p in (workdir / "checkpoints").iterdir())
+    if checkpoints:
+        problems.append(f"checkpoints left: {checkpoints}")
+    if any(mount_ids(client).values()):
+        problems.append(f"volumes still mounted: {mount_ids(client)}")
+    if host_mounts() != mounts_before:
+        problems.append(f"host mounts changed: {host_mounts() ^ mounts_before}")
+    return problems
 
 
 def wait_started(scheduler: pykka.ActorProxy[Scheduler], name: str) -> None:

@@ -274,6 +274,24 @@ def test_defer_needs_an_actors_actor() -> None:
         ref.stop(timeout=WAIT)
 
 
+def _outcomes(futures: list[list[Future[int]]], per_sender: int) -> dict[str, int]:
+    """How the futures of each sender ended; every one must have ended."""
+    outcomes = {"ready": 0, "dead": 0, "discarded": 0}
+    for index, sent in enumerate(futures):
+        assert len(sent) == per_sender
+        for future in sent:
+            assert future.wait(WAIT), "a defer to a stopping actor never completed"
+            if future.is_ready():
+                assert future.get() == index
+                outcomes["ready"] += 1
+            elif future.is_failed():
+                assert isinstance(future.failure(), pykka.ActorDeadError)
+                outcomes["dead"] += 1
+            else:
+                outcomes["discarded"] += 1
+    return outcomes
+
+
 def test_defers_racing_with_stop_complete() -> None:
     """The actor stops while other threads keep deferring: every future completes."""
     ref = Worker.start()
@@ -304,19 +322,7 @@ def test_defers_racing_with_stop_complete() -> None:
     ref.stop(timeout=WAIT)  # while the senders are still sending
     for thread in threads:
         thread.join(WAIT)
-    outcomes = {"ready": 0, "dead": 0, "discarded": 0}
-    for index, sent in enumerate(futures):
-        assert len(sent) == per_sender
-        for future in sent:
-            assert future.wait(WAIT), "a defer to a stopping actor never completed"
-            if future.is_ready():
-                assert future.get() == index
-                outcomes["ready"] += 1
-            elif future.is_failed():
-                assert isinstance(future.failure(), pykka.ActorDeadError)
-                outcomes["dead"] += 1
-            else:
-                outcomes["discarded"] += 1
+    outcomes = _outcomes(futures, per_sender)
     assert sum(outcomes.values()) == senders * per_sender
     assert outcomes["ready"] >= senders * 10
 

@@ -208,43 +208,55 @@ def completer() -> Iterator[Completer]:
     c.close()
 
 
-def test_many_adders_keep_order_and_never_overlap(completer: Completer) -> None:
-    adders, per_adder = 8, 40
-    seq = Sequence()
-    lock = threading.Lock()
-    running = [0]
-    max_running = [0]
-    calls: list[tuple[int, int]] = []
-    added: list[list[Future[tuple[int, int]]]] = [[] for _ in range(adders)]
+class OverlapWatch:
+    """Items that record how many of them run at once, half finishing later on a thread."""
 
-    def make_item(adder: int, index: int) -> Callable[[], Any]:
+    def __init__(self, completer: Completer) -> None:
+        self._completer = completer
+        self._lock = threading.Lock()
+        self._running = 0
+        self.max_running = 0
+        self.calls: list[tuple[int, int]] = []
+
+    def _enter(self, adder: int, index: int) -> None:
+        with self._lock:
+            self._running += 1
+            self.max_running = max(self.max_running, self._running)
+            self.calls.append((adder, index))
+
+    def _leave(self) -> None:
+        with self._lock:
+            self._running -= 1
+
+    def item(self, adder: int, index: int) -> Callable[[], Any]:
         def fn() -> Any:
-            with lock:
-                running[0] += 1
-                max_running[0] = max(max_running[0], running[0])
-                calls.append((adder, index))
+            self._enter(adder, index)
             if index % 2:  # finishes at once
-                with lock:
-                    running[0] -= 1
+                self._leave()
                 return (adder, index)
             promise: Promise[tuple[int, int]] = Promise()
 
             def finish() -> None:
-                with lock:
-                    running[0] -= 1
+                self._leave()
                 promise.set((adder, index))
 
-            completer.jobs.put(finish)
+            self._completer.jobs.put(finish)
             return promise.future
 
         return fn
 
+
+def test_many_adders_keep_order_and_never_overlap(completer: Completer) -> None:
+    adders, per_adder = 8, 40
+    seq = Sequence()
+    watch = OverlapWatch(completer)
+    added: list[list[Future[tuple[int, int]]]] = [[] for _ in range(adders)]
     barrier = threading.Barrier(adders)
 
     def add_all(adder: int) -> None:
         barrier.wait(WAIT)
         for index in range(per_adder):
-            added[adder].append(seq.add(make_item(adder, index)))
+            added[adder].append(seq.add(watch.item(adder, index)))
 
     threads = [threading.Thread(target=add_all, args=(a,)) for a in range(adders)]
     for thread in threads:
@@ -259,12 +271,13 @@ def test_many_adders_keep_order_and_never_overlap(completer: Completer) -> None:
     finally:
         seq.stop().get(timeout=WAIT)
 
-    assert max_running[0] == 1, "two items of one sequence ran at the same time"
-    assert len(calls) == adders * per_adder
-    assert collections.Counter(calls) == {(a, i): 1 for a in range(adders)
-                                          for i in range(per_adder)}
+    assert watch.max_running == 1, "two items of one sequence ran at the same time"
+    assert len(watch.calls) == adders * per_adder
+    assert collections.Counter(watch.calls) == {
+        (a, i): 1 for a in range(adders) for i in range(per_adder)
+    }
     for adder in range(adders):
-        mine = [index for a, index in calls if a == adder]
+        mine = [index for a, index in watch.calls if a == adder]
         assert mine == list(range(per_adder)), "an adder's items ran out of order"
 
 

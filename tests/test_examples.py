@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -21,6 +23,17 @@ def run_example(name: str, *args: str) -> subprocess.CompletedProcess[str]:
         timeout=TIMEOUT,
         check=False,
     )
+
+
+def load_example(name: str) -> ModuleType:
+    """Import an example script as a module, as ``python examples/<name>`` would run it."""
+    spec = importlib.util.spec_from_file_location(Path(name).stem, EXAMPLES / name)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while it loads
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_scheduler_main_job_on_a_small_workload() -> None:
@@ -43,11 +56,7 @@ def test_scheduler_says_so_when_it_cannot_mount(
 ) -> None:
     # In-process with a non-root euid: the launched tasks get no launch info, so the
     # rest of the job (isolator, plugin, recovery) still runs and is checked.
-    sys.path.insert(0, str(EXAMPLES))
-    try:
-        import scheduler
-    finally:
-        sys.path.remove(str(EXAMPLES))
+    scheduler = load_example("scheduler.py")
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     assert scheduler.main(["--volumes", "2", "--writers", "1"]) == 0
     out = capsys.readouterr().out

@@ -17,6 +17,7 @@ import pykka
 import pytest
 from conftest import NEGATIVE_WAIT, WAIT
 
+import actors
 from actors import Actor, DiscardedError, Future, Promise, State, Timeout
 
 SHORT = 0.05  # an ``after`` delay that expires quickly
@@ -159,8 +160,6 @@ def test_get_without_timeout_blocks_until_completion() -> None:
 
 
 def test_discarded_error_is_the_exported_one() -> None:
-    import actors
-
     assert actors.DiscardedError is DiscardedError
     assert issubclass(DiscardedError, Exception)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 from pathlib import Path
 
@@ -16,7 +17,8 @@ from conftest import (
     write_checkpoint,
 )
 
-from isolator import DockerVolumeIsolator, Flags, IsolatorError
+from actors import Future
+from isolator import DockerVolumeIsolator, DriverClient, Flags, IsolatorError
 from isolator import isolator as isolator_module
 from isolator.linux import CLONE_NEWNS
 from isolator.messages import container_config, container_id, docker_volume, executor_config
@@ -256,8 +258,6 @@ def test_mount_point_is_trimmed(
 def test_discarded_mount_fails_prepare_with_discarded(
     tmp_path: Path, flags: Flags, client: RecordingDriverClient
 ) -> None:
-    from actors import Future
-
     client.script("mount", "d", "n", Future.discarded())
     config = container_config(str(tmp_path), [docker_volume("d", "n", "v")])
     with running_isolator(flags, client) as isolator, pytest.raises(IsolatorError) as failure:
@@ -344,8 +344,6 @@ def test_checkpoint_directory_that_cannot_be_removed(
     with running_isolator(flags, client) as isolator:
         isolator.prepare(container_id("c"), config).get(WAIT)
         directory = volumes_file(flags, "c").parent
-        import shutil
-
         shutil.rmtree(directory)
         with pytest.raises(IsolatorError) as failure:
             isolator.cleanup(container_id("c")).get(WAIT)
@@ -670,9 +668,6 @@ def test_unknown_orphans_sharing_a_volume_unmount_it_once(
 
 
 def test_a_driver_client_needs_no_init(tmp_path: Path, flags: Flags) -> None:
-    from actors import Future
-    from isolator import DriverClient
-
     class Minimal(DriverClient):
         def __init__(self, mount_point: str) -> None:  # deliberately no super().__init__()
             self.mount_point = mount_point
