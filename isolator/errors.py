@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-__all__ = ["CheckpointError", "DriverError", "IsolatorError", "strerror"]
+__all__ = [
+    "CheckpointError",
+    "DriverError",
+    "IsolatorError",
+    "MountRefusedError",
+    "strerror",
+]
 
 
 class IsolatorError(Exception):
@@ -14,7 +20,16 @@ class CheckpointError(IsolatorError):
 
 
 class DriverError(IsolatorError):
-    """A volume driver (dvdcli or a plugin) failed a mount or an unmount."""
+    """A volume driver (dvdcli or a plugin) failed a mount or an unmount.
+
+    After a failed mount the volume may or may not be mounted (a timeout, a connection
+    lost after the request was sent): the isolator unmounts it when its last user goes.
+    """
+
+
+class MountRefusedError(DriverError):
+    """The driver refused a mount before mounting anything (no such plugin, a refused
+    ``Create`` or ``Mount``...): nothing is mounted, so nothing needs an unmount."""
 
 
 def strerror(error: BaseException) -> str:

@@ -14,7 +14,13 @@ import tempfile
 
 from isolator.errors import strerror
 
-__all__ = ["WriteError", "fsync_directory", "makedirs_durably", "write_atomically"]
+__all__ = [
+    "WriteError",
+    "fsync_directory",
+    "makedirs_durably",
+    "remove_owned_directory",
+    "write_atomically",
+]
 
 
 class WriteError(Exception):
@@ -51,6 +57,10 @@ def makedirs_durably(directory: str, mode: int = 0o755) -> None:
         fsync_directory(os.path.dirname(path) or ".")
 
 
+def _temporary_prefix(name: str) -> str:
+    return f".{name}."
+
+
 def _write_all_and_sync(fd: int, data: bytes) -> None:
     """Write all of ``data``, flush it to the device, and close ``fd`` in any case."""
     try:
@@ -75,7 +85,7 @@ def write_atomically(path: str | os.PathLike[str], data: bytes) -> None:
     except OSError as error:
         raise WriteError(f"Failed to create directory '{base}': {strerror(error)}") from error
     try:
-        fd, temp = tempfile.mkstemp(dir=base, prefix=f".{os.path.basename(target)}.")
+        fd, temp = tempfile.mkstemp(dir=base, prefix=_temporary_prefix(os.path.basename(target)))
     except OSError as error:
         raise WriteError(f"Failed to create temporary file: {strerror(error)}") from error
     renamed = False
@@ -99,3 +109,19 @@ def write_atomically(path: str | os.PathLike[str], data: bytes) -> None:
             with contextlib.suppress(OSError):  # the failure being reported matters more
                 os.unlink(temp)
         raise
+
+
+def remove_owned_directory(directory: str, *, files: tuple[str, ...]) -> None:
+    """Remove ``directory`` and the ``files`` in it that we wrote (with any temporaries a
+    crash left), durably; never anything else.
+
+    A directory that holds anything more is left as it is and the removal fails with
+    ``ENOTEMPTY``: whatever else is there is not ours to delete. Raises ``OSError``.
+    """
+    prefixes = tuple(_temporary_prefix(name) for name in files)
+    for entry in os.listdir(directory):
+        if entry in files or entry.startswith(prefixes):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(directory, entry))
+    os.rmdir(directory)
+    fsync_directory(os.path.dirname(directory.rstrip("/")) or ".")

@@ -17,24 +17,24 @@ import logging
 import os
 import shutil
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Any, cast
 
 import pykka
 
-from actors import Actor, Future, await_, defer
+from actors import Actor, Future, Promise, await_, defer
+from isolator import failpoints
 from isolator.container_volumes import requested_mounts
+from isolator.containers import ContainerTable, Phase, busy_error, container_key
 from isolator.drivers.base import DriverClient
-from isolator.errors import CheckpointError, IsolatorError, strerror
+from isolator.errors import IsolatorError, strerror
 from isolator.flags import Flags
 from isolator.launch_info import VolumeMount, build_launch_info
 from isolator.messages import copy
 from isolator.paths import (
+    checkpointed_containers,
     container_dir,
     format_container_id,
-    lineage,
     validate_container_id,
-    volumes_path,
 )
 from isolator.protos import (
     ContainerConfig,
@@ -42,31 +42,15 @@ from isolator.protos import (
     ContainerLaunchInfo,
     ContainerState,
 )
-from isolator.state import VolumeKey, read_volumes, write_volumes
+from isolator.state import VolumeKey, checkpoint_container, read_checkpoint, remove_checkpoint
 from isolator.volume_sequences import VolumeSequences
 
-__all__ = ["DockerVolumeIsolator", "DockerVolumeIsolatorActor"]
+__all__ = ["STOPPED", "DockerVolumeIsolator", "DockerVolumeIsolatorActor"]
 
 logger = logging.getLogger("isolator")
 
-# A container's identity: its value and its ancestors' (Mesos compares parents too).
-_ContainerKey = tuple[str, ...]
-
-
-def _key(container_id: ContainerID) -> _ContainerKey:
-    return tuple(current.value for current in lineage(container_id))
-
-
 def _failure_text(future: Future[Any]) -> str:
     return str(future.failure()) if future.is_failed() else "discarded"
-
-
-@dataclass
-class _Info:
-    """What the isolator remembers of a container: the volumes it uses, in order."""
-
-    container_id: ContainerID
-    volumes: dict[VolumeKey, None] = field(default_factory=dict)
 
 
 class DockerVolumeIsolatorActor(Actor):
@@ -77,40 +61,36 @@ class DockerVolumeIsolatorActor(Actor):
         self._flags = flags
         self._root = root_dir
         self._client = client
-        self._infos: dict[_ContainerKey, _Info] = {}
-        self._sequences = VolumeSequences(in_use=self._in_use, serialize=self._serialize)
+        self._volumes = VolumeSequences(serialize=self._serialize)
+        self._containers = ContainerTable(self._volumes)
         self._orphan_cleanups: list[Future[None]] = []
+        self._recovered = False
 
     def _serialize(self, fn: Callable[[], None]) -> None:
         defer(self.actor_ref, fn)()
 
-    def _in_use(self, volume: VolumeKey) -> bool:
-        return any(volume in info.volumes for info in self._infos.values())
-
     # -- recover -----------------------------------------------------------------------
 
     def recover(self, states: list[ContainerState], orphans: list[ContainerID]) -> None:
+        if self._recovered:
+            # A second recovery would clean up the same unknown orphans again.
+            raise IsolatorError(
+                "The docker/volume isolator has already recovered; recover() runs once, "
+                "when the isolator starts"
+            )
         if not os.path.exists(self._root):
             logger.debug("Skipping recovery: '%s' does not exist", self._root)
+            self._recovered = True
             return
-        for state in states:
-            self._recover_or_raise(state.container_id, "container")
-        for orphan in orphans:
-            self._recover_or_raise(orphan, "orphan container")
+        given = [(s.container_id, "container") for s in states]
+        given += [(orphan, "orphan container") for orphan in orphans]
         try:
-            entries = sorted(os.listdir(self._root))
-        except OSError as error:
-            raise IsolatorError(
-                f"Unable to list docker volume checkpoint directory '{self._root}': "
-                f"{strerror(error)}"
-            ) from error
-        known = {info.container_id.value for info in self._infos.values()}
-        unknown = [ContainerID(value=entry) for entry in entries if entry not in known]
-        # All unknown orphans are recovered before any is cleaned up, so that orphans
-        # sharing a volume count each other and only the last one unmounts it. (Mesos
-        # interleaves the two and unmounts such a volume once per orphan.)
-        for orphan in unknown:
-            self._recover_or_raise(orphan, "orphan container")
+            unknown = self._read_checkpoints(given)
+        except IsolatorError:
+            self._containers.forget_all()  # a failed recovery records nothing: retry it
+            raise
+        self._recovered = True
+        failpoints.hit("during-recovery")
         for orphan in unknown:
             logger.info("Cleanup volumes for unknown orphaned container %s", orphan.value)
             # Fire and forget, as Mesos: the unmounts are queued before recover returns.
@@ -122,31 +102,38 @@ class DockerVolumeIsolatorActor(Actor):
             cleanup.on_failed(functools.partial(_log_orphan_failure, orphan.value))
             self._orphan_cleanups.append(cleanup)
 
+    def _read_checkpoints(self, given: list[tuple[ContainerID, str]]) -> list[ContainerID]:
+        """Record the given containers and every other checkpointed one; the latter."""
+        for container_id, kind in given:
+            self._recover_or_raise(container_id, kind)
+        try:
+            entries = checkpointed_containers(self._root)
+        except OSError as error:
+            raise IsolatorError(
+                f"Unable to list docker volume checkpoint directory '{self._root}': "
+                f"{strerror(error)}"
+            ) from error
+        known = {container.container_id.value for container in self._containers}
+        unknown = [ContainerID(value=entry) for entry in entries if entry not in known]
+        # All unknown orphans are recovered before any is cleaned up, so that orphans
+        # sharing a volume count each other and only the last one unmounts it. (Mesos
+        # interleaves the two and unmounts such a volume once per orphan.)
+        for orphan in unknown:
+            self._recover_or_raise(orphan, "orphan container")
+        return unknown
+
     def _recover_or_raise(self, container_id: ContainerID, kind: str) -> None:
         try:
             validate_container_id(container_id)
-            self._recover_container(container_id)
+            volumes = read_checkpoint(self._root, container_id)
         except IsolatorError as error:
             raise IsolatorError(
                 f"Failed to recover docker volumes for {kind} "
                 f"{format_container_id(container_id)}: {error}"
             ) from error
-
-    def _recover_container(self, container_id: ContainerID) -> None:
-        if not os.path.exists(container_dir(self._root, container_id)):
-            return  # Cleaned up already, or the agent died before prepare made the dir.
-        path = volumes_path(self._root, container_id)
-        volumes = read_volumes(path)
-        if not volumes:
-            # A missing or empty file means no volume was mounted (MESOS-9507).
-            logger.warning(
-                "The docker volumes checkpointed at '%s' for container %s %s",
-                path,
-                format_container_id(container_id),
-                "does not exist" if volumes is None else "is empty",
-            )
-        info = _Info(copy(container_id), dict.fromkeys(volumes or []))
-        self._infos[_key(container_id)] = info
+        if volumes is not None:
+            # Mesos's rule after a restart: whatever was checkpointed may be mounted.
+            self._containers.add(container_id, volumes, maybe_mounted=True)
 
     # -- prepare -----------------------------------------------------------------------
 
@@ -154,38 +141,30 @@ class DockerVolumeIsolatorActor(Actor):
         self, container_id: ContainerID, config: ContainerConfig
     ) -> Future[ContainerLaunchInfo] | None:
         validate_container_id(container_id)
+        key = container_key(container_id)
+        previous = self._containers.get(key)
+        if previous is not None and previous.phase is not Phase.STRANDED:
+            raise busy_error(container_id, previous.phase)
         mounts = requested_mounts(container_id, config, self._flags)
         if not mounts:
             return None
-        self._checkpoint(container_id, [m.volume for m in mounts])
-        # Known before the mounts finish, so a failed prepare still gets all unmounted.
-        self._infos[_key(container_id)] = _Info(
-            copy(container_id), dict.fromkeys(m.volume for m in mounts)
-        )
+        volumes = dict.fromkeys(m.volume for m in mounts)
+        if previous is not None:
+            # Its last cleanup failed: this life takes over the duty to unmount those.
+            volumes.update(dict.fromkeys(previous.volumes))
+        # Before any mount: after a crash, whatever was mounted can still be unmounted.
+        checkpoint_container(self._root, container_id, list(volumes))
+        failpoints.hit("after-checkpoint-write")
+        # Known before the mounts finish, so a failed prepare still gets its volumes
+        # unmounted (those whose mount was not refused) at cleanup.
+        self._containers.add(container_id, volumes, maybe_mounted=False)
         futures = [
-            self._sequences.enqueue(m.volume, _driver_call(self._client.mount, m.volume, m.options))
+            self._volumes.mount(m.volume, _driver_call(self._client.mount, m.volume, m.options))
             for m in mounts
         ]
         user = config.user if config.HasField("user") else None
         finish = defer(self.actor_ref, self._finish_prepare, container_id, mounts, user)
         return await_(futures).then(finish)
-
-    def _checkpoint(self, container_id: ContainerID, volumes: list[VolumeKey]) -> None:
-        directory = container_dir(self._root, container_id)
-        try:
-            os.makedirs(directory, mode=0o755, exist_ok=True)
-        except OSError as error:
-            raise IsolatorError(
-                f"Failed to create the container directory at '{directory}': {strerror(error)}"
-            ) from error
-        path = volumes_path(self._root, container_id)
-        try:
-            # Before any mount: after a crash, whatever was mounted can still be unmounted.
-            write_volumes(path, volumes)
-        except CheckpointError as error:
-            raise IsolatorError(
-                f"Failed to checkpoint docker volumes at '{path}': {error}"
-            ) from error
 
     def _finish_prepare(
         self,
@@ -210,40 +189,36 @@ class DockerVolumeIsolatorActor(Actor):
 
     def cleanup(self, container_id: ContainerID) -> Future[None]:
         validate_container_id(container_id)
-        key = _key(container_id)
-        info = self._infos.get(key)
-        if info is None:
+        key = container_key(container_id)
+        container = self._containers.get(key)
+        if container is None:
             logger.debug(
                 "Ignoring cleanup request for unknown container %s",
                 format_container_id(container_id),
             )
             return Future.ready(None)
-        for child_key, child in self._infos.items():
-            if child_key[:-1] == key:
-                raise IsolatorError(
-                    f"Failed to clean up container {format_container_id(container_id)}: "
-                    f"it has child container {format_container_id(child.container_id)} "
-                    "which is not cleaned up yet"
-                )
-
-        references: dict[VolumeKey, int] = {}
-        for other in self._infos.values():
-            for volume in other.volumes:
-                references[volume] = references.get(volume, 0) + 1
-
-        # Forgotten before the unmounts finish, so a failed unmount leaves no stale
+        if container.phase is Phase.CLEANING:
+            assert container.cleanup is not None
+            return container.cleanup  # one cleanup per life; a second call joins it
+        child = self._containers.a_prepared_child(key)
+        if child is not None:
+            raise IsolatorError(
+                f"Failed to clean up container {format_container_id(container_id)}: "
+                f"it has child container {format_container_id(child.container_id)} "
+                "which is not cleaned up yet"
+            )
+        # Released before the unmounts finish, so a failed unmount leaves no stale
         # reference behind (MESOS-10126).
-        del self._infos[key]
-        futures: list[Future[None]] = []
-        for volume in info.volumes:
-            if references[volume] > 1:
+        unmounts = []
+        for volume, holders in self._containers.start_cleanup(key):
+            if holders:
                 logger.debug(
                     "Cannot unmount volume with driver '%s' and name '%s' for container %s "
-                    "since its reference count is %d",
+                    "since %d other container(s) use it",
                     volume.driver,
                     volume.name,
                     format_container_id(container_id),
-                    references[volume],
+                    holders,
                 )
                 continue
             logger.info(
@@ -252,25 +227,49 @@ class DockerVolumeIsolatorActor(Actor):
                 volume.name,
                 format_container_id(container_id),
             )
-            futures.append(
-                self._sequences.enqueue(volume, _driver_call(self._client.unmount, volume))
-            )
+            call = _driver_call(self._client.unmount, volume)
+            unmounts.append(self._volumes.unmount(volume, call))
         finish = defer(self.actor_ref, self._finish_cleanup, container_id)
-        return await_(futures).then(finish)
+        container.cleanup = await_(unmounts).then(finish)
+        return container.cleanup
 
     def _finish_cleanup(self, container_id: ContainerID, futures: list[Future[None]]) -> None:
+        key = container_key(container_id)
         failures = [_failure_text(f) for f in futures if not f.is_ready()]
-        if failures:
-            # The checkpoint stays, so the next recovery retries the unmounts.
-            raise IsolatorError("\n".join(failures))
-        directory = container_dir(self._root, container_id)
         try:
-            shutil.rmtree(directory)
-        except OSError as error:
-            raise IsolatorError(
-                f"Failed to remove the checkpoint directory at '{directory}': {strerror(error)}"
-            ) from error
+            if failures:
+                # The checkpoint stays, so the next recovery retries the unmounts.
+                raise IsolatorError("\n".join(failures))
+            failpoints.hit("before-checkpoint-removal")
+            directory = remove_checkpoint(self._root, container_id)
+        except IsolatorError:
+            self._containers.strand(key)
+            raise
+        self._containers.remove(key)
         logger.info("Removed the checkpoint directory at '%s'", directory)
+
+    # -- forget --------------------------------------------------------------------------
+
+    def forget(self, container_id: ContainerID) -> None:
+        """Drop a container's record and checkpoint without unmounting anything."""
+        validate_container_id(container_id)
+        key = container_key(container_id)
+        container = self._containers.get(key)
+        if container is not None and container.phase is Phase.CLEANING:
+            raise busy_error(container_id, Phase.CLEANING)
+        if container is None and not os.path.lexists(container_dir(self._root, container_id)):
+            raise IsolatorError(
+                f"Cannot forget container {format_container_id(container_id)}: "
+                "the isolator knows no such container and it has no checkpoint"
+            )
+        directory = remove_checkpoint(self._root, container_id, missing_ok=True)
+        volumes = self._containers.forget(key).volumes if container is not None else ()
+        logger.warning(
+            "Forgot container %s without unmounting its volumes %s; removed '%s'",
+            format_container_id(container_id),
+            [f"{v.driver}/{v.name}" for v in volumes],
+            directory,
+        )
 
     # -- introspection and lifecycle -------------------------------------------------------
 
@@ -280,10 +279,10 @@ class DockerVolumeIsolatorActor(Actor):
 
     def sequence_count(self) -> int:
         """How many volume sequences are alive; for tests and metrics."""
-        return len(self._sequences)
+        return self._volumes.sequence_count()
 
     def on_stop(self) -> None:
-        self._sequences.stop()
+        self._volumes.stop()
 
 
 def _log_orphan_failure(entry: str, error: BaseException) -> None:
@@ -300,7 +299,8 @@ def _driver_call(
 class DockerVolumeIsolator:
     """The public handle: each call is a message to the isolator actor and returns a Future.
 
-    Arguments are copied before they are sent, so callers may reuse their messages.
+    Arguments are copied before they are sent, so callers may reuse their messages. No
+    call raises: a stopped isolator or a bad argument fails the returned future.
     """
 
     def __init__(
@@ -312,6 +312,7 @@ class DockerVolumeIsolator:
         self._ref = actor_ref
         self._proxy = actor_ref.proxy()
         self._owned_client = owned_client
+        self._stopped = False
 
     @classmethod
     def create(cls, flags: Flags, client: DriverClient | None = None) -> DockerVolumeIsolator:
@@ -337,15 +338,28 @@ class DockerVolumeIsolator:
     def recover(
         self, states: Iterable[ContainerState], orphans: Iterable[ContainerID]
     ) -> Future[None]:
-        return _ask(self._proxy.recover([copy(s) for s in states], [copy(o) for o in orphans]))
+        """Read the checkpoints; clean up the unknown orphans. Once, before anything else."""
+        return self._send(
+            lambda: self._proxy.recover([copy(s) for s in states], [copy(o) for o in orphans])
+        )
 
     def prepare(
         self, container_id: ContainerID, container_config: ContainerConfig
     ) -> Future[ContainerLaunchInfo | None]:
-        return _ask(self._proxy.prepare(copy(container_id), copy(container_config)))
+        """Checkpoint and mount the container's Docker volumes; the launch info, or None."""
+        return self._send(lambda: self._proxy.prepare(copy(container_id), copy(container_config)))
 
     def cleanup(self, container_id: ContainerID) -> Future[None]:
-        return _ask(self._proxy.cleanup(copy(container_id)))
+        """Unmount the volumes no other container uses; remove the checkpoint."""
+        return self._send(lambda: self._proxy.cleanup(copy(container_id)))
+
+    def forget(self, container_id: ContainerID) -> Future[None]:
+        """Drop a container's record and checkpoint WITHOUT unmounting (logged at WARNING).
+
+        The way out for a volume whose plugin is gone for good, so its checkpoint stops
+        failing every cleanup and recovery. Not in Mesos.
+        """
+        return self._send(lambda: self._proxy.forget(copy(container_id)))
 
     def orphan_cleanups(self) -> Future[list[Future[None]]]:
         """Completes once every unknown-orphan cleanup started by ``recover`` has ended.
@@ -353,22 +367,47 @@ class DockerVolumeIsolator:
         Mesos fires those cleanups and forgets them; this lets an embedder wait for them
         and see how each ended.
         """
-        return _ask(self._proxy.orphan_cleanups())
+        return self._send(self._proxy.orphan_cleanups)
 
     def sequence_count(self) -> Future[int]:
         """How many per-volume sequences are alive (idle, unused ones are stopped)."""
-        return _ask(self._proxy.sequence_count())
+        return self._send(self._proxy.sequence_count)
 
     def stop(self, *, timeout: float | None = 10.0) -> None:
         """Stop the actor and its sequences; checkpoints stay (as after an agent crash)."""
+        self._stopped = True
         self._ref.stop(timeout=timeout)
         if self._owned_client is not None:
             self._owned_client.close()
 
+    def _send(self, call: Callable[[], Any]) -> Future[Any]:
+        if self._stopped:
+            return Future.failed(IsolatorError(STOPPED))
+        try:
+            sent = cast("Future[Any]", call())
+        except pykka.ActorDeadError:
+            return Future.failed(IsolatorError(STOPPED))
+        except Exception as error:  # a bad argument, e.g. not a message: fail, never raise
+            return Future.failed(error)
+        return _stopped_as_isolator_error(sent)
 
-def _ask(future: Any) -> Future[Any]:
-    # pykka types proxy calls loosely; ``actors.Actor`` makes them ``actors.Future``s.
-    return cast("Future[Any]", future)
+
+STOPPED = "The docker/volume isolator is stopped; start a new one with create() and recover()"
+
+
+def _stopped_as_isolator_error(sent: Future[Any]) -> Future[Any]:
+    """``sent``, with pykka's "actor not found" worded as the isolator's own error."""
+    promise: Promise[Any] = Promise()
+    promise.future.on_discard(sent.discard)
+
+    def _settle(done: Future[Any]) -> None:
+        if isinstance(done.failure(), pykka.ActorDeadError):
+            promise.fail(IsolatorError(STOPPED))
+        else:
+            promise.associate(done)
+
+    sent.on_any(_settle)
+    return promise.future
 
 
 def _mount_namespaces_supported() -> bool:

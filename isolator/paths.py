@@ -11,12 +11,16 @@ is validated first, so that no ID can name a path outside ``<root>``.
 
 from __future__ import annotations
 
+import logging
+import os
+
 from isolator.errors import IsolatorError
 from isolator.names import component_problem
 from isolator.protos import ContainerID
 
 __all__ = [
     "VOLUMES_FILE",
+    "checkpointed_containers",
     "container_dir",
     "format_container_id",
     "join",
@@ -27,6 +31,11 @@ __all__ = [
 
 VOLUMES_FILE = "volumes"
 """The checkpoint file's name inside a container's directory."""
+
+NOT_CONTAINERS = frozenset({"lost+found"})
+"""Names a filesystem puts in a directory by itself: never a container's checkpoint."""
+
+logger = logging.getLogger("isolator")
 
 
 def join(path: str, *paths: str) -> str:
@@ -96,3 +105,25 @@ def container_dir(root: str, container_id: ContainerID) -> str:
 def volumes_path(root: str, container_id: ContainerID) -> str:
     """``<root>/<value>/volumes``: the checkpoint file of a container's Docker volumes."""
     return join(container_dir(root, container_id), VOLUMES_FILE)
+
+
+def checkpointed_containers(root: str) -> list[str]:
+    """The container ID values that have a checkpoint directory under ``root``, sorted.
+
+    Anything else there (a stray file, a symlink, ``lost+found``) is skipped with a
+    warning and left untouched: recovery deletes only what the isolator wrote. Raises
+    ``OSError`` when ``root`` cannot be listed.
+    """
+    found = []
+    with os.scandir(root) as entries:
+        for entry in entries:
+            if entry.name in NOT_CONTAINERS:
+                logger.warning("Skipping '%s' in the checkpoint directory", entry.path)
+            elif not entry.is_dir(follow_symlinks=False):
+                kind = "a symlink" if entry.is_symlink() else "not a directory"
+                logger.warning(
+                    "Skipping '%s' in the checkpoint directory: it is %s", entry.path, kind
+                )
+            else:
+                found.append(entry.name)
+    return sorted(found)

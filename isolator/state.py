@@ -12,6 +12,7 @@ content, and once ``write_volumes`` returns the new content survives a reboot.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Iterable
 from typing import Any, NamedTuple, NoReturn
@@ -19,11 +20,23 @@ from typing import Any, NamedTuple, NoReturn
 from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor
 
-from isolator.errors import CheckpointError, strerror
-from isolator.fs import WriteError, write_atomically
-from isolator.protos import DockerVolumes
+from isolator.errors import CheckpointError, IsolatorError, strerror
+from isolator.fs import WriteError, remove_owned_directory, write_atomically
+from isolator.paths import VOLUMES_FILE, container_dir, format_container_id, volumes_path
+from isolator.protos import ContainerID, DockerVolumes
 
-__all__ = ["VolumeKey", "encode_volumes", "read_volumes", "write_volumes"]
+__all__ = [
+    "VolumeKey",
+    "checkpoint_container",
+    "encode_volumes",
+    "read_checkpoint",
+    "read_volumes",
+    "remove_checkpoint",
+    "write_volumes",
+]
+
+
+logger = logging.getLogger("isolator")
 
 
 class VolumeKey(NamedTuple):
@@ -219,3 +232,62 @@ def read_volumes(path: str | os.PathLike[str]) -> list[VolumeKey] | None:
         seen.add(key)
         volumes.append(key)
     return volumes
+
+
+def checkpoint_container(root: str, container_id: ContainerID, volumes: list[VolumeKey]) -> None:
+    """Write ``<root>/<id>/volumes`` before any mount, so a crash can still unmount them.
+
+    Raises ``IsolatorError`` with Mesos's texts.
+    """
+    directory = container_dir(root, container_id)
+    try:
+        os.makedirs(directory, mode=0o755, exist_ok=True)
+    except OSError as error:
+        raise IsolatorError(
+            f"Failed to create the container directory at '{directory}': {strerror(error)}"
+        ) from error
+    path = volumes_path(root, container_id)
+    try:
+        write_volumes(path, volumes)
+    except CheckpointError as error:
+        raise IsolatorError(f"Failed to checkpoint docker volumes at '{path}': {error}") from error
+
+
+def remove_checkpoint(root: str, container_id: ContainerID, *, missing_ok: bool = False) -> str:
+    """Remove a container's checkpoint directory, deleting only what the isolator wrote.
+
+    Returns the directory. Raises ``IsolatorError`` with Mesos's text, also when the
+    directory holds anything else (``Directory not empty``: that is not ours to delete).
+    """
+    directory = container_dir(root, container_id)
+    try:
+        remove_owned_directory(directory, files=(VOLUMES_FILE,))
+    except OSError as error:
+        if missing_ok and isinstance(error, FileNotFoundError):
+            return directory
+        raise IsolatorError(
+            f"Failed to remove the checkpoint directory at '{directory}': {strerror(error)}"
+        ) from error
+    return directory
+
+
+def read_checkpoint(root: str, container_id: ContainerID) -> list[VolumeKey] | None:
+    """The volumes checkpointed for a container; None when it has no checkpoint directory
+    (cleaned up already, or the agent died before ``prepare`` made it).
+
+    A missing or empty file means nothing was mounted (MESOS-9507): a warning, and ``[]``.
+    Raises ``CheckpointError`` for a checkpoint that cannot be read or parsed.
+    """
+    path = volumes_path(root, container_id)
+    volumes = read_volumes(path)
+    if volumes:
+        return volumes
+    if volumes is None and not os.path.exists(container_dir(root, container_id)):
+        return None
+    logger.warning(
+        "The docker volumes checkpointed at '%s' for container %s %s",
+        path,
+        format_container_id(container_id),
+        "does not exist" if volumes is None else "is empty",
+    )
+    return []
