@@ -340,18 +340,26 @@ class DockerVolumeIsolator:
     ) -> Future[None]:
         """Read the checkpoints; clean up the unknown orphans. Once, before anything else."""
         return self._send(
-            lambda: self._proxy.recover([copy(s) for s in states], [copy(o) for o in orphans])
+            lambda: self._proxy.recover(
+                [copy(s, expected=ContainerState, name="states[]") for s in states],
+                [_copy_id(o, "orphans[]") for o in orphans],
+            )
         )
 
     def prepare(
         self, container_id: ContainerID, container_config: ContainerConfig
     ) -> Future[ContainerLaunchInfo | None]:
         """Checkpoint and mount the container's Docker volumes; the launch info, or None."""
-        return self._send(lambda: self._proxy.prepare(copy(container_id), copy(container_config)))
+        return self._send(
+            lambda: self._proxy.prepare(
+                _copy_id(container_id),
+                copy(container_config, expected=ContainerConfig, name="container_config"),
+            )
+        )
 
     def cleanup(self, container_id: ContainerID) -> Future[None]:
         """Unmount the volumes no other container uses; remove the checkpoint."""
-        return self._send(lambda: self._proxy.cleanup(copy(container_id)))
+        return self._send(lambda: self._proxy.cleanup(_copy_id(container_id)))
 
     def forget(self, container_id: ContainerID) -> Future[None]:
         """Drop a container's record and checkpoint WITHOUT unmounting (logged at WARNING).
@@ -359,7 +367,7 @@ class DockerVolumeIsolator:
         The way out for a volume whose plugin is gone for good, so its checkpoint stops
         failing every cleanup and recovery. Not in Mesos.
         """
-        return self._send(lambda: self._proxy.forget(copy(container_id)))
+        return self._send(lambda: self._proxy.forget(_copy_id(container_id)))
 
     def orphan_cleanups(self) -> Future[list[Future[None]]]:
         """Completes once every unknown-orphan cleanup started by ``recover`` has ended.
@@ -390,6 +398,10 @@ class DockerVolumeIsolator:
         except Exception as error:  # a bad argument, e.g. not a message: fail, never raise
             return Future.failed(error)
         return _stopped_as_isolator_error(sent)
+
+
+def _copy_id(container_id: ContainerID, name: str = "container_id") -> ContainerID:
+    return copy(container_id, expected=ContainerID, name=name)
 
 
 STOPPED = "The docker/volume isolator is stopped; start a new one with create() and recover()"

@@ -89,8 +89,15 @@ def container_id(value: str, parent: ContainerID | None = None) -> ContainerID:
     return cid
 
 
-def copy(message: M) -> M:
-    """A deep copy of a message, so the isolator never shares one with its caller."""
+def copy(message: M, *, expected: type[M] | None = None, name: str = "message") -> M:
+    """A deep copy of a message, so the isolator never shares one with its caller.
+
+    With ``expected``, anything else raises a ``TypeError`` naming the argument.
+    """
+    if expected is not None and not isinstance(message, expected):
+        raise TypeError(
+            f"{name} must be a {expected.__name__} message, not {type(message).__name__}"
+        )
     duplicate = type(message)()
     duplicate.CopyFrom(message)
     return duplicate

@@ -11,11 +11,14 @@ content, and once ``write_volumes`` returns the new content survives a reboot.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
+import re
+import stat
 from collections.abc import Iterable
-from typing import Any, NamedTuple, NoReturn
+from typing import Any, Final, NamedTuple, NoReturn
 
 from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor
@@ -26,6 +29,7 @@ from isolator.paths import VOLUMES_FILE, container_dir, format_container_id, vol
 from isolator.protos import ContainerID, DockerVolumes
 
 __all__ = [
+    "MAX_CHECKPOINT_BYTES",
     "VolumeKey",
     "checkpoint_container",
     "encode_volumes",
@@ -60,7 +64,12 @@ _SHORT_ESCAPES = {
 }
 
 
+_NEEDS_ESCAPE = re.compile(r'["\\\x00-\x1f]')
+
+
 def _json_string(text: str) -> str:
+    if not _NEEDS_ESCAPE.search(text):
+        return f'"{text}"'
     parts = ['"']
     for char in text:
         escaped = _SHORT_ESCAPES.get(char)
@@ -167,6 +176,10 @@ def _check_shape(value: dict[str, Any], descriptor: Descriptor, where: str) -> N
             _check_shape(item, field.message_type, item_path)
 
 
+MAX_CHECKPOINT_BYTES: Final = 1 << 20
+"""A checkpoint names a few volumes; a larger file is refused unread (it is not ours)."""
+
+
 def read_volumes(path: str | os.PathLike[str]) -> list[VolumeKey] | None:
     """Read a checkpoint written by ``write_volumes`` or by a Mesos agent.
 
@@ -174,21 +187,93 @@ def read_volumes(path: str | os.PathLike[str]) -> list[VolumeKey] | None:
     empty (both left by a crash; the caller logs a warning and treats the container as using
     no volumes). Anything unreadable or invalid raises ``CheckpointError``; fields that
     ``DockerVolumes`` does not define are ignored, as Mesos does.
+
+    A file in the exact form the isolator and Mesos write takes a fast path; anything else
+    is parsed thoroughly, as protobuf would, for exact errors.
     """
-    source = os.fspath(path)
+    content = _read_capped(os.fspath(path))
+    if content is None:
+        return None
+    if not content:
+        return []
+    volumes = _parse_canonical(content)
+    return volumes if volumes is not None else _parse_thoroughly(content)
+
+
+def _read_capped(source: str) -> bytes | None:
+    """The file's bytes, or None if it does not exist; never blocks on a FIFO or reads a
+    file beyond ``MAX_CHECKPOINT_BYTES``."""
+    problem = f"Failed to read docker volumes checkpoint file '{source}'"
     try:
-        with open(source, "rb") as file:
-            content = file.read()
+        fd = os.open(source, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
     except FileNotFoundError:
         return None
     except OSError as error:
+        raise CheckpointError(f"{problem}: {strerror(error)}") from error
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise CheckpointError(f"{problem}: {os.strerror(errno.EISDIR)}")
+        if not stat.S_ISREG(info.st_mode):
+            raise CheckpointError(f"{problem}: it is not a regular file")
+        if info.st_size > MAX_CHECKPOINT_BYTES:
+            raise CheckpointError(
+                f"{problem}: it has {info.st_size} bytes, more than the "
+                f"{MAX_CHECKPOINT_BYTES} bytes a checkpoint may have"
+            )
+        content = _read_at_most(fd, MAX_CHECKPOINT_BYTES + 1)
+    except OSError as error:
+        raise CheckpointError(f"{problem}: {strerror(error)}") from error
+    finally:
+        os.close(fd)
+    if len(content) > MAX_CHECKPOINT_BYTES:  # it grew meanwhile
         raise CheckpointError(
-            f"Failed to read docker volumes checkpoint file '{source}': {strerror(error)}"
-        ) from error
+            f"{problem}: it has more than the {MAX_CHECKPOINT_BYTES} bytes a checkpoint may have"
+        )
+    return content
 
-    if not content:
-        return []
 
+def _read_at_most(fd: int, limit: int) -> bytes:
+    chunks = []
+    while limit > 0:
+        chunk = os.read(fd, limit)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        limit -= len(chunk)
+    return b"".join(chunks)
+
+
+def _parse_canonical(content: bytes) -> list[VolumeKey] | None:
+    """The volumes of a checkpoint in exactly the form ``encode_volumes`` writes, else None.
+
+    Re-encoding and comparing bytes proves the form: no duplicate key, no unknown field,
+    no other spelling; everything else goes the thorough way.
+    """
+    try:
+        document = json.loads(content)
+    except ValueError:
+        return None
+    if not isinstance(document, dict):
+        return None
+    entries = document.get("volumes", [])
+    if not isinstance(entries, list):
+        return None
+    volumes = []
+    for entry in entries:
+        if not isinstance(entry, dict) or len(entry) != 2:
+            return None
+        driver, name = entry.get("driver"), entry.get("name")
+        if not isinstance(driver, str) or not isinstance(name, str):
+            return None
+        volumes.append(VolumeKey(driver, name))
+    try:
+        return volumes if encode_volumes(volumes) == content else None
+    except CheckpointError:
+        return None
+
+
+def _parse_thoroughly(content: bytes) -> list[VolumeKey]:
     try:
         document = json.loads(
             content.decode("utf-8"),
