@@ -17,8 +17,9 @@ from typing import Any
 import pytest
 
 from actors import EventLoopThread, Future
-from isolator.drivers import dvdcli
-from isolator.drivers.dvdcli import DvdcliClient, format_duration
+from isolator.drivers import duration, dvdcli, process
+from isolator.drivers.duration import format_duration
+from isolator.drivers.dvdcli import DvdcliClient
 from isolator.errors import DriverError
 
 WAIT = 10.0  # an upper bound on any single wait; tests finish far sooner
@@ -130,8 +131,8 @@ def test_format_duration_matches_stout(seconds: float, text: str) -> None:
 
 
 def test_format_duration_bounds() -> None:
-    assert dvdcli._format_nanos(2**63 - 1) == "15250.2844524715weeks"
-    assert dvdcli._format_nanos(-(2**63)) == "-15250.2844524715weeks"
+    assert duration._format_nanos(2**63 - 1) == "15250.2844524715weeks"
+    assert duration._format_nanos(-(2**63)) == "-15250.2844524715weeks"
     for seconds in (10 * 1e9, -10 * 1e9, float("nan")):
         with pytest.raises(ValueError, match="out of the range"):
             format_duration(seconds)
@@ -228,7 +229,7 @@ def test_default_loop_is_the_shared_driver_loop(tmp_path: Path) -> None:
 def test_works_without_pidfd(
     tmp_path: Path, loop: EventLoopThread, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(dvdcli, "_open_pidfd", lambda pid: None)
+    monkeypatch.setattr(process, "_open_pidfd", lambda pid: None)
     ok = _script(tmp_path, "echo /mnt", name="ok")
     bad = _script(tmp_path, "echo no >&2; exit 1", name="bad")
 
@@ -262,9 +263,9 @@ def test_abnormal_exit_reports_stderr_untrimmed(
 
 def _failing_reads(monkeypatch: pytest.MonkeyPatch, what: str) -> None:
     """Make reading the child's ``what`` pipe fail with EIO."""
-    real = dvdcli._PipeReader._on_readable
+    real = process._PipeReader._on_readable
 
-    def _on_readable(self: dvdcli._PipeReader) -> None:
+    def _on_readable(self: process._PipeReader) -> None:
         if self.what != what:
             real(self)
             return
@@ -272,7 +273,7 @@ def _failing_reads(monkeypatch: pytest.MonkeyPatch, what: str) -> None:
         if not self.done.done():
             self.done.set_exception(OSError(errno.EIO, os.strerror(errno.EIO)))
 
-    monkeypatch.setattr(dvdcli._PipeReader, "_on_readable", _on_readable)
+    monkeypatch.setattr(process._PipeReader, "_on_readable", _on_readable)
 
 
 @pytest.mark.parametrize(
