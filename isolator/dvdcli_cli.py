@@ -1,9 +1,10 @@
-"""``isolator-dvdcli``: a maintained drop-in for rexray/dvdcli, built on ``DockerPluginClient``.
+"""``isolator-dvdcli``: a maintained drop-in for rexray/dvdcli, on the isolator's plugin client.
 
 dvdcli is unmaintained (last release 2017), yet Mesos's ``DvdcliClient`` still runs it for
 every mount and unmount. This command takes dvdcli's subcommands and flags and prints what
 dvdcli prints, so it can stand in for the binary (a ``dvdcli`` on PATH, as Mesos looks it up,
-or ``Flags.dvdcli_path``), while the plugin calls go through the isolator's own client:
+or ``Flags.dvdcli_path``), while the plugin calls go through the isolator's own clients
+(``DockerPluginClient`` for mount and unmount, its ``VolumePluginAPI`` for the rest):
 
 - ``mount``   Get; Create (with ``--volumeopts``) unless the volume exists or
   ``--explicitcreate`` is given; Mount. Prints the mount point and a newline.
@@ -21,9 +22,9 @@ Exit status: 0 on success; 1 when the plugin or the client fails (the message on
 ``isolator-dvdcli: error: <message>``); 2 on a usage error (argparse's message on stderr);
 130 when interrupted.
 
-Plugins are found as dockerd finds them, under ``--socket-dir`` (``$DVDCLI_SOCKET_DIR``,
-default ``/run/docker/plugins``) and ``--spec-dir`` (repeatable; ``$DVDCLI_SPEC_DIRS``,
-``:``-separated; default ``/etc/docker/plugins`` and ``/usr/lib/docker/plugins``). These,
+Plugins are found as dockerd finds them, under ``--socket-dir`` (``$DVDCLI_SOCKET_DIR``)
+and ``--spec-dir`` (repeatable; ``$DVDCLI_SPEC_DIRS``, ``:``-separated), by default
+dockerd's directories (``isolator.defaults``; ``--help`` shows them). These,
 ``--volumedriver``/``--volumename`` (persistent in dvdcli), ``--retry-budget`` and
 ``--mount-id`` may come before or after the subcommand; ``--volumeopts`` and
 ``--explicitcreate`` only after it. The command line beats the environment.
@@ -36,14 +37,15 @@ import logging
 import os
 import platform
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any, Final, TextIO, TypeVar
 
-from actors import EventLoopThread, Future
-from isolator.drivers.discovery import DEFAULT_SOCKET_DIR, DEFAULT_SPEC_DIRS
+from actors import EventLoopThread
+from isolator.defaults import PLUGIN_SOCKET_DIR, PLUGIN_SPEC_DIRS
 from isolator.drivers.plugin_client import DockerPluginClient
+from isolator.drivers.transport import Backoff
 from isolator.errors import DriverError
 
 __all__ = [
@@ -86,8 +88,8 @@ class Request:
     name: str = ""
     options: Mapping[str, str] = field(default_factory=dict)
     explicit_create: bool = False
-    socket_dir: str = DEFAULT_SOCKET_DIR
-    spec_dirs: tuple[str, ...] = DEFAULT_SPEC_DIRS
+    socket_dir: str = PLUGIN_SOCKET_DIR
+    spec_dirs: tuple[str, ...] = PLUGIN_SPEC_DIRS
     retry_budget: float | None = None
     """None: the client's default."""
     mount_id: str | None = None
@@ -145,7 +147,7 @@ def _add_common(parser: argparse.ArgumentParser, prefix: str) -> None:
         "--socket-dir",
         dest=prefix + "socket_dir",
         metavar="DIR",
-        help=f"where plugin sockets are (${ENV_SOCKET_DIR}; default {DEFAULT_SOCKET_DIR})",
+        help=f"where plugin sockets are (${ENV_SOCKET_DIR}; default {PLUGIN_SOCKET_DIR})",
     )
     parser.add_argument(
         "--spec-dir",
@@ -154,7 +156,7 @@ def _add_common(parser: argparse.ArgumentParser, prefix: str) -> None:
         metavar="DIR",
         help=(
             f"where .spec/.json files are; repeatable, replaces the defaults "
-            f"(${ENV_SPEC_DIRS}, {os.pathsep}-separated; default {' '.join(DEFAULT_SPEC_DIRS)})"
+            f"(${ENV_SPEC_DIRS}, {os.pathsep}-separated; default {' '.join(PLUGIN_SPEC_DIRS)})"
         ),
     )
     parser.add_argument(
@@ -245,7 +247,7 @@ def _request(
         later = getattr(args, _SUB + name, None)
         return later if later is not None else getattr(args, name)
 
-    socket_dir = pick("socket_dir") or environ.get(ENV_SOCKET_DIR) or DEFAULT_SOCKET_DIR
+    socket_dir = pick("socket_dir") or environ.get(ENV_SOCKET_DIR) or PLUGIN_SOCKET_DIR
     spec_dirs: list[str] = [
         *(args.spec_dirs or []),
         *(getattr(args, _SUB + "spec_dirs", None) or []),
@@ -268,7 +270,7 @@ def _request(
         options=dict(getattr(args, "volumeopts", [])),
         explicit_create=getattr(args, "explicitcreate", False),
         socket_dir=socket_dir,
-        spec_dirs=tuple(spec_dirs) if spec_dirs else DEFAULT_SPEC_DIRS,
+        spec_dirs=tuple(spec_dirs) if spec_dirs else PLUGIN_SPEC_DIRS,
         retry_budget=retry_budget,
         mount_id=mount_id,
     )
@@ -277,9 +279,10 @@ def _request(
 # -- the commands ---------------------------------------------------------------------------
 
 
-def _wait(future: Future[T]) -> T:
-    """Block on a client call: the client's own timeouts and retry budget bound it."""
-    return future.get()
+def _ask(client: DockerPluginClient, call: Coroutine[Any, Any, T]) -> T:
+    """Run one ``client.api`` call on the client's loop and block on it: the client's own
+    timeouts and retry budget bound the wait."""
+    return client.loop.submit(call).get()
 
 
 def _line(text: str) -> str:
@@ -287,43 +290,43 @@ def _line(text: str) -> str:
 
 
 def _mount(client: DockerPluginClient, request: Request) -> str:
-    return _line(_wait(client.mount(request.driver, request.name, request.options)))
+    return _line(client.mount(request.driver, request.name, request.options).get())
 
 
 def _unmount(client: DockerPluginClient, request: Request) -> str:
-    _wait(client.unmount(request.driver, request.name))
+    client.unmount(request.driver, request.name).get()
     return ""
 
 
 def _path(client: DockerPluginClient, request: Request) -> str:
-    volume = _wait(client.get(request.driver, request.name))
+    volume = _ask(client, client.api.get(request.driver, request.name))
     mountpoint = volume.get("Mountpoint")
     if isinstance(mountpoint, str) and mountpoint:
         return _line(mountpoint)
     try:  # as Docker 1.11's volume adapter, which dvdcli uses: a failing Path is no path
-        return _line(_wait(client.path(request.driver, request.name)))
+        return _line(_ask(client, client.api.path(request.driver, request.name)))
     except DriverError:
         return ""
 
 
 def _create(client: DockerPluginClient, request: Request) -> str:
-    _wait(client.create(request.driver, request.name, request.options))
+    _ask(client, client.api.create(request.driver, request.name, request.options))
     return ""
 
 
 def _remove(client: DockerPluginClient, request: Request) -> str:
-    _wait(client.remove(request.driver, request.name))
+    _ask(client, client.api.remove(request.driver, request.name))
     return ""
 
 
 def _get(client: DockerPluginClient, request: Request) -> str:
-    volume = _wait(client.get(request.driver, request.name))
+    volume = _ask(client, client.api.get(request.driver, request.name))
     name = volume.get("Name")
     return _line(name if isinstance(name, str) and name else request.name)
 
 
 def _list(client: DockerPluginClient, request: Request) -> str:
-    names = (volume.get("Name") for volume in _wait(client.list(request.driver)))
+    names = (volume.get("Name") for volume in _ask(client, client.api.list(request.driver)))
     return "".join(_line(name) for name in names if isinstance(name, str))
 
 
@@ -399,7 +402,7 @@ def _run(request: Request) -> int:
         explicit_create=request.explicit_create,
         mount_id=request.mount_id,
         loop=loop,
-        **({} if request.retry_budget is None else {"retry_budget": request.retry_budget}),
+        backoff=None if request.retry_budget is None else Backoff(budget=request.retry_budget),
     )
     try:
         output = COMMANDS[request.command](client, request)

@@ -585,7 +585,7 @@ def _create_client(flags: Flags) -> DriverClient:
         socket_dir=flags.docker_plugin_socket_dir,
         spec_dirs=list(flags.docker_plugin_spec_dirs),
         explicit_create=flags.docker_volume_explicit_create,
-        timeout=flags.docker_volume_mount_timeout,
+        mount_timeout=flags.docker_volume_mount_timeout,
         unmount_timeout=flags.docker_volume_unmount_timeout,
     )
 
