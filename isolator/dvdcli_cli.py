@@ -27,45 +27,27 @@ and ``--spec-dir`` (repeatable; ``$DVDCLI_SPEC_DIRS``, ``:``-separated), by defa
 dockerd's directories (``isolator.defaults``; ``--help`` shows them). These,
 ``--volumedriver``/``--volumename`` (persistent in dvdcli), ``--retry-budget`` and
 ``--mount-id`` may come before or after the subcommand; ``--volumeopts`` and
-``--explicitcreate`` only after it. The command line beats the environment.
+``--explicitcreate`` only after it (``isolator.dvdcli_args`` reads the command line). The
+command line beats the environment.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import platform
 import sys
 from collections.abc import Callable, Coroutine, Mapping, Sequence
-from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any, Final, TextIO, TypeVar
 
 from actors import EventLoopThread
-from isolator.defaults import PLUGIN_SOCKET_DIR, PLUGIN_SPEC_DIRS
 from isolator.drivers.plugin_client import DockerPluginClient
 from isolator.drivers.transport import Backoff
+from isolator.dvdcli_args import PROG, Request, help_text, parse
 from isolator.errors import DriverError
 
-__all__ = [
-    "COMMANDS",
-    "ENV_MOUNT_ID",
-    "ENV_RETRY_BUDGET",
-    "ENV_SOCKET_DIR",
-    "ENV_SPEC_DIRS",
-    "PROG",
-    "Request",
-    "main",
-]
-
-PROG: Final = "isolator-dvdcli"
-ENV_SOCKET_DIR: Final = "DVDCLI_SOCKET_DIR"
-ENV_SPEC_DIRS: Final = "DVDCLI_SPEC_DIRS"
-"""Spec directories separated by ``os.pathsep`` (``:``)."""
-ENV_RETRY_BUDGET: Final = "DVDCLI_RETRY_BUDGET"
-ENV_MOUNT_ID: Final = "DVDCLI_MOUNT_ID"
-"""Set, even to ``""``, it is the Mount/Unmount ``ID`` (``""`` is what dvdcli sends)."""
+__all__ = ["COMMANDS", "main"]
 
 EXIT_OK: Final = 0
 EXIT_FAILURE: Final = 1
@@ -73,207 +55,8 @@ EXIT_USAGE: Final = 2
 EXIT_INTERRUPTED: Final = 130
 
 _DISTRIBUTION: Final = "docker-volume-isolator"
-_GO_TRUE: Final = frozenset({"1", "t", "T", "TRUE", "true", "True"})
-_GO_FALSE: Final = frozenset({"0", "f", "F", "FALSE", "false", "False"})
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Request:
-    """A parsed command line, with the environment and the defaults applied."""
-
-    command: str
-    driver: str = ""
-    name: str = ""
-    options: Mapping[str, str] = field(default_factory=dict)
-    explicit_create: bool = False
-    socket_dir: str = PLUGIN_SOCKET_DIR
-    spec_dirs: tuple[str, ...] = PLUGIN_SPEC_DIRS
-    retry_budget: float | None = None
-    """None: the client's default."""
-    mount_id: str | None = None
-    """None: the client's default (``default_mount_id``)."""
-
-
-# -- argument types -------------------------------------------------------------------------
-
-
-def _volume_option(text: str) -> tuple[str, str]:
-    """``K=V``, split at the first ``=`` (dvdcli keeps only what lies between the first two)."""
-    key, sep, value = text.partition("=")
-    if not sep:
-        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE")
-    if not key:
-        raise argparse.ArgumentTypeError(f"{text!r} has an empty key")
-    return key, value
-
-
-def _go_bool(text: str) -> bool:
-    """A boolean spelled as Go's ``strconv.ParseBool`` accepts, as pflag does."""
-    if text in _GO_TRUE:
-        return True
-    if text in _GO_FALSE:
-        return False
-    raise argparse.ArgumentTypeError(f"{text!r} is not a boolean (true or false)")
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r} must be zero or more seconds")
-    return value
-
-
-# -- the parser -----------------------------------------------------------------------------
-
-_SUB: Final = "sub_"
-"""Prefix of the ``dest`` of options given after the subcommand, kept apart so that
-argparse's copying of the subcommand's namespace cannot clobber those given before it."""
-
-
-def _add_common(parser: argparse.ArgumentParser, prefix: str) -> None:
-    """The options dvdcli makes persistent (and ours), accepted on either side of the command."""
-    parser.add_argument(
-        "--volumedriver", dest=prefix + "volumedriver", metavar="NAME", help="volume plugin name"
-    )
-    parser.add_argument(
-        "--volumename", dest=prefix + "volumename", metavar="NAME", help="volume name"
-    )
-    parser.add_argument(
-        "--socket-dir",
-        dest=prefix + "socket_dir",
-        metavar="DIR",
-        help=f"where plugin sockets are (${ENV_SOCKET_DIR}; default {PLUGIN_SOCKET_DIR})",
-    )
-    parser.add_argument(
-        "--spec-dir",
-        dest=prefix + "spec_dirs",
-        action="append",
-        metavar="DIR",
-        help=(
-            f"where .spec/.json files are; repeatable, replaces the defaults "
-            f"(${ENV_SPEC_DIRS}, {os.pathsep}-separated; default {' '.join(PLUGIN_SPEC_DIRS)})"
-        ),
-    )
-    parser.add_argument(
-        "--retry-budget",
-        dest=prefix + "retry_budget",
-        type=_seconds,
-        metavar="SECONDS",
-        help=(
-            f"how long to keep retrying a plugin that is missing or not answering; "
-            f"0 for no retry (${ENV_RETRY_BUDGET}; default the client's)"
-        ),
-    )
-    parser.add_argument(
-        "--mount-id",
-        dest=prefix + "mount_id",
-        metavar="ID",
-        help=(
-            f"the ID sent with Mount and Unmount; empty as dvdcli (${ENV_MOUNT_ID}; "
-            f"default a stable per-machine ID, as the isolator's own plugin client)"
-        ),
-    )
-
-
-def _add_volume_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--volumeopts",
-        dest="volumeopts",
-        action="append",
-        type=_volume_option,
-        default=[],
-        metavar="KEY=VALUE",
-        help="a Create option; repeatable (a value may hold '=' and ',')",
-    )
-
-
-_COMMAND_HELP: Final = {
-    "mount": "create the volume if missing, mount it, print its mount point",
-    "unmount": "unmount a volume",
-    "path": "print the path of a volume",
-    "create": "create a volume",
-    "remove": "remove a volume",
-    "get": "print the name of a volume, if the plugin has it",
-    "list": "print the names of the plugin's volumes",
-    "version": "print the version",
-    "help": "print the help of a command",
-}
-
-
-def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
-    parser = argparse.ArgumentParser(
-        prog=PROG,
-        description="A Docker volume driver CLI, a drop-in for rexray/dvdcli.",
-        allow_abbrev=False,
-    )
-    _add_common(parser, "")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    subparsers: dict[str, argparse.ArgumentParser] = {}
-    for name, summary in _COMMAND_HELP.items():
-        sub = commands.add_parser(name, help=summary, description=summary, allow_abbrev=False)
-        subparsers[name] = sub
-        if name == "help":
-            sub.add_argument("topic", nargs="?", metavar="COMMAND", choices=list(_COMMAND_HELP))
-            continue
-        if name == "version":
-            continue
-        _add_common(sub, _SUB)
-        if name in ("mount", "create"):
-            _add_volume_options(sub)
-        if name == "mount":
-            sub.add_argument(
-                "--explicitcreate",
-                nargs="?",
-                const=True,
-                default=False,
-                type=_go_bool,
-                metavar="BOOL",
-                help="fail, rather than create, when the volume does not exist",
-            )
-    return parser, subparsers
-
-
-def _request(
-    parser: argparse.ArgumentParser, args: argparse.Namespace, environ: Mapping[str, str]
-) -> Request:
-    """The effective settings: after the command > before it > environment > default."""
-
-    def pick(name: str) -> Any:
-        later = getattr(args, _SUB + name, None)
-        return later if later is not None else getattr(args, name)
-
-    socket_dir = pick("socket_dir") or environ.get(ENV_SOCKET_DIR) or PLUGIN_SOCKET_DIR
-    spec_dirs: list[str] = [
-        *(args.spec_dirs or []),
-        *(getattr(args, _SUB + "spec_dirs", None) or []),
-    ]
-    if not spec_dirs and environ.get(ENV_SPEC_DIRS):
-        spec_dirs = [d for d in environ[ENV_SPEC_DIRS].split(os.pathsep) if d]
-    retry_budget: float | None = pick("retry_budget")
-    if retry_budget is None and environ.get(ENV_RETRY_BUDGET):
-        try:
-            retry_budget = _seconds(environ[ENV_RETRY_BUDGET])
-        except argparse.ArgumentTypeError as error:
-            parser.error(f"${ENV_RETRY_BUDGET}: {error}")
-    mount_id: str | None = pick("mount_id")
-    if mount_id is None:
-        mount_id = environ.get(ENV_MOUNT_ID)
-    return Request(
-        command=args.command,
-        driver=pick("volumedriver") or "",
-        name=pick("volumename") or "",
-        options=dict(getattr(args, "volumeopts", [])),
-        explicit_create=getattr(args, "explicitcreate", False),
-        socket_dir=socket_dir,
-        spec_dirs=tuple(spec_dirs) if spec_dirs else PLUGIN_SPEC_DIRS,
-        retry_budget=retry_budget,
-        mount_id=mount_id,
-    )
 
 
 # -- the commands ---------------------------------------------------------------------------
@@ -420,10 +203,8 @@ def _run(request: Request) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one dvdcli command; the exit status (0, 1 failed, 2 usage error, 130 interrupted)."""
-    parser, subparsers = _parser()
     try:
-        args = parser.parse_args(argv)
-        request = _request(parser, args, os.environ)
+        request = parse(argv, os.environ)
     except SystemExit as exit_:  # argparse: --help (0) or a usage error (2)
         code = exit_.code
         return code if isinstance(code, int) else (EXIT_OK if code is None else EXIT_USAGE)
@@ -431,8 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _write(sys.stdout, _version())
         return EXIT_OK
     if request.command == "help":
-        topic = args.topic
-        _write(sys.stdout, (subparsers[topic] if topic else parser).format_help())
+        _write(sys.stdout, help_text(request.topic))
         return EXIT_OK
     handler = logging.StreamHandler(sys.stderr)
     handler.setLevel(logging.WARNING)  # the client's retry warnings, as dvdcli's WARN lines
