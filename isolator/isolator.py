@@ -20,6 +20,7 @@ from typing import Any, cast
 import pykka
 
 from actors import Actor, Future, Sequence, await_, defer
+from isolator.drivers import create_client
 from isolator.drivers.base import DriverClient
 from isolator.errors import CheckpointError, IsolatorError
 from isolator.flags import Flags
@@ -503,7 +504,7 @@ class DockerVolumeIsolator:
         """
         owned: DriverClient | None = None
         if client is None:
-            client = owned = _create_client(flags)
+            client = owned = create_client(flags)
         try:
             os.makedirs(flags.docker_volume_checkpoint_dir, mode=0o755, exist_ok=True)
         except OSError as error:
@@ -556,36 +557,3 @@ def _clone(message: Any) -> Any:
     copy = type(message)()
     copy.CopyFrom(message)
     return copy
-
-
-def _mount_namespaces_supported() -> bool:
-    return os.path.exists("/proc/self/ns/mnt")
-
-
-def _create_client(flags: Flags) -> DriverClient:
-    if os.geteuid() != 0:
-        raise IsolatorError("The 'docker/volume' isolator requires root permissions")
-    if not _mount_namespaces_supported():
-        raise IsolatorError("The 'docker/volume' isolator requires mount namespace support")
-    if flags.docker_volume_driver_client == "dvdcli":
-        dvdcli = shutil.which(flags.dvdcli_path)
-        if dvdcli is None:
-            raise IsolatorError("The 'docker/volume' isolator cannot get dvdcli command")
-        logger.debug("Found 'dvdcli' at '%s'", dvdcli)
-        from isolator.drivers.dvdcli import DvdcliClient
-
-        return DvdcliClient(
-            dvdcli,
-            mount_timeout=flags.docker_volume_mount_timeout,
-            unmount_timeout=flags.docker_volume_unmount_timeout,
-        )
-    from isolator.drivers.plugin_client import DockerPluginClient
-
-    return DockerPluginClient(
-        socket_dir=flags.docker_plugin_socket_dir,
-        spec_dirs=list(flags.docker_plugin_spec_dirs),
-        explicit_create=flags.docker_volume_explicit_create,
-        mount_timeout=flags.docker_volume_mount_timeout,
-        unmount_timeout=flags.docker_volume_unmount_timeout,
-    )
-

@@ -8,11 +8,12 @@ One concern per module, from the wire up:
 - ``mount_id``: the caller ``ID`` sent with Mount and Unmount;
 - ``plugin_client``: ``DockerPluginClient``, the ``DriverClient`` over the protocol;
 - ``process``, ``duration``, ``dvdcli``: ``DvdcliClient``, Mesos's client running dvdcli;
-- ``base``: the ``DriverClient`` interface.
+- ``base``: the ``DriverClient`` interface; ``factory``: ``create_client(flags)``.
 """
 
 from isolator.drivers.base import DriverClient
 from isolator.drivers.dvdcli import DvdcliClient
+from isolator.drivers.factory import create_client
 from isolator.drivers.plugin_client import DockerPluginClient
 from isolator.drivers.protocol import VolumePluginAPI
 from isolator.drivers.transport import Backoff
@@ -23,4 +24,5 @@ __all__ = [
     "DriverClient",
     "DvdcliClient",
     "VolumePluginAPI",
+    "create_client",
 ]
