@@ -27,7 +27,7 @@ from actors import EventLoopThread, Future
 from isolator.drivers.discovery import PluginNotFoundError
 from isolator.drivers.mount_id import default_mount_id, machine_identity
 from isolator.drivers.plugin_client import DockerPluginClient
-from isolator.drivers.protocol import PluginCallError
+from isolator.drivers.protocol import PluginCallError, VolumePluginAPI
 from isolator.drivers.transport import ACCEPT, Backoff
 from isolator.errors import DriverError
 
@@ -906,53 +906,84 @@ def test_create_remove_path_get_list_capabilities(env: Env) -> None:
     ]
 
 
-def test_the_other_calls_edge_cases(env: Env) -> None:
-    replies: dict[str, Reply] = {}
+@dataclass(frozen=True)
+class Fails:
+    """The call fails with exactly this message."""
 
-    def answer(method: str) -> Handler:
-        return lambda body: replies[method]
+    message: str
 
-    env.plugin(
-        **{
-            m.replace(".", "_"): answer(m)
-            for m in (
-                "VolumeDriver.Get",
-                "VolumeDriver.List",
-                "VolumeDriver.Path",
-                "VolumeDriver.Capabilities",
-                "VolumeDriver.Remove",
-            )
-        }
-    )
+
+_CALLS: dict[str, Callable[[VolumePluginAPI], Coroutine[Any, Any, Any]]] = {
+    "VolumeDriver.Get": lambda api: api.get("fake", "v"),
+    "VolumeDriver.List": lambda api: api.list("fake"),
+    "VolumeDriver.Path": lambda api: api.path("fake", "v"),
+    "VolumeDriver.Capabilities": lambda api: api.capabilities("fake"),
+    "VolumeDriver.Remove": lambda api: api.remove("fake", "v"),
+}
+
+
+def _invalid(method: str, problem: str) -> Fails:
+    return Fails(f"Docker volume plugin 'fake' sent an invalid answer to {method}: {problem}")
+
+
+@pytest.mark.parametrize(
+    ("method", "reply", "expected"),
+    [
+        pytest.param(
+            "VolumeDriver.Get",
+            (200, {"Volume": None}),
+            Fails("Docker volume plugin 'fake' has no volume 'v'"),
+            id="get-null-volume",
+        ),
+        pytest.param(
+            "VolumeDriver.Get",
+            (500, {"Err": "no such volume"}),
+            Fails("VolumeDriver.Get: no such volume"),
+            id="get-error",
+        ),
+        pytest.param(
+            "VolumeDriver.Get",
+            (200, {"Volume": "v"}),
+            _invalid("VolumeDriver.Get", "Volume is not an object"),
+            id="get-volume-not-an-object",
+        ),
+        pytest.param(
+            "VolumeDriver.List", (200, {"Volumes": None, "Err": ""}), [], id="list-null-volumes"
+        ),
+        pytest.param(
+            "VolumeDriver.List",
+            (200, {"Volumes": ["a"]}),
+            _invalid("VolumeDriver.List", "Volumes is not a list of objects"),
+            id="list-volumes-not-objects",
+        ),
+        pytest.param("VolumeDriver.Path", (200, {"Mountpoint": ""}), "", id="path-empty"),
+        pytest.param("VolumeDriver.Path", (200, {}), "", id="path-absent"),
+        pytest.param(
+            "VolumeDriver.Capabilities",
+            (200, {"Capabilities": {"Scope": ""}}),
+            {"Scope": "local"},
+            id="capabilities-empty-scope",
+        ),
+        pytest.param(
+            "VolumeDriver.Capabilities", (200, {}), {"Scope": "local"}, id="capabilities-absent"
+        ),
+        pytest.param(
+            "VolumeDriver.Capabilities",
+            (404, "404 page not found"),
+            Fails("VolumeDriver.Capabilities: 404 page not found"),
+            id="capabilities-not-implemented",
+        ),
+        pytest.param("VolumeDriver.Remove", (200, ""), None, id="remove-empty-200-is-no-error"),
+    ],
+)
+def test_the_other_calls_edge_cases(env: Env, method: str, reply: Reply, expected: Any) -> None:
+    env.plugin(**{method.replace(".", "_"): lambda body: reply})
     client = env.client()
-    api = client.api
-    replies["VolumeDriver.Get"] = (200, {"Volume": None})
-    error = failure(submit(client, api.get("fake", "v")))
-    assert str(error) == "Docker volume plugin 'fake' has no volume 'v'"
-    replies["VolumeDriver.Get"] = (500, {"Err": "no such volume"})
-    assert str(failure(submit(client, api.get("fake", "v")))) == "VolumeDriver.Get: no such volume"
-    replies["VolumeDriver.Get"] = (200, {"Volume": "v"})
-    assert "invalid answer to VolumeDriver.Get: Volume is not an object" in str(
-        failure(submit(client, api.get("fake", "v")))
-    )
-    replies["VolumeDriver.List"] = (200, {"Volumes": None, "Err": ""})
-    assert submit(client, api.list("fake")).get(WAIT) == []
-    replies["VolumeDriver.List"] = (200, {"Volumes": ["a"]})
-    assert "Volumes is not a list of objects" in str(failure(submit(client, api.list("fake"))))
-    replies["VolumeDriver.Path"] = (200, {"Mountpoint": ""})
-    assert submit(client, api.path("fake", "v")).get(WAIT) == ""
-    replies["VolumeDriver.Path"] = (200, {})
-    assert submit(client, api.path("fake", "v")).get(WAIT) == ""
-    replies["VolumeDriver.Capabilities"] = (200, {"Capabilities": {"Scope": ""}})
-    assert submit(client, api.capabilities("fake")).get(WAIT) == {"Scope": "local"}
-    replies["VolumeDriver.Capabilities"] = (200, {})
-    assert submit(client, api.capabilities("fake")).get(WAIT) == {"Scope": "local"}
-    replies["VolumeDriver.Capabilities"] = (404, "404 page not found")
-    assert str(failure(submit(client, api.capabilities("fake")))) == (
-        "VolumeDriver.Capabilities: 404 page not found"
-    )
-    replies["VolumeDriver.Remove"] = (200, "")  # an empty 200 is no error
-    assert submit(client, api.remove("fake", "v")).get(WAIT) is None
+    future = submit(client, _CALLS[method](client.api))
+    if isinstance(expected, Fails):
+        assert str(failure(future)) == expected.message
+    else:
+        assert future.get(WAIT) == expected
 
 
 def test_close(env: Env) -> None:
