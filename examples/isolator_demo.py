@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 from isolator import DockerVolumeIsolator, Flags
-from isolator.drivers.plugin_client import DockerPluginClient
+from isolator.drivers import Backoff, DockerPluginClient
 from isolator.linux import MS_RDONLY
 from isolator.messages import container_config, container_id, docker_volume
 from isolator.plugin import VolumePlugin
@@ -33,7 +33,7 @@ def show(title: str, info: ContainerLaunchInfo | None) -> None:
 
 
 def plugin_mounts(plugin_client: DockerPluginClient) -> dict[str, list[str]]:
-    volumes = plugin_client.list(DRIVER).get(WAIT)
+    volumes = plugin_client.loop.submit(plugin_client.api.list(DRIVER)).get(WAIT)
     return {v["Name"]: sorted((v.get("Status") or {}).get("mounts", {})) for v in volumes}
 
 
@@ -50,7 +50,9 @@ def run(workdir: Path) -> None:
     )
     checkpoint_root = Path(flags.docker_volume_checkpoint_dir)
     with VolumePlugin(socket_path=sockets / f"{DRIVER}.sock", root=workdir / "plugin-data"):
-        client = DockerPluginClient(socket_dir=str(sockets), spec_dirs=[], retry_budget=2.0)
+        client = DockerPluginClient(
+            socket_dir=str(sockets), spec_dirs=[], backoff=Backoff(budget=2.0)
+        )
         try:
             print(f"1. isolator up, checkpoints in {checkpoint_root}")
             isolator = DockerVolumeIsolator.create(flags, client)

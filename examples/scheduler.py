@@ -39,7 +39,7 @@ import pykka
 
 from actors import Actor, Future, Promise, collect, defer
 from isolator import DockerVolumeIsolator, Flags
-from isolator.drivers.plugin_client import DockerPluginClient
+from isolator.drivers import Backoff, DockerPluginClient
 from isolator.launcher import launch
 from isolator.messages import container_config, container_id, docker_volume
 from isolator.plugin import VolumePlugin
@@ -277,7 +277,7 @@ def main_job(workdir: Path, volume_count: int, writer_count: int, log: Log) -> R
     )
     plugin = VolumePlugin(socket_path=sockets / f"{DRIVER}.sock", root=workdir / "plugin-data")
     plugin.start()
-    client = DockerPluginClient(socket_dir=str(sockets), spec_dirs=[], retry_budget=5.0)
+    client = DockerPluginClient(socket_dir=str(sockets), spec_dirs=[], backoff=Backoff(budget=5.0))
     try:
         isolator = DockerVolumeIsolator.create(flags, client)
         scheduler = Scheduler.start(isolator, workdir, mounts, log).proxy()
@@ -369,7 +369,7 @@ def wait_started(scheduler: pykka.ActorProxy[Scheduler], name: str) -> None:
 
 def mount_ids(client: DockerPluginClient) -> dict[str, int]:
     """How many callers (mount IDs) hold each volume, as the plugin reports it."""
-    volumes = client.list(DRIVER).get(WAIT)
+    volumes = client.loop.submit(client.api.list(DRIVER)).get(WAIT)
     return {v["Name"]: len((v.get("Status") or {}).get("mounts", {})) for v in volumes}
 
 

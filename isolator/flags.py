@@ -10,6 +10,15 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from isolator.defaults import (
+    CHECKPOINT_DIR,
+    MOUNT_TIMEOUT,
+    PLUGIN_SOCKET_DIR,
+    PLUGIN_SPEC_DIRS,
+    SANDBOX_DIRECTORY,
+    UNMOUNT_TIMEOUT,
+)
+
 __all__ = ["DRIVER_CLIENTS", "LAUNCH_STYLES", "Flags"]
 
 LAUNCH_STYLES: tuple[str, ...] = ("mounts", "pre_exec_commands")
@@ -31,22 +40,22 @@ class Flags:
     timeouts accept ints (stored as floats), so a ``Flags`` is hashable and comparable.
     """
 
-    docker_volume_checkpoint_dir: str = "/var/run/mesos/isolators/docker/volume"
+    docker_volume_checkpoint_dir: str = CHECKPOINT_DIR
     """Root of the per-container checkpoints (Mesos: ``--docker_volume_checkpoint_dir``)."""
 
     docker_volume_chown: bool = False
     """Give a mounted volume's root to the container's user (Mesos: ``--docker_volume_chown``)."""
 
-    sandbox_directory: str = "/mnt/mesos/sandbox"
+    sandbox_directory: str = SANDBOX_DIRECTORY
     """Sandbox path inside a container with its own rootfs (Mesos: ``--sandbox_directory``)."""
 
     docker_volume_launch_style: str = "mounts"
     """Hand mounts over as ``mounts`` (Mesos) or ``pre_exec_commands`` (old Mesos); no flag."""
 
-    docker_volume_mount_timeout: float = 120.0
+    docker_volume_mount_timeout: float = MOUNT_TIMEOUT
     """Seconds before a mount is abandoned (Mesos: ``MOUNT_TIMEOUT`` in driver.cpp)."""
 
-    docker_volume_unmount_timeout: float = 600.0
+    docker_volume_unmount_timeout: float = UNMOUNT_TIMEOUT
     """Seconds before an unmount is abandoned (Mesos: ``UNMOUNT_TIMEOUT``, MESOS-7439)."""
 
     dvdcli_path: str = "dvdcli"
@@ -55,10 +64,10 @@ class Flags:
     docker_volume_driver_client: str = "plugin"
     """``plugin``: Docker's volume plugin API; ``dvdcli``: Mesos's ``DriverClient``; no flag."""
 
-    docker_plugin_socket_dir: str = "/run/docker/plugins"
+    docker_plugin_socket_dir: str = PLUGIN_SOCKET_DIR
     """Where plugins' ``<name>.sock`` sockets live (Docker's discovery; no Mesos flag)."""
 
-    docker_plugin_spec_dirs: tuple[str, ...] = ("/etc/docker/plugins", "/usr/lib/docker/plugins")
+    docker_plugin_spec_dirs: tuple[str, ...] = PLUGIN_SPEC_DIRS
     """Where plugins' ``.spec``/``.json`` files live, in search order (Docker's; no Mesos flag)."""
 
     docker_volume_explicit_create: bool = False

@@ -15,7 +15,6 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import shutil
 from collections.abc import Callable, Iterable
 from typing import Any, cast
 
@@ -25,6 +24,7 @@ from actors import Actor, Future, Promise, await_, defer
 from isolator import failpoints
 from isolator.container_volumes import requested_mounts
 from isolator.containers import ContainerTable, Phase, busy_error, container_key
+from isolator.drivers import create_client
 from isolator.drivers.base import DriverClient
 from isolator.errors import IsolatorError, strerror
 from isolator.flags import Flags
@@ -323,7 +323,7 @@ class DockerVolumeIsolator:
         """
         owned: DriverClient | None = None
         if client is None:
-            client = owned = _create_client(flags)
+            client = owned = create_client(flags)
         try:
             os.makedirs(flags.docker_volume_checkpoint_dir, mode=0o755, exist_ok=True)
         except OSError as error:
@@ -420,35 +420,3 @@ def _stopped_as_isolator_error(sent: Future[Any]) -> Future[Any]:
 
     sent.on_any(_settle)
     return promise.future
-
-
-def _mount_namespaces_supported() -> bool:
-    return os.path.exists("/proc/self/ns/mnt")
-
-
-def _create_client(flags: Flags) -> DriverClient:
-    if os.geteuid() != 0:
-        raise IsolatorError("The 'docker/volume' isolator requires root permissions")
-    if not _mount_namespaces_supported():
-        raise IsolatorError("The 'docker/volume' isolator requires mount namespace support")
-    if flags.docker_volume_driver_client == "dvdcli":
-        dvdcli = shutil.which(flags.dvdcli_path)
-        if dvdcli is None:
-            raise IsolatorError("The 'docker/volume' isolator cannot get dvdcli command")
-        logger.debug("Found 'dvdcli' at '%s'", dvdcli)
-        from isolator.drivers.dvdcli import DvdcliClient
-
-        return DvdcliClient(
-            dvdcli,
-            mount_timeout=flags.docker_volume_mount_timeout,
-            unmount_timeout=flags.docker_volume_unmount_timeout,
-        )
-    from isolator.drivers.plugin_client import DockerPluginClient
-
-    return DockerPluginClient(
-        socket_dir=flags.docker_plugin_socket_dir,
-        spec_dirs=list(flags.docker_plugin_spec_dirs),
-        explicit_create=flags.docker_volume_explicit_create,
-        timeout=flags.docker_volume_mount_timeout,
-        unmount_timeout=flags.docker_volume_unmount_timeout,
-    )

@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from isolator.defaults import PLUGIN_SOCKET_DIR, PLUGIN_SPEC_DIRS
 from isolator.drivers.discovery import (
-    DEFAULT_SOCKET_DIR,
-    DEFAULT_SPEC_DIRS,
     PluginAddress,
     PluginNotFoundError,
     PluginSpecError,
@@ -79,8 +78,8 @@ def dirs() -> Iterator[Dirs]:
 
 
 def test_defaults_are_dockers() -> None:
-    assert DEFAULT_SOCKET_DIR == "/run/docker/plugins"
-    assert DEFAULT_SPEC_DIRS == ("/etc/docker/plugins", "/usr/lib/docker/plugins")
+    assert PLUGIN_SOCKET_DIR == "/run/docker/plugins"
+    assert PLUGIN_SPEC_DIRS == ("/etc/docker/plugins", "/usr/lib/docker/plugins")
     assert candidate_paths("x") == [
         "/run/docker/plugins/x.sock",
         "/run/docker/plugins/x/x.sock",

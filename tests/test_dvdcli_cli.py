@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from actors import EventLoopThread
-from isolator import dvdcli_cli
+from isolator import dvdcli_args, dvdcli_cli
 from isolator.drivers.dvdcli import DvdcliClient
 from isolator.errors import DriverError
 from isolator.plugin import PluginCall, VolumePlugin
@@ -26,10 +26,10 @@ MODULE = "isolator.dvdcli_cli"
 DRIVER = "refvol"
 WAIT = 30.0  # an upper bound on any one command; each takes well under a second
 ENV_NAMES = (
-    dvdcli_cli.ENV_SOCKET_DIR,
-    dvdcli_cli.ENV_SPEC_DIRS,
-    dvdcli_cli.ENV_RETRY_BUDGET,
-    dvdcli_cli.ENV_MOUNT_ID,
+    dvdcli_args.ENV_SOCKET_DIR,
+    dvdcli_args.ENV_SPEC_DIRS,
+    dvdcli_args.ENV_RETRY_BUDGET,
+    dvdcli_args.ENV_MOUNT_ID,
 )
 
 
@@ -48,9 +48,9 @@ class Setup:
 
     def environ(self) -> dict[str, str]:
         environ = {k: v for k, v in os.environ.items() if k not in ENV_NAMES}
-        environ[dvdcli_cli.ENV_SOCKET_DIR] = self.socket_dir
-        environ[dvdcli_cli.ENV_SPEC_DIRS] = self.spec_dir
-        environ[dvdcli_cli.ENV_RETRY_BUDGET] = "0"
+        environ[dvdcli_args.ENV_SOCKET_DIR] = self.socket_dir
+        environ[dvdcli_args.ENV_SPEC_DIRS] = self.spec_dir
+        environ[dvdcli_args.ENV_RETRY_BUDGET] = "0"
         return environ
 
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
@@ -195,7 +195,7 @@ def test_a_volume_option_is_split_at_its_first_equals_sign_only(
 def test_mount_id_may_be_dvdclis_empty_one(
     setup: Setup, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(dvdcli_cli.ENV_MOUNT_ID, "")
+    monkeypatch.setenv(dvdcli_args.ENV_MOUNT_ID, "")
     assert dvdcli_cli.main([*setup.flags, "mount", *_volume_flags("v")]) == 0
     assert dvdcli_cli.main([*setup.flags, "unmount", *_volume_flags("v"), "--mount-id="]) == 0
     assert setup.calls("VolumeDriver.Mount") == [{"Name": "v", "ID": ""}]
@@ -228,7 +228,7 @@ def test_usage_errors_exit_2(
 def test_a_bad_retry_budget_in_the_environment_is_a_usage_error(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(dvdcli_cli.ENV_RETRY_BUDGET, "soon")
+    monkeypatch.setenv(dvdcli_args.ENV_RETRY_BUDGET, "soon")
     assert dvdcli_cli.main(["list", "--volumedriver=x"]) == 2
     assert "$DVDCLI_RETRY_BUDGET: 'soon' is not a number" in capsys.readouterr().err
 

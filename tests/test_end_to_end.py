@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from isolator import DockerVolumeIsolator, Flags, IsolatorError
-from isolator.drivers.plugin_client import DockerPluginClient
+from isolator.drivers import Backoff, DockerPluginClient
 from isolator.launcher import run
 from isolator.messages import container_config, container_id, docker_volume
 from isolator.plugin import VolumePlugin
@@ -53,7 +53,7 @@ class Setup:
         return path
 
     def holders(self, volume: str) -> dict[str, int]:
-        answer = self.client.get(DRIVER, volume).get(WAIT)
+        answer = self.client.loop.submit(self.client.api.get(DRIVER, volume)).get(WAIT)
         mounts: dict[str, int] = (answer.get("Status") or {}).get("mounts", {})
         return mounts
 
@@ -65,7 +65,7 @@ def setup() -> Iterator[Setup]:
     plugin = VolumePlugin(socket_path=workdir / "plugins" / f"{DRIVER}.sock", root=workdir / "data")
     plugin.start()
     client = DockerPluginClient(
-        socket_dir=str(workdir / "plugins"), spec_dirs=[], retry_budget=1.0
+        socket_dir=str(workdir / "plugins"), spec_dirs=[], backoff=Backoff(budget=1.0)
     )
     try:
         yield Setup(workdir, plugin, client)
@@ -131,7 +131,8 @@ def test_volume_is_mounted_shared_read_only_and_released(setup: Setup, style: st
         assert len(setup.holders("shared")) == 1
         isolator.cleanup(reader).get(WAIT)
         assert setup.holders("shared") == {}
-        assert setup.client.path(DRIVER, "shared").get(WAIT) == ""
+        path = setup.client.loop.submit(setup.client.api.path(DRIVER, "shared"))
+        assert path.get(WAIT) == ""
         assert not (setup.workdir / "checkpoints" / "reader").exists()
     finally:
         isolator.stop()
@@ -146,7 +147,7 @@ def test_recovery_unmounts_what_a_crashed_isolator_mounted(setup: Setup) -> None
 
     # A restarted agent has a new client; the stable mount ID lets it release the volume.
     restarted = DockerPluginClient(
-        socket_dir=str(setup.workdir / "plugins"), spec_dirs=[], retry_budget=1.0
+        socket_dir=str(setup.workdir / "plugins"), spec_dirs=[], backoff=Backoff(budget=1.0)
     )
     isolator = DockerVolumeIsolator.create(
         Flags(docker_volume_checkpoint_dir=str(setup.workdir / "checkpoints")), restarted

@@ -19,7 +19,7 @@ from conftest import (
 
 from actors import Future
 from isolator import DockerVolumeIsolator, DriverClient, Flags, IsolatorError
-from isolator import isolator as isolator_module
+from isolator.drivers import factory
 from isolator.linux import CLONE_NEWNS
 from isolator.messages import container_config, container_id, docker_volume, executor_config
 from isolator.protos import (
@@ -540,7 +540,7 @@ def test_create_without_client_requires_mount_namespaces(
     monkeypatch: pytest.MonkeyPatch, flags: Flags
 ) -> None:
     monkeypatch.setattr(os, "geteuid", lambda: 0)
-    monkeypatch.setattr(isolator_module, "_mount_namespaces_supported", lambda: False)
+    monkeypatch.setattr(factory, "_mount_namespaces_supported", lambda: False)
     with pytest.raises(IsolatorError) as failure:
         DockerVolumeIsolator.create(flags)
     assert str(failure.value) == "The 'docker/volume' isolator requires mount namespace support"
@@ -550,7 +550,7 @@ def test_create_without_client_needs_dvdcli(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setattr(os, "geteuid", lambda: 0)
-    monkeypatch.setattr(isolator_module, "_mount_namespaces_supported", lambda: True)
+    monkeypatch.setattr(factory, "_mount_namespaces_supported", lambda: True)
     flags = Flags(
         docker_volume_checkpoint_dir=str(tmp_path / "cp"),
         docker_volume_driver_client="dvdcli",

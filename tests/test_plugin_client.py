@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import inspect
 import json
 import os
@@ -15,29 +16,27 @@ import ssl
 import subprocess
 import tempfile
 import threading
-import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import pytest
 
 from actors import EventLoopThread, Future
 from isolator.drivers.discovery import PluginNotFoundError
-from isolator.drivers.plugin_client import (
-    ACCEPT,
-    DockerPluginClient,
-    PluginCallError,
-    default_mount_id,
-    machine_identity,
-)
+from isolator.drivers.mount_id import default_mount_id, machine_identity
+from isolator.drivers.plugin_client import DockerPluginClient
+from isolator.drivers.protocol import PluginCallError, VolumePluginAPI
+from isolator.drivers.transport import ACCEPT, Backoff
 from isolator.errors import DriverError
 
 WAIT = 5.0
 """How long a test waits on a future that should complete at once."""
 
 HEX64 = re.compile(r"[0-9a-f]{64}")
+
+T = TypeVar("T")
 
 
 # -- a fake plugin: a small HTTP/1.1 server on the test's own event loop ----------------------
@@ -225,6 +224,43 @@ class FakePlugin:
 # -- fixtures --------------------------------------------------------------------------------
 
 
+class FakeTime:
+    """Time for a ``Backoff`` that only its own sleeps move: retries are counted, not waited.
+
+    ``sleeps`` lists every retry delay. While ``held``, a sleep also waits for ``wake()``,
+    so a test can act between two attempts.
+    """
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+        self.held = False
+        self.asleep = threading.Event()
+        self._wake: Callable[[], object] | None = None
+
+    def backoff(self, **policy: float) -> Backoff:
+        return Backoff(clock=self.clock, sleep=self.sleep, **policy)
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, delay: float) -> None:
+        self.sleeps.append(delay)
+        self.now += delay
+        if not self.held:
+            await asyncio.sleep(0)
+            return
+        loop, gate = asyncio.get_running_loop(), asyncio.Event()
+        self._wake = functools.partial(loop.call_soon_threadsafe, gate.set)
+        self.asleep.set()
+        await gate.wait()
+
+    def wake(self) -> None:
+        assert self._wake is not None, "nobody is asleep"
+        self.held = False
+        self._wake()
+
+
 class Env:
     """Plugin dirs under a short temp root, plus factories that clean up after themselves."""
 
@@ -237,6 +273,7 @@ class Env:
         self.mounts = root / "mnt"
         for directory in (self.sockets, self.etc, self.lib, self.mounts):
             directory.mkdir()
+        self.time = FakeTime()
         self._plugins: list[FakePlugin] = []
         self._clients: list[DockerPluginClient] = []
         self._stoppers: list[Callable[[], None]] = []
@@ -255,14 +292,14 @@ class Env:
         return plugin, plugin.start_tcp(context)
 
     def client(self, **overrides: Any) -> DockerPluginClient:
+        """A client whose retries run on ``self.time``: 0.02 s, then doubling, for 0.3 s."""
         arguments: dict[str, Any] = {
             "socket_dir": str(self.sockets),
             "spec_dirs": [str(self.etc), str(self.lib)],
-            "timeout": 5.0,
+            "mount_timeout": 5.0,
             "unmount_timeout": 5.0,
             "query_timeout": 5.0,
-            "retry_budget": 0.3,
-            "retry_base_delay": 0.02,
+            "backoff": self.time.backoff(budget=0.3, base_delay=0.02),
         }
         arguments.update(overrides)
         client = DockerPluginClient(**arguments)
@@ -297,6 +334,11 @@ def env(server_loop: EventLoopThread) -> Iterator[Env]:
     finally:
         environment.cleanup()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def submit(client: DockerPluginClient, call: Coroutine[Any, Any, T]) -> Future[T]:
+    """Run one ``client.api`` call on the client's loop, as ``isolator-dvdcli`` does."""
+    return client.loop.submit(call)
 
 
 def failure(future: Future[Any], timeout: float = WAIT) -> BaseException:
@@ -402,7 +444,7 @@ def test_activation_happens_once_for_many_calls(env: Env) -> None:
     futures += [client.unmount("fake", f"v{i}") for i in range(5)]
     for future in futures:
         future.get(WAIT)
-    client.path("fake", "v1").get(WAIT)
+    submit(client, client.api.path("fake", "v1")).get(WAIT)
     assert plugin.count("Plugin.Activate") == 1
     assert plugin.count("VolumeDriver.Mount") == 10
 
@@ -546,7 +588,7 @@ def test_mount_id_is_64_hex_and_stable_across_clients(env: Env) -> None:
     assert env.client(socket_dir=str(env.root)).mount_id != first.mount_id
     assert env.client(spec_dirs=[str(env.etc)]).mount_id != first.mount_id
     # Timeouts and the like do not change who the caller is.
-    assert env.client(timeout=1.0, explicit_create=True).mount_id == first.mount_id
+    assert env.client(mount_timeout=1.0, explicit_create=True).mount_id == first.mount_id
 
 
 def test_mount_id_override(env: Env) -> None:
@@ -583,10 +625,9 @@ def test_mount_id_derivation(env: Env) -> None:
 
 def test_a_plugin_that_never_answers_times_out_without_retry(env: Env) -> None:
     plugin = env.plugin(VolumeDriver_Mount=lambda body: Hang())
-    client = env.client(timeout=0.3)
-    started = time.monotonic()
+    client = env.client(mount_timeout=0.3)
     error = failure(client.mount("fake", "vol", {}))
-    assert time.monotonic() - started < 2.0
+    assert env.time.sleeps == []
     assert str(error) == (
         f"Docker volume plugin 'fake' at unix://{env.sockets}/fake.sock did not answer "
         "VolumeDriver.Mount within 0.3 s"
@@ -596,7 +637,7 @@ def test_a_plugin_that_never_answers_times_out_without_retry(env: Env) -> None:
 
 def test_unmount_has_its_own_timeout(env: Env) -> None:
     env.plugin(VolumeDriver_Unmount=lambda body: Hang())
-    client = env.client(timeout=5.0, unmount_timeout=0.2)
+    client = env.client(mount_timeout=5.0, unmount_timeout=0.2)
     error = failure(client.unmount("fake", "vol"))
     assert str(error).endswith("did not answer VolumeDriver.Unmount within 0.2 s")
 
@@ -612,10 +653,7 @@ def test_a_stale_socket_fails_by_name_within_the_retry_budget(env: Env) -> None:
     stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     stale.bind(str(path))
     stale.close()  # the file stays; nobody listens
-    started = time.monotonic()
     error = failure(env.client().mount("dead", "vol", {}))
-    elapsed = time.monotonic() - started
-    assert elapsed < 1.5
     assert isinstance(error, DriverError)
     text = str(error)
     assert text.startswith(
@@ -623,20 +661,21 @@ def test_a_stale_socket_fails_by_name_within_the_retry_budget(env: Env) -> None:
     )
     assert "Connection refused" in text
     # 0.02 s base: attempts at 0, 0.02, 0.06 and 0.14 s; the next would start at 0.30.
-    assert re.search(r"\(gave up after 4 attempt\(s\) in 0\.\d s\)$", text), text
+    assert env.time.sleeps == [0.02, 0.04, 0.08]
+    assert text.endswith("(gave up after 4 attempt(s) in 0.1 s)"), text
 
 
 def test_no_retries_with_a_zero_budget(env: Env) -> None:
     answers: list[Reply] = [Close(), (200, {"Err": ""})]
     env.plugin(VolumeDriver_Unmount=lambda body: answers.pop(0))
-    error = failure(env.client(retry_budget=0).unmount("fake", "vol"))
-    assert "(gave up after 1 attempt(s) in 0.0 s)" in str(error)
+    error = failure(env.client(backoff=env.time.backoff(budget=0)).unmount("fake", "vol"))
+    assert str(error).endswith("(gave up after 1 attempt(s) in 0.0 s)")
+    assert env.time.sleeps == []
 
 
 def test_a_missing_plugin_fails_by_name_with_the_paths(env: Env) -> None:
-    started = time.monotonic()
     error = failure(env.client().mount("ghost", "vol", {}))
-    assert time.monotonic() - started < 1.5
+    assert env.time.sleeps == [0.02, 0.04, 0.08]  # discovery retries as requests do
     assert isinstance(error, PluginNotFoundError)
     assert str(error).startswith(
         f"Docker volume plugin 'ghost' not found; looked for {env.sockets}/ghost.sock, "
@@ -646,11 +685,14 @@ def test_a_missing_plugin_fails_by_name_with_the_paths(env: Env) -> None:
 
 
 def test_a_plugin_that_appears_while_retrying_is_found(env: Env) -> None:
-    # The first lookup fails; the plugin shows up before the retry budget is spent.
-    client = env.client(retry_budget=3.0, retry_base_delay=0.05)
-    future = client.mount("late", "vol", {})
+    # The first lookup fails; the plugin shows up while the client waits to retry.
+    env.time.held = True
+    future = env.client().mount("late", "vol", {})
+    assert env.time.asleep.wait(WAIT)
     env.plugin("late")
+    env.time.wake()
     assert future.get(WAIT) == str(env.mounts / "vol")
+    assert env.time.sleeps == [0.02]
 
 
 def test_a_connection_closed_before_the_answer_is_retried(env: Env) -> None:
@@ -664,7 +706,8 @@ def test_a_connection_closed_before_the_answer_is_retried(env: Env) -> None:
 
 def test_a_bad_spec_file_is_reported_at_once(env: Env) -> None:
     (env.etc / "bad.spec").write_text("127.0.0.1:80\n")
-    error = failure(env.client(retry_budget=30.0).mount("bad", "vol", {}), timeout=2.0)
+    error = failure(env.client(backoff=env.time.backoff(budget=30.0)).mount("bad", "vol", {}))
+    assert env.time.sleeps == []  # not retried: a bad file does not fix itself
     assert str(error) == (
         f"Docker volume plugin 'bad': {env.etc}/bad.spec: Unknown protocol in '127.0.0.1:80' "
         "(expected unix://, tcp://, http:// or https://)"
@@ -791,26 +834,30 @@ def test_https_plugins_follow_dockers_tls_rules(env: Env) -> None:
     context.load_cert_chain(cert, key)
     plugin, port = env.tcp_plugin(context)
     url = f"https://127.0.0.1:{port}"
-    client = env.client(retry_budget=0)
+    client = env.client(backoff=Backoff(budget=0))
+
+    def capabilities(driver: str) -> Future[dict[str, Any]]:
+        return submit(client, client.api.capabilities(driver))
+
     # A .spec never verifies (Docker's InsecureSkipVerify).
     (env.etc / "spec.spec").write_text(url)
-    assert client.capabilities("spec").get(WAIT) == {"Scope": "local"}
+    assert capabilities("spec").get(WAIT) == {"Scope": "local"}
     # A .json with the CA verifies, and succeeds.
     (env.etc / "ca.json").write_text(json.dumps({"Addr": url, "TLSConfig": {"CAFile": str(cert)}}))
-    assert client.capabilities("ca").get(WAIT) == {"Scope": "local"}
+    assert capabilities("ca").get(WAIT) == {"Scope": "local"}
     # A .json without TLSConfig verifies against the system roots: a self-signed
     # certificate is refused.
     (env.etc / "system.json").write_text(json.dumps({"Addr": url}))
-    error = failure(client.capabilities("system"))
+    error = failure(capabilities("system"))
     assert "CERTIFICATE_VERIFY_FAILED" in str(error)
     # A TLSConfig without a CA file does not verify.
     (env.etc / "noca.json").write_text(json.dumps({"Addr": url, "TLSConfig": {}}))
-    assert client.capabilities("noca").get(WAIT) == {"Scope": "local"}
+    assert capabilities("noca").get(WAIT) == {"Scope": "local"}
     # Unusable TLS files are reported with the file they came from.
     (env.etc / "badca.json").write_text(
         json.dumps({"Addr": url, "TLSConfig": {"CAFile": str(env.root / "none.pem")}})
     )
-    error = failure(client.capabilities("badca"))
+    error = failure(capabilities("badca"))
     assert str(error).startswith(
         f"Docker volume plugin 'badca': bad TLSConfig in {env.etc}/badca.json: "
     )
@@ -833,20 +880,21 @@ def test_create_remove_path_get_list_capabilities(env: Env) -> None:
         VolumeDriver_Capabilities=lambda body: (200, {"Capabilities": {"scope": "GLOBAL"}}),
     )
     client = env.client()
-    assert client.create("fake", "v", {"o": "1"}).get(WAIT) is None
-    assert client.remove("fake", "v").get(WAIT) is None
-    assert client.path("fake", "v").get(WAIT) == str(env.mounts / "v")
-    assert client.get("fake", "v").get(WAIT) == {
+    api = client.api
+    assert submit(client, api.create("fake", "v", {"o": "1"})).get(WAIT) is None
+    assert submit(client, api.remove("fake", "v")).get(WAIT) is None
+    assert submit(client, api.path("fake", "v")).get(WAIT) == str(env.mounts / "v")
+    assert submit(client, api.get("fake", "v")).get(WAIT) == {
         "Name": "v",
         "Mountpoint": "/m",
         "Status": {"x": 1},
         "Extra": 2,
     }
-    assert client.list("fake").get(WAIT) == [
+    assert submit(client, api.list("fake")).get(WAIT) == [
         {"Name": "a"},
         {"Name": "b", "CreatedAt": "2024-01-01T00:00:00Z"},
     ]
-    assert client.capabilities("fake").get(WAIT) == {"Scope": "global"}
+    assert submit(client, api.capabilities("fake")).get(WAIT) == {"Scope": "global"}
     assert [(call.method, call.raw) for call in plugin.calls] == [
         ("Plugin.Activate", b""),
         ("VolumeDriver.Create", b'{"Name":"v","Opts":{"o":"1"}}\n'),
@@ -858,52 +906,84 @@ def test_create_remove_path_get_list_capabilities(env: Env) -> None:
     ]
 
 
-def test_the_other_calls_edge_cases(env: Env) -> None:
-    replies: dict[str, Reply] = {}
+@dataclass(frozen=True)
+class Fails:
+    """The call fails with exactly this message."""
 
-    def answer(method: str) -> Handler:
-        return lambda body: replies[method]
+    message: str
 
-    env.plugin(
-        **{
-            m.replace(".", "_"): answer(m)
-            for m in (
-                "VolumeDriver.Get",
-                "VolumeDriver.List",
-                "VolumeDriver.Path",
-                "VolumeDriver.Capabilities",
-                "VolumeDriver.Remove",
-            )
-        }
-    )
+
+_CALLS: dict[str, Callable[[VolumePluginAPI], Coroutine[Any, Any, Any]]] = {
+    "VolumeDriver.Get": lambda api: api.get("fake", "v"),
+    "VolumeDriver.List": lambda api: api.list("fake"),
+    "VolumeDriver.Path": lambda api: api.path("fake", "v"),
+    "VolumeDriver.Capabilities": lambda api: api.capabilities("fake"),
+    "VolumeDriver.Remove": lambda api: api.remove("fake", "v"),
+}
+
+
+def _invalid(method: str, problem: str) -> Fails:
+    return Fails(f"Docker volume plugin 'fake' sent an invalid answer to {method}: {problem}")
+
+
+@pytest.mark.parametrize(
+    ("method", "reply", "expected"),
+    [
+        pytest.param(
+            "VolumeDriver.Get",
+            (200, {"Volume": None}),
+            Fails("Docker volume plugin 'fake' has no volume 'v'"),
+            id="get-null-volume",
+        ),
+        pytest.param(
+            "VolumeDriver.Get",
+            (500, {"Err": "no such volume"}),
+            Fails("VolumeDriver.Get: no such volume"),
+            id="get-error",
+        ),
+        pytest.param(
+            "VolumeDriver.Get",
+            (200, {"Volume": "v"}),
+            _invalid("VolumeDriver.Get", "Volume is not an object"),
+            id="get-volume-not-an-object",
+        ),
+        pytest.param(
+            "VolumeDriver.List", (200, {"Volumes": None, "Err": ""}), [], id="list-null-volumes"
+        ),
+        pytest.param(
+            "VolumeDriver.List",
+            (200, {"Volumes": ["a"]}),
+            _invalid("VolumeDriver.List", "Volumes is not a list of objects"),
+            id="list-volumes-not-objects",
+        ),
+        pytest.param("VolumeDriver.Path", (200, {"Mountpoint": ""}), "", id="path-empty"),
+        pytest.param("VolumeDriver.Path", (200, {}), "", id="path-absent"),
+        pytest.param(
+            "VolumeDriver.Capabilities",
+            (200, {"Capabilities": {"Scope": ""}}),
+            {"Scope": "local"},
+            id="capabilities-empty-scope",
+        ),
+        pytest.param(
+            "VolumeDriver.Capabilities", (200, {}), {"Scope": "local"}, id="capabilities-absent"
+        ),
+        pytest.param(
+            "VolumeDriver.Capabilities",
+            (404, "404 page not found"),
+            Fails("VolumeDriver.Capabilities: 404 page not found"),
+            id="capabilities-not-implemented",
+        ),
+        pytest.param("VolumeDriver.Remove", (200, ""), None, id="remove-empty-200-is-no-error"),
+    ],
+)
+def test_the_other_calls_edge_cases(env: Env, method: str, reply: Reply, expected: Any) -> None:
+    env.plugin(**{method.replace(".", "_"): lambda body: reply})
     client = env.client()
-    replies["VolumeDriver.Get"] = (200, {"Volume": None})
-    error = failure(client.get("fake", "v"))
-    assert str(error) == "Docker volume plugin 'fake' has no volume 'v'"
-    replies["VolumeDriver.Get"] = (500, {"Err": "no such volume"})
-    assert str(failure(client.get("fake", "v"))) == "VolumeDriver.Get: no such volume"
-    replies["VolumeDriver.Get"] = (200, {"Volume": "v"})
-    assert "invalid answer to VolumeDriver.Get: Volume is not an object" in str(
-        failure(client.get("fake", "v"))
-    )
-    replies["VolumeDriver.List"] = (200, {"Volumes": None, "Err": ""})
-    assert client.list("fake").get(WAIT) == []
-    replies["VolumeDriver.List"] = (200, {"Volumes": ["a"]})
-    assert "Volumes is not a list of objects" in str(failure(client.list("fake")))
-    replies["VolumeDriver.Path"] = (200, {"Mountpoint": ""})
-    assert client.path("fake", "v").get(WAIT) == ""
-    replies["VolumeDriver.Path"] = (200, {})
-    assert client.path("fake", "v").get(WAIT) == ""
-    replies["VolumeDriver.Capabilities"] = (200, {"Capabilities": {"Scope": ""}})
-    assert client.capabilities("fake").get(WAIT) == {"Scope": "local"}
-    replies["VolumeDriver.Capabilities"] = (200, {})
-    assert client.capabilities("fake").get(WAIT) == {"Scope": "local"}
-    replies["VolumeDriver.Capabilities"] = (404, "404 page not found")
-    assert str(failure(client.capabilities("fake"))) == (
-        "VolumeDriver.Capabilities: 404 page not found"
-    )
-    replies["VolumeDriver.Remove"] = (200, "")  # an empty 200 is no error
-    assert client.remove("fake", "v").get(WAIT) is None
+    future = submit(client, _CALLS[method](client.api))
+    if isinstance(expected, Fails):
+        assert str(failure(future)) == expected.message
+    else:
+        assert future.get(WAIT) == expected
 
 
 def test_close(env: Env) -> None:
@@ -929,9 +1009,9 @@ def test_close_ends_calls_in_flight(env: Env) -> None:
 
 def test_the_argument_checks() -> None:
     with pytest.raises(ValueError, match="timeouts must be positive"):
-        DockerPluginClient(timeout=0)
+        DockerPluginClient(mount_timeout=0)
     with pytest.raises(ValueError, match="must not be negative"):
-        DockerPluginClient(retry_budget=-1)
+        Backoff(budget=-1)
 
 
 # -- the reference plugin --------------------------------------------------------------------
@@ -950,8 +1030,9 @@ def _reference_plugin(env: Env, name: str = "ref") -> Any:
 def test_every_endpoint_against_the_reference_plugin(env: Env) -> None:
     plugin = _reference_plugin(env)
     client = env.client()
-    assert client.capabilities("ref").get(WAIT) == {"Scope": "local"}
-    assert client.list("ref").get(WAIT) == []
+    api = client.api
+    assert submit(client, api.capabilities("ref")).get(WAIT) == {"Scope": "local"}
+    assert submit(client, api.list("ref")).get(WAIT) == []
 
     # mount: Get (absent) -> Create -> Mount
     mountpoint = client.mount("ref", "data", {}).get(WAIT)
@@ -961,31 +1042,32 @@ def test_every_endpoint_against_the_reference_plugin(env: Env) -> None:
         "VolumeDriver.Create",
         "VolumeDriver.Mount",
     ]
-    assert client.path("ref", "data").get(WAIT) == mountpoint
-    volume = client.get("ref", "data").get(WAIT)
+    assert submit(client, api.path("ref", "data")).get(WAIT) == mountpoint
+    volume = submit(client, api.get("ref", "data")).get(WAIT)
     assert volume["Name"] == "data"
     assert volume["Mountpoint"] == mountpoint
     assert volume["Status"] == {"mounts": {client.mount_id: 1}}
-    assert [v["Name"] for v in client.list("ref").get(WAIT)] == ["data"]
+    assert [v["Name"] for v in submit(client, api.list("ref")).get(WAIT)] == ["data"]
 
     # A mounted volume cannot be removed; the plugin says so with 500 + Err.
-    error = failure(client.remove("ref", "data"))
+    error = failure(submit(client, api.remove("ref", "data")))
     assert isinstance(error, PluginCallError)
     assert (error.status, str(error)) == (
         500,
         "VolumeDriver.Remove: volume data is in use (mounted by 1 ID(s))",
     )
     assert client.unmount("ref", "data").get(WAIT) is None
-    assert client.path("ref", "data").get(WAIT) == ""
-    assert client.remove("ref", "data").get(WAIT) is None
-    assert str(failure(client.get("ref", "data"))) == "VolumeDriver.Get: volume data not found"
+    assert submit(client, api.path("ref", "data")).get(WAIT) == ""
+    assert submit(client, api.remove("ref", "data")).get(WAIT) is None
+    error = failure(submit(client, api.get("ref", "data")))
+    assert str(error) == "VolumeDriver.Get: volume data not found"
 
     # create with options; a host directory of our choosing
     own = env.root / "own-dir"
-    assert client.create("ref", "own", {"mountpoint": str(own)}).get(WAIT) is None
+    assert submit(client, api.create("ref", "own", {"mountpoint": str(own)})).get(WAIT) is None
     assert client.mount("ref", "own", {}).get(WAIT) == str(own)
     assert client.unmount("ref", "own").get(WAIT) is None
-    error = failure(client.create("ref", "odd", {"colour": "red"}))
+    error = failure(submit(client, api.create("ref", "odd", {"colour": "red"})))
     assert str(error).startswith("VolumeDriver.Create: unknown option 'colour'")
     # implicit create passes the mount's options to Create
     error = failure(client.mount("ref", "odd", {"colour": "red"}))
@@ -1003,7 +1085,7 @@ def test_the_reference_plugin_counts_mounts_by_our_id_across_clients(env: Env) -
     first.close()
     second = env.client()  # an agent restart: the same ID unmounts what the first mounted
     assert second.unmount("ref", "vol").get(WAIT) is None
-    assert second.get("ref", "vol").get(WAIT)["Status"] == {"mounts": {}}
+    assert submit(second, second.api.get("ref", "vol")).get(WAIT)["Status"] == {"mounts": {}}
     assert os.path.isdir(mountpoint)
     mount_ids = {call.body.get("ID") for call in plugin.calls if call.method.endswith("mount")}
     assert mount_ids == {first.mount_id}

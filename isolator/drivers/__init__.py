@@ -1,7 +1,28 @@
-"""The clients of the outside world: how the isolator reaches volume drivers."""
+"""The clients of the outside world: how the isolator reaches volume drivers.
+
+One concern per module, from the wire up:
+
+- ``discovery``: where a plugin listens, found as dockerd finds it (pure functions);
+- ``transport``: one httpx client per plugin, one exchange, Docker's retry ``Backoff``;
+- ``protocol``: ``VolumePluginAPI``, one coroutine per plugin endpoint;
+- ``mount_id``: the caller ``ID`` sent with Mount and Unmount;
+- ``plugin_client``: ``DockerPluginClient``, the ``DriverClient`` over the protocol;
+- ``process``, ``duration``, ``dvdcli``: ``DvdcliClient``, Mesos's client running dvdcli;
+- ``base``: the ``DriverClient`` interface; ``factory``: ``create_client(flags)``.
+"""
 
 from isolator.drivers.base import DriverClient
 from isolator.drivers.dvdcli import DvdcliClient
+from isolator.drivers.factory import create_client
 from isolator.drivers.plugin_client import DockerPluginClient
+from isolator.drivers.protocol import VolumePluginAPI
+from isolator.drivers.transport import Backoff
 
-__all__ = ["DockerPluginClient", "DriverClient", "DvdcliClient"]
+__all__ = [
+    "Backoff",
+    "DockerPluginClient",
+    "DriverClient",
+    "DvdcliClient",
+    "VolumePluginAPI",
+    "create_client",
+]

@@ -18,12 +18,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal, cast
 
+from isolator.defaults import PLUGIN_SOCKET_DIR, PLUGIN_SPEC_DIRS
 from isolator.errors import DriverError
 from isolator.names import component_problem
 
 __all__ = [
-    "DEFAULT_SOCKET_DIR",
-    "DEFAULT_SPEC_DIRS",
     "SCHEMES",
     "PluginAddress",
     "PluginNotFoundError",
@@ -36,8 +35,6 @@ __all__ = [
     "validate_plugin_name",
 ]
 
-DEFAULT_SOCKET_DIR: Final = "/run/docker/plugins"
-DEFAULT_SPEC_DIRS: Final = ("/etc/docker/plugins", "/usr/lib/docker/plugins")
 SCHEMES: Final = ("unix", "tcp", "http", "https")
 """The URL schemes a spec file may use. Docker hands any other scheme to Go's dialer,
 where it fails later and less clearly; here it is refused as an unknown protocol."""
@@ -152,8 +149,8 @@ def _both_forms(directory: str, name: str, extension: str) -> list[str]:
 def candidate_paths(
     name: str,
     *,
-    socket_dir: str = DEFAULT_SOCKET_DIR,
-    spec_dirs: Sequence[str] = DEFAULT_SPEC_DIRS,
+    socket_dir: str = PLUGIN_SOCKET_DIR,
+    spec_dirs: Sequence[str] = PLUGIN_SPEC_DIRS,
 ) -> list[str]:
     """Every path ``find_plugin`` looks at, in Docker's order."""
     paths = _both_forms(socket_dir, name, ".sock")
@@ -261,8 +258,8 @@ def _read_json(name: str, path: str) -> PluginAddress:
 def find_plugin(
     name: str,
     *,
-    socket_dir: str = DEFAULT_SOCKET_DIR,
-    spec_dirs: Sequence[str] = DEFAULT_SPEC_DIRS,
+    socket_dir: str = PLUGIN_SOCKET_DIR,
+    spec_dirs: Sequence[str] = PLUGIN_SPEC_DIRS,
 ) -> PluginAddress:
     """The address of plugin ``name``, looked up in Docker's order; the first match wins.
 

@@ -1,0 +1,249 @@
+"""A child process watched from an asyncio loop without a thread: pidfd, pipes, process group.
+
+The child is spawned with ``subprocess.Popen`` (as asyncio itself does), its exit is
+watched through a pidfd on the loop and its pipes are read with ``add_reader``.
+asyncio's own subprocess support is not used because Python 3.11's default child watcher
+starts one ``waitpid`` thread per child.
+
+The child leads its own process group (``start_new_session``) and is reaped only at the
+very end, so ``kill_and_reap`` hits that group and nothing else: a zombie leader keeps
+its pid and group id from being reused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from typing import IO, Final
+
+__all__ = ["Child", "Outcome"]
+
+logger = logging.getLogger(__name__)
+
+REAP_GRACE: Final = 5.0
+"""After SIGKILL a child exits at once unless stuck in the kernel (D state); we wait this
+long to reap it, then give up and leave it to ``subprocess``'s own reaping of orphaned
+``Popen`` objects, so a timeout is still reported in time."""
+
+_READ_CHUNK: Final = 65536
+
+
+class _PipeReader:
+    """Reads a pipe to EOF from the loop's selector, so a read costs no thread."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        pipe: IO[bytes],
+        what: str,
+        program: str,
+        *,
+        keep: bool,
+    ) -> None:
+        self.what = what  # "stdout" or "stderr", for the log
+        self._program = program
+        self._loop = loop
+        self._pipe = pipe
+        self._fd = pipe.fileno()
+        self._keep = keep
+        self._chunks: list[bytes] = []
+        self.done: asyncio.Future[bytes] = loop.create_future()
+        os.set_blocking(self._fd, False)
+        loop.add_reader(self._fd, self._on_readable)
+        self._reading = True
+
+    def _on_readable(self) -> None:
+        try:
+            data = os.read(self._fd, _READ_CHUNK)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as error:
+            logger.debug("Failed to read the %s of %s: %s", self.what, self._program, error)
+            self._stop()
+            if not self.done.done():
+                self.done.set_exception(error)
+            return
+        if data:
+            if self._keep:
+                self._chunks.append(data)
+            return
+        self._stop()
+        if not self.done.done():
+            self.done.set_result(b"".join(self._chunks))
+
+    def _stop(self) -> None:
+        if self._reading:
+            self._reading = False
+            self._loop.remove_reader(self._fd)
+
+    def close(self) -> None:
+        self._stop()
+        if not self.done.done():
+            self.done.cancel()
+        elif not self.done.cancelled():
+            self.done.exception()  # mark a read error as seen: nobody else may look
+        self._pipe.close()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What Mesos's ``await(status, read(out), read(err))`` hands its continuation."""
+
+    status: int | None
+    """The raw wait status; None when the child could not be reaped."""
+    stdout: asyncio.Future[bytes] | None
+    """None when stdout was not kept (unmount: Mesos never reads it)."""
+    stderr: asyncio.Future[bytes]
+
+
+class Child:
+    """A spawned child: watches its exit, reads its pipes, kills its group, reaps it.
+
+    Use it from one event loop; ``close`` it when done, whatever happened.
+    """
+
+    def __init__(self, popen: subprocess.Popen[bytes], program: str) -> None:
+        self._popen = popen
+        self.pid = popen.pid
+        self.program = program  # for the log
+        self._pidfd = _open_pidfd(popen.pid)
+        self._exited = False
+        self._reaped = False
+        self._stdout: _PipeReader | None = None
+        self._stderr: _PipeReader | None = None
+
+    @classmethod
+    def spawn(cls, argv: list[str]) -> Child:
+        """Fork and exec at once, like libprocess's ``subprocess``; raises on failure."""
+        popen = subprocess.Popen(
+            argv,
+            bufsize=0,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            close_fds=True,
+            start_new_session=True,
+        )
+        return cls(popen, os.path.basename(argv[0]))
+
+    async def communicate(self, *, read_stdout: bool) -> Outcome:
+        """Wait for the exit and for EOF on the pipes that are read, then reap.
+
+        Without ``read_stdout``, stdout is drained and thrown away, so a chatty child
+        cannot block on a full pipe.
+        """
+        loop = asyncio.get_running_loop()
+        assert self._popen.stdout is not None
+        assert self._popen.stderr is not None
+        self._stdout = _PipeReader(
+            loop, self._popen.stdout, "stdout", self.program, keep=read_stdout
+        )
+        self._stderr = _PipeReader(loop, self._popen.stderr, "stderr", self.program, keep=True)
+        await self._wait_exit()
+        reads = [self._stderr.done, self._stdout.done] if read_stdout else [self._stderr.done]
+        await asyncio.wait(reads)
+        return Outcome(
+            status=self._reap(),
+            stdout=self._stdout.done if read_stdout else None,
+            stderr=self._stderr.done,
+        )
+
+    async def kill_and_reap(self) -> None:
+        """SIGKILL the child's process group (and the child, should it have left it)."""
+        if self._reaped:
+            return
+        for kill, target in ((os.killpg, self.pid), (os.kill, self.pid)):
+            try:
+                kill(target, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            except OSError as error:
+                logger.warning("Failed to kill %s process %d: %s", self.program, self.pid, error)
+        try:
+            async with asyncio.timeout(REAP_GRACE):
+                await self._wait_exit()
+        except TimeoutError:
+            logger.warning("%s process %d has not exited after SIGKILL", self.program, self.pid)
+            return
+        self._reap()
+
+    def close(self) -> None:
+        """Stop reading and close every descriptor; nothing here waits."""
+        for reader in (self._stdout, self._stderr):
+            if reader is not None:
+                reader.close()
+        for pipe in (self._popen.stdout, self._popen.stderr):
+            if pipe is not None:
+                pipe.close()
+        if self._pidfd is not None:
+            os.close(self._pidfd)
+            self._pidfd = None
+
+    async def _wait_exit(self) -> None:
+        # Waits for the exit without reaping, so the pid stays ours until ``_reap``.
+        if self._exited:
+            return
+        if self._pidfd is not None:
+            await _readable(self._pidfd)
+        else:
+            delay = 0.001
+            while not self._poll_exit():
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 0.05)
+        self._exited = True
+
+    def _poll_exit(self) -> bool:
+        try:
+            info = os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:
+            return True  # somebody else reaped it; ``_reap`` will say so
+        return info is not None and info.si_pid != 0
+
+    def _reap(self) -> int | None:
+        """The raw wait status, or None when it cannot be had (Mesos's status None)."""
+        if self._reaped:
+            return None
+        try:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+        except ChildProcessError:
+            self._reaped = True
+            self._popen.returncode = sys.maxsize  # Popen's own "status unknown" value
+            return None
+        if pid == 0:
+            return None
+        self._reaped = True
+        # Tell Popen the child is reaped, so it never waits for (or warns about) it.
+        self._popen.returncode = os.waitstatus_to_exitcode(status)
+        return status
+
+
+async def _readable(fd: int) -> None:
+    """Wait until ``fd`` is readable (a pidfd is once its process has exited)."""
+    loop = asyncio.get_running_loop()
+    ready: asyncio.Future[None] = loop.create_future()
+
+    def _wake() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    loop.add_reader(fd, _wake)
+    try:
+        await ready
+    finally:
+        loop.remove_reader(fd)
+
+
+def _open_pidfd(pid: int) -> int | None:
+    pidfd_open = getattr(os, "pidfd_open", None)
+    if pidfd_open is None:
+        return None
+    try:
+        fd: int = pidfd_open(pid)
+    except OSError:
+        return None  # kernel before 5.3: the exit is polled instead
+    return fd

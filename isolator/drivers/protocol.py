@@ -1,0 +1,348 @@
+"""Docker's volume plugin protocol: one coroutine per endpoint, answers decoded as Docker does.
+
+``VolumePluginAPI`` finds plugins the way dockerd does (``discovery.find_plugin``),
+activates each once, and sends ``/Plugin.Activate`` and ``/VolumeDriver.*`` calls through
+a ``transport.PluginConnection``. It decides nothing: the ``DriverClient`` adapter
+(``plugin_client``) and ``isolator-dvdcli`` compose these calls.
+
+Errors (all ``DriverError``):
+
+- The plugin reported an error (``Err`` in a 200 answer, or any non-200 answer):
+  ``PluginCallError``, worded like Docker's ``statusError``: ``"<Method>: <message>"``,
+  e.g. ``"VolumeDriver.Mount: no such volume"``. The message is ``Err``, else ``Error``
+  (REX-Ray), else the raw body (``404 page not found``), else ``HTTP <status> <reason>``.
+- Everything the client itself finds wrong (not found, not answering, timed out, not a
+  volume driver, a bad answer) is a sentence naming the plugin.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+import httpx
+
+from isolator.defaults import MOUNT_TIMEOUT, PLUGIN_SOCKET_DIR, PLUGIN_SPEC_DIRS, UNMOUNT_TIMEOUT
+from isolator.drivers.discovery import PluginAddress, PluginNotFoundError, find_plugin, json_get
+from isolator.drivers.transport import Backoff, ClientClosedError, PluginConnection
+from isolator.errors import DriverError
+
+__all__ = [
+    "QUERY_TIMEOUT",
+    "NoSuchVolumeError",
+    "PluginCallError",
+    "VolumePluginAPI",
+]
+
+QUERY_TIMEOUT: Final = 60.0
+"""Seconds for one exchange of Activate, Get, Path, List or Capabilities (no storage work)."""
+
+MAX_MESSAGE: Final = 2000
+"""Raw bodies quoted in errors are cut to this many characters."""
+
+_VOLUME_KEYS: Final = ("Name", "Mountpoint", "CreatedAt", "Status")
+
+_log = logging.getLogger(__name__)
+
+JsonObject = dict[str, Any]
+JsonObjects = list[JsonObject]  # an alias: the API has a method called "list"
+
+
+class PluginCallError(DriverError):
+    """The plugin answered a call with an error: ``"<method>: <message>"``.
+
+    ``status`` is the HTTP status (200 when the error came as ``Err`` in a 200 answer).
+    """
+
+    def __init__(self, plugin: str, method: str, status: int, message: str) -> None:
+        self.plugin = plugin
+        self.method = method
+        self.status = status
+        self.message = message
+        super().__init__(f"{method}: {message}")
+
+
+class NoSuchVolumeError(DriverError):
+    """Get answered with neither a volume nor an error (Docker's ``errNoSuchVolume``)."""
+
+    def __init__(self, plugin: str, name: str) -> None:
+        self.plugin = plugin
+        self.name = name
+        super().__init__(f"Docker volume plugin {plugin!r} has no volume {name!r}")
+
+
+# -- decoding answers -----------------------------------------------------------------------
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _clip(text: str) -> str:
+    text = text.strip()
+    return text if len(text) <= MAX_MESSAGE else text[:MAX_MESSAGE] + "..."
+
+
+def _failure_message(response: httpx.Response) -> str:
+    """What a non-200 answer says went wrong: ``Err``, else ``Error``, else the body."""
+    body = response.content.decode("utf-8", errors="replace")
+    try:
+        document = json.loads(body)
+    except ValueError:
+        document = None
+    if isinstance(document, dict):
+        for key in ("Err", "Error"):
+            value = json_get(document, key)
+            if value not in (None, ""):
+                return _clip(_text(value))
+    if body.strip():
+        return _clip(body)
+    return f"HTTP {response.status_code} {response.reason_phrase}".strip()
+
+
+def _canonical(obj: JsonObject, keys: Sequence[str]) -> JsonObject:
+    """``obj`` with ``keys`` spelled as Docker spells them (``mountpoint`` -> ``Mountpoint``)."""
+    folded = {key.casefold() for key in keys}
+    result = {k: v for k, v in obj.items() if k.casefold() not in folded}
+    missing = object()
+    for key in keys:
+        value = json_get(obj, key, missing)
+        if value is not missing:
+            result[key] = value
+    return result
+
+
+def _invalid(plugin: str, method: str, problem: str) -> DriverError:
+    return DriverError(
+        f"Docker volume plugin {plugin!r} sent an invalid answer to {method}: {problem}"
+    )
+
+
+def _decode(plugin: str, method: str, response: httpx.Response) -> JsonObject:
+    """The answer as a JSON object, or the error it carries, raised."""
+    if response.status_code != 200:
+        raise PluginCallError(plugin, method, response.status_code, _failure_message(response))
+    if not response.content.strip():
+        return {}  # Go would fail on an empty body; nothing in it is no error either
+    try:
+        answer = json.loads(response.content)
+    except ValueError:
+        text = _clip(response.content.decode("utf-8", "replace"))
+        raise _invalid(plugin, method, f"not JSON: {text!r}") from None
+    if answer is None:
+        return {}
+    if not isinstance(answer, dict):
+        raise _invalid(plugin, method, "not a JSON object")
+    error = json_get(answer, "Err")
+    if error not in (None, ""):
+        raise PluginCallError(plugin, method, 200, _clip(_text(error)))
+    return answer
+
+
+def _string(plugin: str, method: str, answer: JsonObject, key: str) -> str:
+    value = json_get(answer, key, "")
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise _invalid(plugin, method, f"{key} is {json.dumps(value)}, not a string")
+    return value
+
+
+def _object(plugin: str, method: str, answer: JsonObject, key: str) -> JsonObject | None:
+    value = json_get(answer, key)
+    if value is not None and not isinstance(value, dict):
+        raise _invalid(plugin, method, f"{key} is not an object")
+    return value
+
+
+# -- the API ---------------------------------------------------------------------------------
+
+
+class VolumePluginAPI:
+    """Calls Docker volume plugins: one coroutine per endpoint of the protocol.
+
+    Keyword arguments (defaults are Docker's, except ``unmount_timeout``):
+
+    - ``socket_dir``, ``spec_dirs``: where plugins are discovered.
+    - ``mount_timeout``: per exchange of Create, Mount and Remove, which may do slow
+      storage work (``MOUNT_TIMEOUT``: what Docker gives Create and Mount, and Mesos dvdcli).
+    - ``unmount_timeout``: per Unmount exchange; long, since an Unmount that is given up
+      on leaves the volume attached (the isolator's ``docker_volume_unmount_timeout``).
+    - ``query_timeout``: per exchange of Activate, Get, Path, List and Capabilities.
+    - ``backoff``: how connection failures and not-yet-discovered plugins are retried;
+      ``Backoff(budget=0)`` disables retries.
+
+    Use an instance from one event loop. Each plugin is discovered and activated on first
+    use and kept until ``aclose``; a failed activation is not kept, so the next call
+    starts again. No method blocks the loop.
+    """
+
+    def __init__(
+        self,
+        *,
+        socket_dir: str = PLUGIN_SOCKET_DIR,
+        spec_dirs: Sequence[str] = PLUGIN_SPEC_DIRS,
+        mount_timeout: float = MOUNT_TIMEOUT,
+        unmount_timeout: float = UNMOUNT_TIMEOUT,
+        query_timeout: float = QUERY_TIMEOUT,
+        backoff: Backoff | None = None,
+    ) -> None:
+        if min(mount_timeout, unmount_timeout, query_timeout) <= 0:
+            raise ValueError("timeouts must be positive")
+        self.socket_dir = socket_dir
+        self.spec_dirs = tuple(spec_dirs)
+        self.mount_timeout = mount_timeout
+        self.unmount_timeout = unmount_timeout
+        self.query_timeout = query_timeout
+        self.backoff = Backoff() if backoff is None else backoff
+        self._closed = False
+        # Touched on the loop only, so no lock: activations, done or under way.
+        self._plugins: dict[str, asyncio.Task[PluginConnection]] = {}
+
+    # -- endpoints --------------------------------------------------------------------------
+
+    async def activate(self, driver: str) -> PluginConnection:
+        """``/Plugin.Activate``, once per plugin: its connection, once it is a volume driver.
+
+        Concurrent callers share one activation; one giving up does not cancel it.
+        """
+        self._check_open()
+        task = self._plugins.get(driver)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(self._activate(driver))
+            self._plugins[driver] = task
+            task.add_done_callback(functools.partial(self._activated, driver))
+        return await asyncio.shield(task)
+
+    async def create(self, driver: str, name: str, options: Mapping[str, str]) -> None:
+        """``/VolumeDriver.Create`` (plugins are expected to make it idempotent)."""
+        body = {"Name": name, "Opts": dict(options)}
+        await self._call(driver, "VolumeDriver.Create", body, self.mount_timeout)
+
+    async def remove(self, driver: str, name: str) -> None:
+        """``/VolumeDriver.Remove``."""
+        await self._call(driver, "VolumeDriver.Remove", {"Name": name}, self.mount_timeout)
+
+    async def mount(self, driver: str, name: str, mount_id: str) -> str:
+        """``/VolumeDriver.Mount`` for caller ``mount_id``: the mount point, as sent."""
+        body = {"Name": name, "ID": mount_id}
+        answer = await self._call(driver, "VolumeDriver.Mount", body, self.mount_timeout)
+        return _string(driver, "VolumeDriver.Mount", answer, "Mountpoint")
+
+    async def unmount(self, driver: str, name: str, mount_id: str) -> None:
+        """``/VolumeDriver.Unmount`` for caller ``mount_id``."""
+        body = {"Name": name, "ID": mount_id}
+        await self._call(driver, "VolumeDriver.Unmount", body, self.unmount_timeout)
+
+    async def path(self, driver: str, name: str) -> str:
+        """``/VolumeDriver.Path``: the mount point, ``""`` when the plugin has none."""
+        answer = await self._call(driver, "VolumeDriver.Path", {"Name": name}, self.query_timeout)
+        return _string(driver, "VolumeDriver.Path", answer, "Mountpoint")
+
+    async def get(self, driver: str, name: str) -> JsonObject:
+        """``/VolumeDriver.Get``: the volume, keys spelled as Docker does (``Name``...).
+
+        Raises ``NoSuchVolumeError`` when the answer holds no volume and no error.
+        """
+        answer = await self._call(driver, "VolumeDriver.Get", {"Name": name}, self.query_timeout)
+        volume = _object(driver, "VolumeDriver.Get", answer, "Volume")
+        if volume is None:
+            raise NoSuchVolumeError(driver, name)
+        return _canonical(volume, _VOLUME_KEYS)
+
+    async def list(self, driver: str) -> JsonObjects:
+        """``/VolumeDriver.List``: every volume of the plugin (``[]`` for ``null``)."""
+        answer = await self._call(driver, "VolumeDriver.List", {}, self.query_timeout)
+        volumes = json_get(answer, "Volumes")
+        if volumes is None:
+            return []
+        if not isinstance(volumes, list) or not all(isinstance(v, dict) for v in volumes):
+            raise _invalid(driver, "VolumeDriver.List", "Volumes is not a list of objects")
+        return [_canonical(volume, _VOLUME_KEYS) for volume in volumes]
+
+    async def capabilities(self, driver: str) -> JsonObject:
+        """``/VolumeDriver.Capabilities``, with ``Scope`` lowercased (``local`` if unset)."""
+        method = "VolumeDriver.Capabilities"
+        answer = await self._call(driver, method, {}, self.query_timeout)
+        result = _canonical(_object(driver, method, answer, "Capabilities") or {}, ("Scope",))
+        scope = result.get("Scope")
+        result["Scope"] = scope.lower() if isinstance(scope, str) and scope else "local"
+        return result
+
+    async def aclose(self) -> None:
+        """Close every plugin connection; calls in flight and made afterwards fail. Idempotent."""
+        self._closed = True
+        tasks, self._plugins = list(self._plugins.values()), {}
+        for task in tasks:
+            if not task.done():
+                task.cancel()  # its own cleanup closes its connection
+            elif not task.cancelled() and task.exception() is None:
+                await task.result().aclose()
+
+    # -- calls ------------------------------------------------------------------------------
+
+    async def _call(self, driver: str, method: str, body: JsonObject, timeout: float) -> JsonObject:
+        plugin = await self.activate(driver)
+        return await self._exchange(plugin, method, body, timeout)
+
+    async def _exchange(
+        self, plugin: PluginConnection, method: str, body: JsonObject | None, timeout: float
+    ) -> JsonObject:
+        """POST ``/<method>``; the decoded answer, or the error it carries, raised.
+
+        The body is compact JSON with a newline, as Go's encoder writes it; ``None`` is
+        an empty body (Activate). No Content-Type, as Docker.
+        """
+        content = b"" if body is None else (json.dumps(body, separators=(",", ":")) + "\n").encode()
+        response = await plugin.post(method, content, timeout=timeout, backoff=self.backoff)
+        return _decode(plugin.name, method, response)
+
+    # -- activation -------------------------------------------------------------------------
+
+    def _activated(self, driver: str, task: asyncio.Task[PluginConnection]) -> None:
+        failed = task.cancelled() or task.exception() is not None
+        if failed and self._plugins.get(driver) is task:
+            del self._plugins[driver]  # not cached: the next call tries again
+
+    async def _activate(self, driver: str) -> PluginConnection:
+        plugin = PluginConnection(await self._discover(driver))
+        try:
+            answer = await self._exchange(plugin, "Plugin.Activate", None, self.query_timeout)
+            implements = json_get(answer, "Implements")
+            if not isinstance(implements, list):
+                implements = []
+            if "VolumeDriver" not in implements:
+                raise DriverError(
+                    f"Docker volume plugin {driver!r} at {plugin.where} is not a volume "
+                    f"driver: it implements {json.dumps(implements)}, not VolumeDriver"
+                )
+        except BaseException:
+            await plugin.aclose()
+            raise
+        _log.info("activated Docker volume plugin %r at %s", driver, plugin.where)
+        return plugin
+
+    async def _discover(self, driver: str) -> PluginAddress:
+        """``find_plugin``, retried while not found (a plugin may be starting up)."""
+
+        async def once() -> PluginAddress:
+            self._check_open()
+            return find_plugin(driver, socket_dir=self.socket_dir, spec_dirs=self.spec_dirs)
+
+        def on_retry(error: Exception, delay: float) -> None:
+            _log.warning("%s; retrying in %g s", error, delay)
+
+        def give_up(error: Exception, attempts: int, elapsed: float) -> Exception:
+            return error
+
+        return await self.backoff.retry(
+            once, (PluginNotFoundError,), on_retry=on_retry, give_up=give_up
+        )
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClientClosedError

@@ -1,0 +1,256 @@
+"""The wire under the plugin protocol: one httpx client per plugin, one exchange at a time.
+
+Kept apart from the protocol so that what Docker does on the wire (its dialer's timeouts,
+its TLS rules, its ``callWithRetry`` backoff) reads in one place, and the protocol above
+sees only answers or ``DriverError``s naming the plugin. ``Backoff`` is the one retry
+policy of the drivers: discovery and requests both retry through it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Final, TypeVar
+
+import httpx
+
+from isolator.drivers.discovery import PluginAddress
+from isolator.errors import DriverError, strerror
+
+__all__ = [
+    "ACCEPT",
+    "RETRIED",
+    "Backoff",
+    "ClientClosedError",
+    "PluginConnection",
+]
+
+ACCEPT: Final = "application/vnd.docker.plugins.v1.2+json"
+"""What dockerd (1.11 to today) sends as ``Accept`` on every plugin call."""
+
+UNIX_HOST: Final = "plugin.moby.localhost"
+"""The ``Host`` header current dockerd sends to plugins on unix sockets."""
+
+DIAL_TIMEOUT: Final = 10.0
+"""Connect timeout, as Docker's dialer (only a TCP connect can take this long)."""
+MAX_IDLE_CONNECTIONS: Final = 6
+IDLE_TIMEOUT: Final = 30.0
+
+RETRY_BASE_DELAY: Final = 1.0
+"""Docker's first retry delay."""
+RETRY_BUDGET: Final = 30.0
+"""Docker's retry window: with the doubling delays it gives up after about 15 s."""
+MAX_BACKOFF: Final = 30.0
+"""Docker's cap on one retry delay."""
+
+_USER_AGENT: Final = "mesos-docker-volume-isolator"
+
+RETRIED: Final = (
+    httpx.ConnectError,  # refused, no such socket, TLS handshake
+    httpx.ConnectTimeout,
+    httpx.ReadError,  # reset
+    httpx.WriteError,
+    httpx.RemoteProtocolError,  # closed before an answer
+)
+"""Transport failures, retried like Docker's ``callWithRetry``; HTTP errors never are."""
+
+_log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class ClientClosedError(DriverError):
+    """A call on (or in flight at) a closed plugin client."""
+
+    def __init__(self) -> None:
+        super().__init__("The Docker volume plugin client is closed")
+
+
+async def _sleep(seconds: float) -> None:
+    await asyncio.sleep(seconds)
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Docker's retry policy: waits of ``base_delay * 2**n`` seconds, each capped at ``cap``,
+    for as long as the next attempt would start within ``budget`` seconds of the first.
+
+    A budget of 0 means one attempt. ``clock`` and ``sleep`` are how time is read and
+    passed; tests replace them to count attempts without waiting.
+    """
+
+    base_delay: float = RETRY_BASE_DELAY
+    budget: float = RETRY_BUDGET
+    cap: float = MAX_BACKOFF
+    clock: Callable[[], float] = field(default=time.monotonic, repr=False, compare=False)
+    sleep: Callable[[float], Awaitable[None]] = field(default=_sleep, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if min(self.base_delay, self.budget, self.cap) < 0:
+            raise ValueError("a retry budget, base delay or cap must not be negative")
+
+    def delay(self, attempt: int) -> float:
+        """The wait after failed attempt number ``attempt`` (0 for the first)."""
+        return float(min(self.base_delay * 2**attempt, self.cap))
+
+    async def retry(
+        self,
+        attempt: Callable[[], Awaitable[T]],
+        retryable: tuple[type[Exception], ...],
+        *,
+        on_retry: Callable[[Exception, float], None],
+        give_up: Callable[[Exception, int, float], Exception],
+    ) -> T:
+        """``attempt()`` until it returns, raises a non-``retryable`` error, or the budget ends.
+
+        ``on_retry(error, delay)`` is told of each retry; at the end of the budget
+        ``give_up(error, attempts, elapsed)`` gives the error to raise.
+        """
+        start, tries = self.clock(), 0
+        while True:
+            try:
+                return await attempt()
+            except retryable as error:
+                delay = self.delay(tries)
+                elapsed = self.clock() - start
+                if elapsed + delay >= self.budget:
+                    raise give_up(error, tries + 1, elapsed) from None
+                on_retry(error, delay)
+            await self.sleep(delay)
+            tries += 1
+
+
+class PluginConnection:
+    """The HTTP client of one discovered plugin, and the one way to post to it.
+
+    Use it from one event loop. Once closed, every post fails with ``ClientClosedError``,
+    including those waiting for an answer or for their next retry.
+    """
+
+    def __init__(self, address: PluginAddress) -> None:
+        self.address = address
+        self._http = _http_client(address)
+        self._closed = False
+
+    @property
+    def name(self) -> str:
+        return self.address.name
+
+    @property
+    def where(self) -> str:
+        """The address for messages, with the spec file it came from when there is one."""
+        where = self.address.url
+        if self.address.source != self.address.socket_path:
+            where += f" (from {self.address.source})"
+        return where
+
+    async def post(
+        self, method: str, content: bytes, *, timeout: float, backoff: Backoff
+    ) -> httpx.Response:
+        """POST ``content`` to ``/<method>``, retrying connection failures as ``backoff`` says.
+
+        ``timeout`` bounds each exchange; a timed-out exchange is not retried, since the
+        plugin may still be doing the work.
+        """
+
+        async def once() -> httpx.Response:
+            self._check_open()
+            try:
+                async with asyncio.timeout(timeout):
+                    return await self._http.post("/" + method, content=content)
+            except TimeoutError:
+                raise DriverError(
+                    f"Docker volume plugin {self.name!r} at {self.where} did not answer "
+                    f"{method} within {timeout:g} s"
+                ) from None
+            except RETRIED:
+                self._check_open()
+                raise
+            except (httpx.HTTPError, RuntimeError) as error:
+                self._check_open()  # httpx raises RuntimeError on a client closed meanwhile
+                raise DriverError(
+                    f"Docker volume plugin {self.name!r} at {self.where}: {method} failed: {error}"
+                ) from None
+
+        def on_retry(error: Exception, delay: float) -> None:
+            _log.warning(
+                "Docker volume plugin %r at %s: %s failed: %s; retrying in %g s",
+                self.name,
+                self.where,
+                method,
+                strerror(error),
+                delay,
+            )
+
+        def give_up(error: Exception, attempts: int, elapsed: float) -> Exception:
+            return DriverError(
+                f"Docker volume plugin {self.name!r} at {self.where} is not answering "
+                f"{method}: {strerror(error)} (gave up after {attempts} attempt(s) in "
+                f"{elapsed:.1f} s)"
+            )
+
+        return await backoff.retry(once, RETRIED, on_retry=on_retry, give_up=give_up)
+
+    async def aclose(self) -> None:
+        """Close the connections; posts in flight end with ``ClientClosedError``."""
+        self._closed = True
+        await self._http.aclose()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClientClosedError
+
+
+def _http_client(address: PluginAddress) -> httpx.AsyncClient:
+    limits = httpx.Limits(
+        max_connections=None,  # a hung call must not hold up the next on a full pool
+        max_keepalive_connections=MAX_IDLE_CONNECTIONS,
+        keepalive_expiry=IDLE_TIMEOUT,
+    )
+    transport: httpx.AsyncHTTPTransport
+    if address.socket_path is not None:
+        transport = httpx.AsyncHTTPTransport(uds=address.socket_path, verify=False, limits=limits)
+        base_url = f"http://{UNIX_HOST}"
+    else:
+        verify: ssl.SSLContext | bool = (
+            _ssl_context(address) if address.wire_scheme == "https" else False
+        )
+        transport = httpx.AsyncHTTPTransport(verify=verify, limits=limits)
+        base_url = f"{address.wire_scheme}://{address.host}"
+    # No proxies from the environment: plugins are local or cluster-internal services.
+    return httpx.AsyncClient(
+        transport=transport,
+        base_url=base_url,
+        headers={"Accept": ACCEPT, "User-Agent": _USER_AGENT},
+        timeout=httpx.Timeout(None, connect=DIAL_TIMEOUT),
+        trust_env=False,
+        follow_redirects=False,
+    )
+
+
+def _ssl_context(address: PluginAddress) -> ssl.SSLContext:
+    """Docker's TLS rules: system roots plus the CA file; verification as configured."""
+    tls = address.tls
+    context = ssl.create_default_context()
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if tls is None:
+        return context
+    try:
+        if tls.ca_file:
+            context.load_verify_locations(cafile=tls.ca_file)
+        if tls.cert_file or tls.key_file:
+            if not (tls.cert_file and tls.key_file):
+                raise ValueError("CertFile and KeyFile must be given together")
+            context.load_cert_chain(tls.cert_file, tls.key_file)
+    except (OSError, ValueError, ssl.SSLError) as error:
+        raise DriverError(
+            f"Docker volume plugin {address.name!r}: bad TLSConfig in {address.source}: {error}"
+        ) from None
+    if tls.insecure_skip_verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
