@@ -21,7 +21,8 @@ if TYPE_CHECKING:
     from isolator.drivers.base import DriverClient
     from isolator.drivers.dvdcli import DvdcliClient
     from isolator.drivers.plugin_client import DockerPluginClient
-    from isolator.isolator import DockerVolumeIsolator, DockerVolumeIsolatorActor
+    from isolator.handle import DockerVolumeIsolator
+    from isolator.isolator import DockerVolumeIsolatorActor
 
 __all__ = [
     "CheckpointError",
@@ -37,7 +38,7 @@ __all__ = [
 
 _LAZY = {
     "DockerPluginClient": "isolator.drivers.plugin_client",
-    "DockerVolumeIsolator": "isolator.isolator",
+    "DockerVolumeIsolator": "isolator.handle",
     "DockerVolumeIsolatorActor": "isolator.isolator",
     "DriverClient": "isolator.drivers.base",
     "DvdcliClient": "isolator.drivers.dvdcli",

@@ -15,21 +15,17 @@ from __future__ import annotations
 import functools
 import logging
 import os
-from collections.abc import Callable, Iterable
-from typing import Any, cast
+from collections.abc import Callable
+from typing import Any
 
-import pykka
-
-from actors import Actor, Future, Promise, await_, defer
+from actors import Actor, Future, await_, defer
 from isolator import failpoints
 from isolator.container_volumes import requested_mounts
 from isolator.containers import ContainerTable, Phase, busy_error, container_key
-from isolator.drivers import create_client
 from isolator.drivers.base import DriverClient
 from isolator.errors import IsolatorError, strerror
 from isolator.flags import Flags
 from isolator.launch_info import VolumeMount, build_launch_info
-from isolator.messages import copy
 from isolator.paths import (
     checkpointed_containers,
     container_dir,
@@ -45,7 +41,7 @@ from isolator.protos import (
 from isolator.state import VolumeKey, checkpoint_container, read_checkpoint, remove_checkpoint
 from isolator.volume_sequences import VolumeSequences
 
-__all__ = ["STOPPED", "DockerVolumeIsolator", "DockerVolumeIsolatorActor"]
+__all__ = ["DockerVolumeIsolatorActor"]
 
 logger = logging.getLogger("isolator")
 
@@ -294,129 +290,3 @@ def _driver_call(
 ) -> Callable[[], Future[Any]]:
     """``method(driver, name, *args)`` for ``volume``, to run when its sequence gets to it."""
     return lambda: method(volume.driver, volume.name, *args)
-
-
-class DockerVolumeIsolator:
-    """The public handle: each call is a message to the isolator actor and returns a Future.
-
-    Arguments are copied before they are sent, so callers may reuse their messages. No
-    call raises: a stopped isolator or a bad argument fails the returned future.
-    """
-
-    def __init__(
-        self,
-        actor_ref: pykka.ActorRef[DockerVolumeIsolatorActor],
-        *,
-        owned_client: DriverClient | None,
-    ) -> None:
-        self._ref = actor_ref
-        self._proxy = actor_ref.proxy()
-        self._owned_client = owned_client
-        self._stopped = False
-
-    @classmethod
-    def create(cls, flags: Flags, client: DriverClient | None = None) -> DockerVolumeIsolator:
-        """Start an isolator; with no ``client``, check the host and build one from ``flags``.
-
-        Passing a client skips the host checks (Mesos's ``_create``): that is how tests
-        and embedders inject a driver.
-        """
-        owned: DriverClient | None = None
-        if client is None:
-            client = owned = create_client(flags)
-        try:
-            os.makedirs(flags.docker_volume_checkpoint_dir, mode=0o755, exist_ok=True)
-        except OSError as error:
-            raise IsolatorError(
-                "Failed to create docker volume information root directory at "
-                f"'{flags.docker_volume_checkpoint_dir}': {strerror(error)}"
-            ) from error
-        root = os.path.realpath(flags.docker_volume_checkpoint_dir)
-        ref = DockerVolumeIsolatorActor.start(flags, root, client)
-        return cls(ref, owned_client=owned)
-
-    def recover(
-        self, states: Iterable[ContainerState], orphans: Iterable[ContainerID]
-    ) -> Future[None]:
-        """Read the checkpoints; clean up the unknown orphans. Once, before anything else."""
-        return self._send(
-            lambda: self._proxy.recover(
-                [copy(s, expected=ContainerState, name="states[]") for s in states],
-                [_copy_id(o, "orphans[]") for o in orphans],
-            )
-        )
-
-    def prepare(
-        self, container_id: ContainerID, container_config: ContainerConfig
-    ) -> Future[ContainerLaunchInfo | None]:
-        """Checkpoint and mount the container's Docker volumes; the launch info, or None."""
-        return self._send(
-            lambda: self._proxy.prepare(
-                _copy_id(container_id),
-                copy(container_config, expected=ContainerConfig, name="container_config"),
-            )
-        )
-
-    def cleanup(self, container_id: ContainerID) -> Future[None]:
-        """Unmount the volumes no other container uses; remove the checkpoint."""
-        return self._send(lambda: self._proxy.cleanup(_copy_id(container_id)))
-
-    def forget(self, container_id: ContainerID) -> Future[None]:
-        """Drop a container's record and checkpoint WITHOUT unmounting (logged at WARNING).
-
-        The way out for a volume whose plugin is gone for good, so its checkpoint stops
-        failing every cleanup and recovery. Not in Mesos.
-        """
-        return self._send(lambda: self._proxy.forget(_copy_id(container_id)))
-
-    def orphan_cleanups(self) -> Future[list[Future[None]]]:
-        """Completes once every unknown-orphan cleanup started by ``recover`` has ended.
-
-        Mesos fires those cleanups and forgets them; this lets an embedder wait for them
-        and see how each ended.
-        """
-        return self._send(self._proxy.orphan_cleanups)
-
-    def sequence_count(self) -> Future[int]:
-        """How many per-volume sequences are alive (idle, unused ones are stopped)."""
-        return self._send(self._proxy.sequence_count)
-
-    def stop(self, *, timeout: float | None = 10.0) -> None:
-        """Stop the actor and its sequences; checkpoints stay (as after an agent crash)."""
-        self._stopped = True
-        self._ref.stop(timeout=timeout)
-        if self._owned_client is not None:
-            self._owned_client.close()
-
-    def _send(self, call: Callable[[], Any]) -> Future[Any]:
-        if self._stopped:
-            return Future.failed(IsolatorError(STOPPED))
-        try:
-            sent = cast("Future[Any]", call())
-        except pykka.ActorDeadError:
-            return Future.failed(IsolatorError(STOPPED))
-        except Exception as error:  # a bad argument, e.g. not a message: fail, never raise
-            return Future.failed(error)
-        return _stopped_as_isolator_error(sent)
-
-
-def _copy_id(container_id: ContainerID, name: str = "container_id") -> ContainerID:
-    return copy(container_id, expected=ContainerID, name=name)
-
-
-STOPPED = "The docker/volume isolator is stopped; start a new one with create() and recover()"
-
-
-def _stopped_as_isolator_error(sent: Future[Any]) -> Future[Any]:
-    """``sent``, with pykka's "actor not found" worded as the isolator's own error."""
-    promise: Promise[Any] = Promise()
-    promise.future.on_discard(sent.discard)
-
-    def _settle(done: Future[Any]) -> None:
-        if isinstance(done.failure(), pykka.ActorDeadError):
-            promise.fail(IsolatorError(STOPPED))
-        else:
-            promise.associate(done)
-
-    sent.on_any(_settle)
-    return promise.future

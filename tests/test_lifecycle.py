@@ -15,7 +15,7 @@ from conftest import WAIT, running_isolator, sandbox, volumes_file, write_checkp
 from actors import Future
 from isolator import DockerVolumeIsolator, Flags, IsolatorError
 from isolator.errors import MountRefusedError
-from isolator.isolator import STOPPED
+from isolator.handle import STOPPED
 from isolator.messages import container_config, container_id, docker_volume
 from isolator.protos import ContainerConfig, ContainerState
 from isolator.testing import RecordingDriverClient
