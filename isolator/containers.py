@@ -14,7 +14,7 @@ A container ID has one life at a time:
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from actors import Future
@@ -25,7 +25,15 @@ from isolator.protos import ContainerID
 from isolator.state import VolumeKey
 from isolator.volume_sequences import VolumeSequences
 
-__all__ = ["Container", "ContainerKey", "ContainerTable", "Phase", "busy_error", "container_key"]
+__all__ = [
+    "Container",
+    "ContainerKey",
+    "ContainerTable",
+    "Phase",
+    "Usage",
+    "busy_error",
+    "container_key",
+]
 
 ContainerKey = tuple[str, ...]
 """A container's identity: its value and its ancestors' (Mesos compares parents too)."""
@@ -51,6 +59,18 @@ class Container:
     phase: Phase = Phase.PREPARED
     cleanup: Future[None] | None = field(default=None, repr=False)
     """While ``CLEANING``: the cleanup under way, so a second ``cleanup`` joins it."""
+
+
+@dataclass(frozen=True)
+class Usage:
+    """A snapshot of who holds what: ``DockerVolumeIsolator.usage()``."""
+
+    containers: Mapping[str, tuple[VolumeKey, ...]]
+    """Each container the isolator knows (printed ``parent.child``) -> its volumes."""
+    phases: Mapping[str, str]
+    """Each container -> ``prepared``, ``cleaning`` or ``stranded`` (cleanup failed)."""
+    holders: Mapping[VolumeKey, tuple[str, ...]]
+    """Each volume a prepared container holds -> those containers."""
 
 
 def busy_error(container_id: ContainerID, phase: Phase) -> IsolatorError:
@@ -134,6 +154,20 @@ class ContainerTable:
         for volume in container.volumes:
             self._volumes.forget_mount(volume)
         return container
+
+    def usage(self) -> Usage:
+        """Who holds what, now (a walk of the table: for operators, not for each step)."""
+        containers: dict[str, tuple[VolumeKey, ...]] = {}
+        phases: dict[str, str] = {}
+        holders: dict[VolumeKey, list[str]] = {}
+        for container in self._containers.values():
+            name = format_container_id(container.container_id)
+            containers[name] = container.volumes
+            phases[name] = container.phase.value
+            if container.phase is Phase.PREPARED:
+                for volume in container.volumes:
+                    holders.setdefault(volume, []).append(name)
+        return Usage(containers, phases, {v: tuple(names) for v, names in holders.items()})
 
     def forget_all(self) -> None:
         """Forget every container (a recovery that failed half-way)."""

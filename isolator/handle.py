@@ -8,19 +8,23 @@ says so rather than pykka's "actor not found".
 
 from __future__ import annotations
 
+import functools
 import os
+import time
 from collections.abc import Callable, Iterable
 from typing import Any, cast
 
 import pykka
 
-from actors import Future, Promise
+from actors import DiscardedError, Future, Promise
+from isolator.containers import Usage
 from isolator.drivers import create_client
 from isolator.drivers.base import DriverClient
 from isolator.errors import IsolatorError, strerror
 from isolator.flags import Flags
 from isolator.isolator import DockerVolumeIsolatorActor
 from isolator.messages import copy
+from isolator.observe import Observer, Operation, OperationEvent, notify_operation
 from isolator.protos import ContainerConfig, ContainerID, ContainerLaunchInfo, ContainerState
 
 __all__ = ["STOPPED", "DockerVolumeIsolator"]
@@ -40,18 +44,27 @@ class DockerVolumeIsolator:
         actor_ref: pykka.ActorRef[DockerVolumeIsolatorActor],
         *,
         owned_client: DriverClient | None,
+        observer: Observer | None = None,
     ) -> None:
         self._ref = actor_ref
         self._proxy = actor_ref.proxy()
         self._owned_client = owned_client
+        self._observer = observer or Observer()
         self._stopped = False
 
     @classmethod
-    def create(cls, flags: Flags, client: DriverClient | None = None) -> DockerVolumeIsolator:
+    def create(
+        cls,
+        flags: Flags,
+        client: DriverClient | None = None,
+        *,
+        observer: Observer | None = None,
+    ) -> DockerVolumeIsolator:
         """Start an isolator; with no ``client``, check the host and build one from ``flags``.
 
         Passing a client skips the host checks (Mesos's ``_create``): that is how tests
-        and embedders inject a driver.
+        and embedders inject a driver. ``observer`` receives the isolator's reports
+        (operation durations and errors, gauges): see ``isolator.observe``.
         """
         owned: DriverClient | None = None
         if client is None:
@@ -64,14 +77,15 @@ class DockerVolumeIsolator:
                 f"'{flags.docker_volume_checkpoint_dir}': {strerror(error)}"
             ) from error
         root = os.path.realpath(flags.docker_volume_checkpoint_dir)
-        ref = DockerVolumeIsolatorActor.start(flags, root, client)
-        return cls(ref, owned_client=owned)
+        ref = DockerVolumeIsolatorActor.start(flags, root, client, observer)
+        return cls(ref, owned_client=owned, observer=observer)
 
     def recover(
         self, states: Iterable[ContainerState], orphans: Iterable[ContainerID]
     ) -> Future[None]:
         """Read the checkpoints; clean up the unknown orphans. Once, before anything else."""
         return self._send(
+            "recover",
             lambda: self._proxy.recover(
                 [copy(s, expected=ContainerState, name="states[]") for s in states],
                 [_copy_id(o, "orphans[]") for o in orphans],
@@ -83,6 +97,7 @@ class DockerVolumeIsolator:
     ) -> Future[ContainerLaunchInfo | None]:
         """Checkpoint and mount the container's Docker volumes; the launch info, or None."""
         return self._send(
+            "prepare",
             lambda: self._proxy.prepare(
                 _copy_id(container_id),
                 copy(container_config, expected=ContainerConfig, name="container_config"),
@@ -91,7 +106,7 @@ class DockerVolumeIsolator:
 
     def cleanup(self, container_id: ContainerID) -> Future[None]:
         """Unmount the volumes no other container uses; remove the checkpoint."""
-        return self._send(lambda: self._proxy.cleanup(_copy_id(container_id)))
+        return self._send("cleanup", lambda: self._proxy.cleanup(_copy_id(container_id)))
 
     def forget(self, container_id: ContainerID) -> Future[None]:
         """Drop a container's record and checkpoint WITHOUT unmounting (logged at WARNING).
@@ -99,7 +114,7 @@ class DockerVolumeIsolator:
         The way out for a volume whose plugin is gone for good, so its checkpoint stops
         failing every cleanup and recovery. Not in Mesos.
         """
-        return self._send(lambda: self._proxy.forget(_copy_id(container_id)))
+        return self._send(None, lambda: self._proxy.forget(_copy_id(container_id)))
 
     def orphan_cleanups(self) -> Future[list[Future[None]]]:
         """Completes once every unknown-orphan cleanup started by ``recover`` has ended.
@@ -107,11 +122,15 @@ class DockerVolumeIsolator:
         Mesos fires those cleanups and forgets them; this lets an embedder wait for them
         and see how each ended.
         """
-        return self._send(self._proxy.orphan_cleanups)
+        return self._send(None, self._proxy.orphan_cleanups)
 
     def sequence_count(self) -> Future[int]:
         """How many per-volume sequences are alive (idle, unused ones are stopped)."""
-        return self._send(self._proxy.sequence_count)
+        return self._send(None, self._proxy.sequence_count)
+
+    def usage(self) -> Future[Usage]:
+        """A snapshot: each container with its volumes and phase, each volume's holders."""
+        return self._send(None, self._proxy.usage)
 
     def stop(self, *, timeout: float | None = 10.0) -> None:
         """Stop the actor and its sequences; checkpoints stay (as after an agent crash)."""
@@ -120,16 +139,26 @@ class DockerVolumeIsolator:
         if self._owned_client is not None:
             self._owned_client.close()
 
-    def _send(self, call: Callable[[], Any]) -> Future[Any]:
+    def _send(self, operation: Operation | None, call: Callable[[], Any]) -> Future[Any]:
+        """``call()`` (a proxy call), its failures worded; ``operation`` is reported."""
+        started = time.monotonic()
         if self._stopped:
-            return Future.failed(IsolatorError(STOPPED))
-        try:
-            sent = cast("Future[Any]", call())
-        except pykka.ActorDeadError:
-            return Future.failed(IsolatorError(STOPPED))
-        except Exception as error:  # a bad argument, e.g. not a message: fail, never raise
-            return Future.failed(error)
-        return _stopped_as_isolator_error(sent)
+            result: Future[Any] = Future.failed(IsolatorError(STOPPED))
+        else:
+            try:
+                result = _stopped_as_isolator_error(cast("Future[Any]", call()))
+            except pykka.ActorDeadError:
+                result = Future.failed(IsolatorError(STOPPED))
+            except Exception as error:  # a bad argument, e.g. not a message: fail, never raise
+                result = Future.failed(error)
+        if operation is not None:
+            result.on_any(functools.partial(self._observe, operation, started))
+        return result
+
+    def _observe(self, operation: Operation, started: float, done: Future[Any]) -> None:
+        error = None if done.is_ready() else (done.failure() or DiscardedError())
+        event = OperationEvent(operation, time.monotonic() - started, error)
+        notify_operation(self._observer, event)
 
 
 def _copy_id(container_id: ContainerID, name: str = "container_id") -> ContainerID:

@@ -21,11 +21,12 @@ from typing import Any
 from actors import Actor, Future, await_, defer
 from isolator import failpoints
 from isolator.container_volumes import requested_mounts
-from isolator.containers import ContainerTable, Phase, busy_error, container_key
+from isolator.containers import ContainerTable, Phase, Usage, busy_error, container_key
 from isolator.drivers.base import DriverClient
 from isolator.errors import IsolatorError, strerror
 from isolator.flags import Flags
 from isolator.launch_info import VolumeMount, build_launch_info
+from isolator.observe import Gauges, Observer, notify_gauges
 from isolator.paths import (
     checkpointed_containers,
     container_dir,
@@ -52,18 +53,31 @@ def _failure_text(future: Future[Any]) -> str:
 class DockerVolumeIsolatorActor(Actor):
     """The actor; reach it through ``DockerVolumeIsolator``, which copies arguments safely."""
 
-    def __init__(self, flags: Flags, root_dir: str, client: DriverClient) -> None:
+    def __init__(
+        self, flags: Flags, root_dir: str, client: DriverClient, observer: Observer | None = None
+    ) -> None:
         super().__init__()
         self._flags = flags
         self._root = root_dir
         self._client = client
-        self._volumes = VolumeSequences(serialize=self._serialize)
+        self._observer = observer or Observer()
+        self._volumes = VolumeSequences(
+            serialize=self._serialize, observer=self._observer, on_change=self._report
+        )
         self._containers = ContainerTable(self._volumes)
         self._orphan_cleanups: list[Future[None]] = []
         self._recovered = False
 
     def _serialize(self, fn: Callable[[], None]) -> None:
         defer(self.actor_ref, fn)()
+
+    def _report(self) -> None:
+        gauges = Gauges(
+            containers=len(self._containers),
+            volume_sequences=self._volumes.sequence_count(),
+            volumes_in_use=self._volumes.in_use(),
+        )
+        notify_gauges(self._observer, gauges)
 
     # -- recover -----------------------------------------------------------------------
 
@@ -86,6 +100,7 @@ class DockerVolumeIsolatorActor(Actor):
             self._containers.forget_all()  # a failed recovery records nothing: retry it
             raise
         self._recovered = True
+        self._report()
         failpoints.hit("during-recovery")
         for orphan in unknown:
             logger.info("Cleanup volumes for unknown orphaned container %s", orphan.value)
@@ -154,6 +169,7 @@ class DockerVolumeIsolatorActor(Actor):
         # Known before the mounts finish, so a failed prepare still gets its volumes
         # unmounted (those whose mount was not refused) at cleanup.
         self._containers.add(container_id, volumes, maybe_mounted=False)
+        self._report()
         futures = [
             self._volumes.mount(m.volume, _driver_call(self._client.mount, m.volume, m.options))
             for m in mounts
@@ -225,6 +241,7 @@ class DockerVolumeIsolatorActor(Actor):
             )
             call = _driver_call(self._client.unmount, volume)
             unmounts.append(self._volumes.unmount(volume, call))
+        self._report()
         finish = defer(self.actor_ref, self._finish_cleanup, container_id)
         container.cleanup = await_(unmounts).then(finish)
         return container.cleanup
@@ -242,6 +259,7 @@ class DockerVolumeIsolatorActor(Actor):
             self._containers.strand(key)
             raise
         self._containers.remove(key)
+        self._report()
         logger.info("Removed the checkpoint directory at '%s'", directory)
 
     # -- forget --------------------------------------------------------------------------
@@ -260,6 +278,7 @@ class DockerVolumeIsolatorActor(Actor):
             )
         directory = remove_checkpoint(self._root, container_id, missing_ok=True)
         volumes = self._containers.forget(key).volumes if container is not None else ()
+        self._report()
         logger.warning(
             "Forgot container %s without unmounting its volumes %s; removed '%s'",
             format_container_id(container_id),
@@ -272,6 +291,10 @@ class DockerVolumeIsolatorActor(Actor):
     def orphan_cleanups(self) -> Future[list[Future[None]]]:
         """The cleanups ``recover`` started for unknown orphans, once none is pending."""
         return await_(list(self._orphan_cleanups))
+
+    def usage(self) -> Usage:
+        """Who holds what, now."""
+        return self._containers.usage()
 
     def sequence_count(self) -> int:
         """How many volume sequences are alive; for tests and metrics."""

@@ -18,13 +18,15 @@ sequences of the volumes in use.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from actors import Future, Sequence
+from actors import DiscardedError, Future, Sequence
 from isolator import failpoints
 from isolator.errors import MountRefusedError
+from isolator.observe import Observer, Operation, OperationEvent, notify_operation
 from isolator.state import VolumeKey
 
 __all__ = ["VolumeSequences"]
@@ -48,10 +50,19 @@ class VolumeSequences:
     bookkeeping must not race with the owner's.
     """
 
-    def __init__(self, *, serialize: Callable[[Callable[[], None]], object]) -> None:
+    def __init__(
+        self,
+        *,
+        serialize: Callable[[Callable[[], None]], object],
+        observer: Observer | None = None,
+        on_change: Callable[[], None] = lambda: None,
+    ) -> None:
         self._serialize = serialize
+        self._observer = observer or Observer()
+        self._on_change = on_change  # a sequence started or stopped
         self._volumes: dict[VolumeKey, _Volume] = {}
         self._sequences = 0
+        self._in_use: dict[str, int] = {}  # driver -> volumes with a holder
 
     # -- holders -----------------------------------------------------------------------
 
@@ -62,6 +73,8 @@ class VolumeSequences:
         if entry is None:
             entry = self._volumes[volume] = _Volume()
         entry.holders += 1
+        if entry.holders == 1:
+            self._in_use[volume.driver] = self._in_use.get(volume.driver, 0) + 1
         if maybe_mounted:
             entry.maybe_mounted = True
 
@@ -73,6 +86,8 @@ class VolumeSequences:
         """
         entry = self._volumes[volume]
         entry.holders -= 1
+        if entry.holders == 0:
+            self._in_use[volume.driver] -= 1
         return entry.holders
 
     def holders(self, volume: VolumeKey) -> int:
@@ -86,9 +101,9 @@ class VolumeSequences:
             entry.maybe_mounted = False
             self._drop_if_idle(volume, entry)
 
-    def holdings(self) -> Iterator[tuple[VolumeKey, int]]:
-        """Each volume with at least one holder, and how many."""
-        return ((v, e.holders) for v, e in self._volumes.items() if e.holders)
+    def in_use(self) -> Mapping[str, int]:
+        """Driver -> how many of its volumes have a holder (kept as holders come and go)."""
+        return dict(self._in_use)
 
     # -- driver calls ----------------------------------------------------------------------
 
@@ -98,10 +113,12 @@ class VolumeSequences:
 
         def item() -> Future[str]:
             failpoints.hit("before-mount")
+            started = time.monotonic()
             future = call()
             # Registered before the sequence follows ``future``: the outcome is recorded
             # before the volume's next call starts.
             future.on_any(lambda done: _record_mount(entry, done))
+            self._observe(future, "mount", volume, started)
             return future
 
         return self._enqueue(volume, entry, item)
@@ -120,11 +137,24 @@ class VolumeSequences:
                 )
                 return Future.ready(None)
             failpoints.hit("before-unmount")
+            started = time.monotonic()
             future = call()
             future.on_ready(lambda _: _record_unmount(entry))
+            self._observe(future, "unmount", volume, started)
             return future
 
         return self._enqueue(volume, entry, item)
+
+    def _observe(
+        self, future: Future[Any], operation: Operation, volume: VolumeKey, started: float
+    ) -> None:
+        def _report(done: Future[Any]) -> None:
+            error = None if done.is_ready() else (done.failure() or DiscardedError())
+            seconds = time.monotonic() - started
+            event = OperationEvent(operation, seconds, error, driver=volume.driver)
+            notify_operation(self._observer, event)
+
+        future.on_any(_report)
 
     def _enqueue(
         self, volume: VolumeKey, entry: _Volume, item: Callable[[], Future[Any]]
@@ -132,6 +162,7 @@ class VolumeSequences:
         if entry.sequence is None:
             entry.sequence = Sequence()
             self._sequences += 1
+            self._on_change()
         entry.outstanding += 1
         # The driver is called on the volume's own sequence: even a driver that blocks
         # holds up only that one volume.
@@ -150,6 +181,7 @@ class VolumeSequences:
             entry.sequence.stop()
             entry.sequence = None
             self._sequences -= 1
+            self._on_change()
         # A volume that may still be mounted stays known (without a sequence), so the
         # next last holder still unmounts it.
         if not entry.maybe_mounted and self._volumes.get(volume) is entry:

@@ -1,0 +1,77 @@
+"""What an isolator reports as it works, for metrics and logs, without depending on any
+metrics library: pass an ``Observer`` to ``DockerVolumeIsolator.create``.
+
+``isolator.contrib.prometheus.PrometheusObserver`` (the ``[metrics]`` extra) turns these
+reports into kubelet-style Prometheus metrics; any other sink subclasses ``Observer``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+__all__ = ["Gauges", "Observer", "Operation", "OperationEvent"]
+
+logger = logging.getLogger("isolator")
+
+Operation = Literal["prepare", "cleanup", "recover", "mount", "unmount"]
+
+
+@dataclass(frozen=True)
+class OperationEvent:
+    """One operation that ended: a container's ``prepare``/``cleanup``, the ``recover``,
+    or one driver call (``mount``/``unmount``, with its ``driver``)."""
+
+    operation: Operation
+    seconds: float
+    error: BaseException | None = None
+    driver: str = ""
+    """The volume driver of a ``mount`` or ``unmount``; empty for container operations."""
+
+    @property
+    def status(self) -> Literal["success", "error"]:
+        return "success" if self.error is None else "error"
+
+
+@dataclass(frozen=True)
+class Gauges:
+    """How much the isolator holds right now."""
+
+    containers: int
+    """Containers it knows (prepared, being cleaned up, or with a failed cleanup)."""
+    volume_sequences: int
+    """Per-volume sequences alive."""
+    volumes_in_use: Mapping[str, int] = field(default_factory=dict)
+    """Driver -> how many of its volumes at least one container holds."""
+
+
+class Observer:
+    """Receives the isolator's reports; override what you need (the defaults do nothing).
+
+    Called from the isolator's threads: an observer must be quick and never block. An
+    exception it raises is logged and otherwise ignored.
+    """
+
+    def on_operation(self, event: OperationEvent) -> None:
+        """An operation ended."""
+
+    def on_gauges(self, gauges: Gauges) -> None:
+        """The counts changed (after each prepare, cleanup, recovery or forget)."""
+
+
+def notify_operation(observer: Observer, event: OperationEvent) -> None:
+    """``observer.on_operation(event)``, never letting the observer break the isolator."""
+    try:
+        observer.on_operation(event)
+    except Exception:
+        logger.exception("Observer %r failed on %s", observer, event)
+
+
+def notify_gauges(observer: Observer, gauges: Gauges) -> None:
+    """``observer.on_gauges(gauges)``, never letting the observer break the isolator."""
+    try:
+        observer.on_gauges(gauges)
+    except Exception:
+        logger.exception("Observer %r failed on %s", observer, gauges)
