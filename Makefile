@@ -1,27 +1,36 @@
 # Two entry points, each sets itself up from the project's own files:
-#   make demo   runs the main job
-#   make test   runs the quality gates and the whole test suite
+#   make demo   runs the main job (installs the package and nothing else)
+#   make test   runs the quality gates and the whole test suite (installs every extra)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test lint protos clean
+.PHONY: demo test lint bench clean
 
-$(VENV)/.installed: setup.cfg setup.py
+$(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+
+$(VENV)/.demo-installed: setup.cfg setup.py | $(VENV)/bin/python
+	$(PY) -m pip install --quiet -e .
 	touch $@
 
-demo: $(VENV)/.installed
+$(VENV)/.test-installed: setup.cfg setup.py | $(VENV)/bin/python
+	$(PY) -m pip install --quiet -e '.[test,metrics,typing]'
+	touch $@ $(VENV)/.demo-installed
+
+demo: $(VENV)/.demo-installed
 	$(PY) examples/scheduler.py
 
-lint: $(VENV)/.installed
+lint: $(VENV)/.test-installed
 	$(PY) -m ruff check .
 	$(PY) -m mypy
 
 test: lint
 	$(PY) -m pytest
+
+bench: $(VENV)/.demo-installed
+	$(PY) -m benchmarks
 
 clean:
 	rm -rf $(VENV) build *.egg-info
