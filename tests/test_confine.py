@@ -114,7 +114,7 @@ def test_dotdot_inside_a_link_walks_the_resolved_directories(root: Path) -> None
 
 def test_link_to_the_root_itself_is_refused(root: Path) -> None:
     links(root, slash="/", dot=".")
-    assert refused(root, "/slash", beneath=False) == (f"it resolves to the root '{root}' itself")
+    assert refused(root, "/slash", beneath=False) == f"it resolves to the root '{root}' itself"
     assert refused(root, "dot", beneath=True) == f"it resolves to the root '{root}' itself"
 
 

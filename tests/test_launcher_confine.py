@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ from google.protobuf import json_format
 from hygiene import tree
 
 from isolator import Flags
-from isolator.launcher import EXIT_LAUNCH_FAILURE, LaunchError, launch, run
+from isolator.launcher import EXIT_LAUNCH_FAILURE, LaunchError, launcher_command, run
 from isolator.linux import CLONE_NEWNS, MS_BIND, MS_REC
 from isolator.messages import container_config, container_id, docker_volume
 from isolator.protos import CommandInfo, ContainerLaunchInfo, Volume
@@ -71,9 +72,7 @@ def test_a_nul_in_any_field_is_refused_before_the_launcher_starts(
     launch_info: ContainerLaunchInfo, what: str, shown: str
 ) -> None:
     with pytest.raises(LaunchError) as raised:
-        process = launch(launch_info, ["true"])
-        process.kill()  # reached only if it was wrongly started: leave no process behind
-        process.wait()
+        launcher_command(launch_info, ["true"])  # what launch() checks before it starts one
     assert str(raised.value) == _nul_message(what, shown)
 
 
@@ -145,52 +144,64 @@ def source_of(scene: Scene, name: str) -> str:
     return str(scene.tmp_path / "volumes" / "d" / name)
 
 
-@pytest.mark.root
-@needs_root
-def test_a_link_planted_at_the_target_after_prepare_exits_125(tmp_path: Path) -> None:
-    scene = Scene(tmp_path, docker_volume("d", "n", "data"))
-    target = scene.plant("data", scene.decoy)
-    assert scene.launched() == (
-        f"Failed to mount '{source_of(scene, 'n')}' at '{target}': "
-        f"'{target}' is a symbolic link; refusing to follow it\n"
-    )
+def at_the_target(scene: Scene) -> tuple[str, Path, Path]:
+    """The mount point ``prepare`` made becomes a link: (volume, target, link)."""
+    link = scene.plant("data", scene.decoy)
+    return "n", link, link
 
 
-@pytest.mark.root
-@needs_root
-def test_a_link_planted_above_the_target_after_prepare_exits_125(tmp_path: Path) -> None:
-    scene = Scene(tmp_path, docker_volume("d", "n", "work/sub"))
-    (scene.box / "work" / "sub").rmdir()
-    link = scene.plant("work", scene.decoy)
-    assert scene.launched() == (
-        f"Failed to mount '{source_of(scene, 'n')}' at '{link}/sub': "
-        f"'{link}' is a symbolic link; refusing to follow it\n"
-    )
+def above_the_target(scene: Scene) -> tuple[str, Path, Path]:
+    (scene.box / "data" / "sub").rmdir()
+    link = scene.plant("data", scene.decoy)
+    return "n", link / "sub", link
 
 
-@pytest.mark.root
-@needs_root
-def test_a_link_inside_a_volume_mounted_before_exits_125(tmp_path: Path) -> None:
+def inside_a_volume_mounted_before(scene: Scene) -> tuple[str, Path, Path]:
     """Volume ``b`` goes inside volume ``a``, whose content the task wrote on a past run."""
-    scene = Scene(tmp_path, docker_volume("d", "a", "data"), docker_volume("d", "b", "data/sub"))
     Path(source_of(scene, "a"), "sub").symlink_to(scene.decoy / "sub")
     target = scene.box / "data" / "sub"
-    assert scene.launched() == (
-        f"Failed to mount '{source_of(scene, 'b')}' at '{target}': "
-        f"'{target}' is a symbolic link; refusing to follow it\n"
-    )
+    return "b", target, target
 
 
-@pytest.mark.root
-@needs_root
-def test_a_bind_source_that_is_a_link_exits_125(tmp_path: Path) -> None:
-    scene = Scene(tmp_path, docker_volume("d", "n", "data"))
+def at_the_bind_source(scene: Scene) -> tuple[str, Path, Path]:
+    """The driver's mount point itself becomes a link (a volume inside another, say)."""
     source = Path(source_of(scene, "n"))
     source.rmdir()
     source.symlink_to(scene.decoy)
+    return "n", scene.box / "data", source
+
+
+Plant = Callable[[Scene], tuple[str, Path, Path]]
+
+
+@pytest.mark.root
+@needs_root
+@pytest.mark.parametrize(
+    ("volumes", "plant"),
+    [
+        ([docker_volume("d", "n", "data")], at_the_target),
+        ([docker_volume("d", "n", "data/sub")], above_the_target),
+        (
+            [docker_volume("d", "a", "data"), docker_volume("d", "b", "data/sub")],
+            inside_a_volume_mounted_before,
+        ),
+        ([docker_volume("d", "n", "data")], at_the_bind_source),
+    ],
+    ids=[
+        "at_the_target",
+        "above_the_target",
+        "inside_a_volume_mounted_before",
+        "at_the_bind_source",
+    ],
+)
+def test_a_link_planted_after_prepare_exits_125(
+    tmp_path: Path, volumes: list[Volume], plant: Plant
+) -> None:
+    scene = Scene(tmp_path, *volumes)
+    volume, target, link = plant(scene)
     assert scene.launched() == (
-        f"Failed to mount '{source}' at '{scene.box}/data': "
-        f"'{source}' is a symbolic link; refusing to follow it\n"
+        f"Failed to mount '{source_of(scene, volume)}' at '{target}': "
+        f"'{link}' is a symbolic link; refusing to follow it\n"
     )
 
 
