@@ -7,7 +7,8 @@ import logging
 
 from isolator.errors import IsolatorError
 from isolator.flags import Flags
-from isolator.launch_info import VolumeMount, mount_target
+from isolator.launch_info import VolumeMount, check_container_path, mount_target
+from isolator.names import control_problem, printable
 from isolator.paths import format_container_id
 from isolator.protos import ContainerConfig, ContainerID, ContainerInfo, Volume
 from isolator.state import VolumeKey
@@ -33,14 +34,17 @@ def requested_mounts(
     """The container's Docker volumes in order, each with its target made ready.
 
     Empty when the container has no ``ContainerInfo`` or no Docker volume; other volume
-    types are left to their own isolators. Raises ``IsolatorError`` with Mesos's texts.
+    types are left to their own isolators. Every volume is checked before the first
+    directory is made, so a refused container leaves nothing behind. Raises
+    ``IsolatorError`` with Mesos's texts where Mesos has one.
     """
     info = container_info(config)
     if info is None:
         return []
     if info.type != ContainerInfo.MESOS:
         raise IsolatorError("Can only prepare docker volume driver for a MESOS container")
-    mounts: list[VolumeMount] = []
+    container = format_container_id(container_id)
+    volumes: list[Volume] = []
     seen: set[VolumeKey] = set()
     for volume in info.volumes:
         if not volume.HasField("source"):
@@ -49,22 +53,50 @@ def requested_mounts(
             logger.debug(
                 "Ignored volume type '%s' for container %s",
                 Volume.Source.Type.Name(volume.source.type),
-                format_container_id(container_id),
+                container,
             )
             continue
-        docker_volume = volume.source.docker_volume
-        if not docker_volume.HasField("driver"):
-            raise IsolatorError(
-                f"The volume driver is not specified for volume '{docker_volume.name}' "
-                f"with container {format_container_id(container_id)}"
-            )
-        key = VolumeKey(docker_volume.driver, docker_volume.name)
+        key = _checked_volume(volume, container)
         if key in seen:
             raise IsolatorError(
                 f"Found duplicate docker volume with driver '{key.driver}' and name '{key.name}'"
             )
-        options = {p.key: p.value for p in docker_volume.driver_options.parameter}
-        target = mount_target(volume.container_path, config, flags)
-        mounts.append(VolumeMount(key, options, target, volume.mode == Volume.RO))
+        check_container_path(volume.container_path, container)
+        volumes.append(volume)
         seen.add(key)
-    return mounts
+    return [_mount(volume, config, flags) for volume in volumes]
+
+
+def _checked_volume(volume: Volume, container: str) -> VolumeKey:
+    """The volume's key, once its driver, name and options are fit to pass to a driver."""
+    docker_volume = volume.source.docker_volume
+    if not docker_volume.HasField("driver"):
+        raise IsolatorError(
+            f"The volume driver is not specified for volume '{printable(docker_volume.name)}' "
+            f"with container {container}"
+        )
+    fields = [
+        ("docker volume driver", docker_volume.driver),
+        ("docker volume name", docker_volume.name),
+    ]
+    for parameter in docker_volume.driver_options.parameter:
+        fields.append(("docker volume driver option", parameter.key))
+        fields.append((f"value of docker volume driver option '{parameter.key}'", parameter.value))
+    for what, value in fields:
+        problem = control_problem(value)
+        if problem is not None:
+            raise IsolatorError(
+                f"Invalid {printable(what)} '{printable(value)}' for container {container}: "
+                f"{problem}"
+            )
+    return VolumeKey(docker_volume.driver, docker_volume.name)
+
+
+def _mount(volume: Volume, config: ContainerConfig, flags: Flags) -> VolumeMount:
+    docker_volume = volume.source.docker_volume
+    return VolumeMount(
+        VolumeKey(docker_volume.driver, docker_volume.name),
+        {p.key: p.value for p in docker_volume.driver_options.parameter},
+        mount_target(volume.container_path, config, flags),
+        volume.mode == Volume.RO,
+    )

@@ -13,7 +13,10 @@ helper: :func:`launch` starts ``python -m isolator.launcher``, which
    *private* ``/`` would cut off,
 3. applies ``mounts`` in order with ``mount(2)``; a read-only bind is a bind followed by a
    ``MS_REMOUNT | MS_BIND | MS_RDONLY`` remount (the kernel ignores ``MS_RDONLY`` on a new
-   bind), as stout's ``fs::mount`` does,
+   bind), as stout's ``fs::mount`` does. Each mount goes through ``O_PATH`` descriptors
+   (``/proc/self/fd/N``, as runc): the target is opened without following a link at any
+   component and a bind's source without following one at its last, so a link planted
+   after ``prepare`` (or inside a volume mounted just before) is refused, not followed,
 4. runs ``pre_exec_commands`` in order (non-shell: ``value`` exec'd with ``arguments`` as its
    argv; shell: ``/bin/sh -c value``); any non-zero exit is a failure,
 5. changes to ``working_directory`` (after the mounts, so it may lie inside a volume), and
@@ -28,8 +31,9 @@ and flags); the command's environment, which may hold secrets, goes through an i
 with the caller's environment so it imports this package exactly as the caller did.
 
 Exit codes of the launcher process when it fails before exec (the message is on stderr):
-:data:`EXIT_LAUNCH_FAILURE` (125) for any launcher failure (bad launch info, not root, a failed
-mount or pre-exec command, a bad working directory), :data:`EXIT_CANNOT_EXECUTE` (126) when the
+:data:`EXIT_LAUNCH_FAILURE` (125) for any launcher failure (bad launch info, e.g. a NUL in
+any string, which C would silently cut; not root; a link on a mount's path; a failed mount or
+pre-exec command; a bad working directory), :data:`EXIT_CANNOT_EXECUTE` (126) when the
 command exists but cannot be exec'd and :data:`EXIT_COMMAND_NOT_FOUND` (127) when it does not
 exist; the conventions of ``env``, ``timeout`` and the shell. Any other status is the command's.
 """
@@ -49,6 +53,7 @@ from google.protobuf import json_format
 
 from isolator.errors import strerror
 from isolator.mounting import LaunchError, apply_launch_info, validate_launch_info
+from isolator.names import printable
 from isolator.protos import ContainerLaunchInfo
 
 __all__ = [
@@ -223,7 +228,7 @@ def _parse(
             raise SystemExit(0)
         name, has_value, value = option.partition("=")
         if name not in ("--launch-info", "--environment-fd"):
-            raise LaunchError(f"Unknown option '{name}'\n{_USAGE}")
+            raise LaunchError(f"Unknown option '{printable(name)}'\n{_USAGE}")
         if not has_value:
             if not args:
                 raise LaunchError(f"Option '{name}' needs a value\n{_USAGE}")
@@ -250,6 +255,11 @@ def _read_environment(fd_text: str) -> dict[str, str]:
         isinstance(key, str) and isinstance(value, str) for key, value in environment.items()
     ):
         raise LaunchError(f"The environment on fd {fd_text} is not an object of strings")
+    for key, value in environment.items():
+        if "\0" in key or "\0" in value:
+            raise LaunchError(
+                f"The environment on fd {fd_text} has a NUL character in '{printable(key)}'"
+            )
     return environment
 
 
@@ -263,9 +273,13 @@ def _exec(argv: list[str], environment: dict[str, str] | None) -> int:
     try:
         os.execvpe(argv[0], argv, os.environ if environment is None else environment)
     except FileNotFoundError as error:
-        return _fail(EXIT_COMMAND_NOT_FOUND, f"Failed to execute '{argv[0]}': {strerror(error)}")
+        return _fail(
+            EXIT_COMMAND_NOT_FOUND, f"Failed to execute '{printable(argv[0])}': {strerror(error)}"
+        )
     except OSError as error:
-        return _fail(EXIT_CANNOT_EXECUTE, f"Failed to execute '{argv[0]}': {strerror(error)}")
+        return _fail(
+            EXIT_CANNOT_EXECUTE, f"Failed to execute '{printable(argv[0])}': {strerror(error)}"
+        )
 
 
 def _fail(code: int, message: str) -> int:

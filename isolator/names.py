@@ -1,8 +1,52 @@
-"""Names that become path components: one rule for container IDs, plugins and volumes."""
+"""Names that come from a task: one rule for path components, one for control characters, and
+one way to print any hostile string in a message."""
 
 from __future__ import annotations
 
-__all__ = ["component_problem"]
+import unicodedata
+
+__all__ = ["component_problem", "control_problem", "printable"]
+
+# Control (Cc: NUL, newline, ESC...), format (Cf: bidi overrides that make a name read as
+# another), line and paragraph separators (Zl, Zp) and lone surrogates (Cs: undecodable bytes
+# from os.fsdecode): each can forge or cut a log line or a terminal's view of one.
+_HIDDEN = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
+_SHORT = {"\0": "\\0", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _hidden(char: str) -> bool:
+    return unicodedata.category(char) in _HIDDEN
+
+
+def printable(value: str) -> str:
+    """``value`` with every control character escaped (``\\0``, ``\\n``, ``\\x1b``, ``\\u202e``).
+
+    For any string a task controls that goes into an error or a log line: the message stays
+    one line and shows what was sent. Everything else is kept as is, so ordinary names print
+    exactly as Mesos prints them.
+    """
+    if not any(_hidden(char) for char in value):
+        return value
+    return "".join(_escape(char) if _hidden(char) else char for char in value)
+
+
+def _escape(char: str) -> str:
+    short = _SHORT.get(char)
+    if short is not None:
+        return short
+    code = ord(char)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    return f"\\U{code:08x}"
+
+
+def control_problem(value: str) -> str | None:
+    """Why ``value`` cannot be a name a driver sees, or ``None``; completes "<what> ..."."""
+    if any(_hidden(char) for char in value):
+        return "must not contain control characters"
+    return None
 
 
 def component_problem(value: str) -> str | None:

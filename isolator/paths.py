@@ -15,7 +15,7 @@ import logging
 import os
 
 from isolator.errors import IsolatorError
-from isolator.names import component_problem
+from isolator.names import component_problem, printable
 from isolator.protos import ContainerID
 
 __all__ = [
@@ -61,8 +61,12 @@ def lineage(container_id: ContainerID) -> list[ContainerID]:
 
 
 def format_container_id(container_id: ContainerID) -> str:
-    """Print an ID as Mesos does: ancestors first, joined by dots (``parent.child``)."""
-    return ".".join(current.value for current in lineage(container_id))
+    """Print an ID as Mesos does: ancestors first, joined by dots (``parent.child``).
+
+    Control characters are escaped (``names.printable``): an ID is the agent's to choose but
+    it goes into messages and log lines, which a raw NUL or newline would cut or forge.
+    """
+    return printable(".".join(current.value for current in lineage(container_id)))
 
 
 def _problem(container_id: ContainerID) -> str | None:
@@ -73,15 +77,10 @@ def _problem(container_id: ContainerID) -> str | None:
         parent_problem = _problem(container_id.parent)
         if parent_problem is not None:
             return (
-                f"parent container ID '{_printable(container_id.parent)}' is invalid: "
+                f"parent container ID '{format_container_id(container_id.parent)}' is invalid: "
                 f"{parent_problem}"
             )
     return None
-
-
-def _printable(container_id: ContainerID) -> str:
-    # A raw NUL in a message would cut log lines and C strings short.
-    return format_container_id(container_id).replace("\0", "\\0")
 
 
 def validate_container_id(container_id: ContainerID) -> None:
@@ -93,7 +92,8 @@ def validate_container_id(container_id: ContainerID) -> None:
     """
     problem = _problem(container_id)
     if problem is not None:
-        raise IsolatorError(f"Invalid container ID '{_printable(container_id)}': {problem}")
+        shown = format_container_id(container_id)
+        raise IsolatorError(f"Invalid container ID '{shown}': {problem}")
 
 
 def container_dir(root: str, container_id: ContainerID) -> str:

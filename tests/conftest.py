@@ -66,6 +66,15 @@ def _host_stays_clean() -> Iterator[None]:
     assert not left, f"processes left running by the tests: {left}"
 
 
+@pytest.fixture
+def host_unchanged() -> Iterator[None]:
+    """The test leaves the host's mount table as it found it, and no process behind."""
+    before = mount_table()
+    yield
+    assert mount_table() == before, "the host's mount table changed"
+    assert not child_processes(), f"processes left by the test: {child_processes()}"
+
+
 @pytest.fixture(autouse=True)
 def _stop_all_actors() -> Iterator[None]:
     """Stop every actor a test started, so no actor thread leaks into the next test."""

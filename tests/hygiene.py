@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["child_processes", "mount_table"]
+__all__ = ["child_processes", "mount_table", "tree"]
 
 
 def mount_table() -> list[str]:
@@ -30,3 +30,21 @@ def child_processes(*, zombies: bool = True) -> list[str]:
         if parent == me and (zombies or state != "Z"):
             found.append(f"{entry} ({state}): {command}")
     return found
+
+
+def tree(root: str | os.PathLike[str], *, skip: tuple[str, ...] = ()) -> list[str]:
+    """Every path under ``root`` (links not followed), sorted; ``skip`` prunes subtrees.
+
+    Taken before and after a test: equal trees mean nothing was made or removed there.
+    """
+    top = os.fspath(root)
+    found = []
+    for directory, subdirectories, files in os.walk(top):
+        relative = os.path.relpath(directory, top)
+        subdirectories[:] = [
+            name
+            for name in subdirectories
+            if os.path.normpath(os.path.join(relative, name)) not in skip
+        ]
+        found += [os.path.normpath(os.path.join(relative, name)) for name in subdirectories + files]
+    return sorted(found)

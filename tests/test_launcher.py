@@ -13,11 +13,11 @@ import select
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from hygiene import child_processes, mount_table
+from hygiene import mount_table
 
 from isolator.launcher import (
     EXIT_COMMAND_NOT_FOUND,
@@ -35,16 +35,10 @@ TIMEOUT = 10.0
 PATH = os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
 CONTENT = "hello from the volume"
 
+pytestmark = pytest.mark.usefixtures("host_unchanged")
+
 # Mounting needs root: CI runs as root, elsewhere these tests are skipped.
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="mounting needs root")
-
-
-@pytest.fixture(autouse=True)
-def _host_unchanged() -> Iterator[None]:
-    before = mount_table()
-    yield
-    assert mount_table() == before, "the host's mount table changed"
-    assert not child_processes(), f"processes left by the test: {child_processes()}"
 
 
 @pytest.fixture
