@@ -33,6 +33,7 @@ __all__ = [
     "Usage",
     "busy_error",
     "container_key",
+    "same_value_error",
 ]
 
 ContainerKey = tuple[str, ...]
@@ -73,6 +74,15 @@ class Usage:
     """Each volume a prepared container holds -> those containers."""
 
 
+def same_value_error(container_id: ContainerID, other: Container) -> IsolatorError:
+    """Why a container cannot be prepared while another one has the same value."""
+    return IsolatorError(
+        f"Container {format_container_id(container_id)} cannot be prepared while container "
+        f"{format_container_id(other.container_id)} is known: both would keep their "
+        "checkpoint in the same directory (checkpoints are kept by container ID value)"
+    )
+
+
 def busy_error(container_id: ContainerID, phase: Phase) -> IsolatorError:
     """Why ``container_id`` cannot be prepared (or forgotten) now."""
     what = (
@@ -97,9 +107,16 @@ class ContainerTable:
         self._volumes = volumes
         self._containers: dict[ContainerKey, Container] = {}
         self._children: dict[ContainerKey, dict[ContainerKey, None]] = {}
+        # Checkpoints live at <root>/<value>: one container per value, whatever its parent.
+        self._by_value: dict[str, ContainerKey] = {}
 
     def get(self, key: ContainerKey) -> Container | None:
         return self._containers.get(key)
+
+    def with_value(self, value: str) -> Container | None:
+        """The container whose own value is ``value`` (its checkpoint's directory name)."""
+        key = self._by_value.get(value)
+        return None if key is None else self._containers[key]
 
     def __iter__(self) -> Iterator[Container]:
         return iter(self._containers.values())
@@ -119,6 +136,7 @@ class ContainerTable:
             self._volumes.hold(volume, maybe_mounted=maybe_mounted)
         key = container_key(container_id)
         self._containers[key] = container
+        self._by_value[key[-1]] = key
         self._link(key)
 
     def start_cleanup(self, key: ContainerKey) -> list[tuple[VolumeKey, int]]:
@@ -142,11 +160,13 @@ class ContainerTable:
         """Its cleanup has finished: the ID is free again."""
         container = self._containers.pop(key)
         assert container.phase is Phase.CLEANING
+        del self._by_value[key[-1]]
 
     def forget(self, key: ContainerKey) -> Container:
         """Drop a ``PREPARED`` or ``STRANDED`` container; its volumes count as unmounted
         unless another container still holds them."""
         container = self._containers.pop(key)
+        del self._by_value[key[-1]]
         if container.phase is Phase.PREPARED:
             self._unlink(key)
             for volume in container.volumes:

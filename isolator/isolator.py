@@ -21,7 +21,14 @@ from typing import Any
 from actors import Actor, Future, await_, defer
 from isolator import failpoints
 from isolator.container_volumes import requested_mounts
-from isolator.containers import ContainerTable, Phase, Usage, busy_error, container_key
+from isolator.containers import (
+    ContainerTable,
+    Phase,
+    Usage,
+    busy_error,
+    container_key,
+    same_value_error,
+)
 from isolator.drivers.base import DriverClient
 from isolator.errors import IsolatorError, strerror
 from isolator.flags import Flags
@@ -156,6 +163,9 @@ class DockerVolumeIsolatorActor(Actor):
         previous = self._containers.get(key)
         if previous is not None and previous.phase is not Phase.STRANDED:
             raise busy_error(container_id, previous.phase)
+        namesake = self._containers.with_value(container_id.value)
+        if namesake is not None and namesake is not previous:
+            raise same_value_error(container_id, namesake)
         mounts = requested_mounts(container_id, config, self._flags)
         if not mounts:
             return None

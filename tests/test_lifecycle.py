@@ -78,6 +78,28 @@ def test_a_live_id_is_not_prepared_twice(
     assert ops(client) == [("mount", "a"), ("unmount", "a")]
 
 
+def test_two_containers_with_one_value_never_share_a_checkpoint(
+    tmp_path: Path, flags: Flags, client: RecordingDriverClient
+) -> None:
+    first = container_id("task", container_id("executor-1"))
+    second = container_id("task", container_id("executor-2"))
+    with running_isolator(flags, client) as isolator:
+        isolator.prepare(first, config_for(tmp_path, "1", "a")).get(WAIT)
+        with pytest.raises(IsolatorError) as refused:
+            isolator.prepare(second, config_for(tmp_path, "2", "b")).get(WAIT)
+        assert str(refused.value) == (
+            "Container executor-2.task cannot be prepared while container executor-1.task "
+            "is known: both would keep their checkpoint in the same directory (checkpoints "
+            "are kept by container ID value)"
+        )
+        assert volumes_file(flags, "task").read_bytes() == (
+            b'{"volumes":[{"driver":"d","name":"a"}]}'
+        )
+        isolator.cleanup(first).get(WAIT)
+        isolator.prepare(second, config_for(tmp_path, "3", "b")).get(WAIT)
+    assert ops(client) == [("mount", "a"), ("unmount", "a"), ("mount", "b")]
+
+
 def test_a_second_cleanup_joins_the_first(
     tmp_path: Path, flags: Flags, client: RecordingDriverClient
 ) -> None:
