@@ -125,7 +125,9 @@ class VolumeSequences:
 
     def unmount(self, volume: VolumeKey, call: Callable[[], Future[None]]) -> Future[None]:
         """Run ``call`` on the volume's sequence if the volume may still be mounted then."""
-        entry = self._volumes[volume]
+        entry = self._volumes.get(volume)
+        if entry is None:  # no record: nobody holds it and it is not mounted
+            return Future.ready(None)
 
         def item() -> Future[None]:
             if not entry.maybe_mounted:

@@ -137,6 +137,23 @@ def test_after_a_failed_cleanup_the_next_life_inherits_the_unmount(
     assert not volumes_file(flags, "task").parent.exists()
 
 
+def test_a_cleanup_retried_after_a_failure_unmounts_only_what_is_left(
+    tmp_path: Path, flags: Flags, client: RecordingDriverClient
+) -> None:
+    # Found by the model-based test: 'b' was unmounted by the failed cleanup, so the
+    # retry must not look for it (it used to raise KeyError and leave the ID stuck).
+    cid = container_id("c")
+    client.script("unmount", "d", "a", IsolatorError("busy"))
+    with running_isolator(flags, client) as isolator:
+        isolator.prepare(cid, config_for(tmp_path, "c", "a", "b")).get(WAIT)
+        with pytest.raises(IsolatorError, match=r"^busy$"):
+            isolator.cleanup(cid).get(WAIT)
+        assert isolator.cleanup(cid).get(WAIT) is None
+        assert isolator.usage().get(WAIT).phases == {}
+    assert sorted(ops(client)[2:]) == [("unmount", "a"), ("unmount", "a"), ("unmount", "b")]
+    assert not volumes_file(flags, "c").parent.exists()
+
+
 # -- calls on a stopped or recovered isolator -------------------------------------------------
 
 
