@@ -159,7 +159,7 @@ class ModelDriver(DriverClient):
             return Future.failed(MountRefusedError(f"{volume}: refused"))
         return Future.failed(DriverError(f"{op} {volume}: {outcome}"))
 
-    def release_all(self, data: st.DataObject) -> None:
+    def release_all(self, data: st.DataObject | _Ok) -> None:
         with self.lock:
             held, self.held = self.held, []
         for hold in held:
