@@ -24,6 +24,7 @@ from typing import Any, Self, TypeVar, cast
 import pykka
 from pykka._future import _Unset
 
+from actors._pool import current_pool
 from actors.errors import DiscardedError, Timeout
 
 __all__ = ["Cell", "State"]
@@ -101,7 +102,11 @@ class Cell(pykka.Future[T]):
     # -- waiting ------------------------------------------------------------------------
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Wait until the future is complete; False when ``timeout`` passed first."""
+        """Wait until the future is complete; False when ``timeout`` passed first.
+
+        On an actor worker thread the wait is managed: the runtime lends another thread
+        meanwhile, or raises ``PoolExhaustedError`` at once if waiting would hang it.
+        """
         if self._state is not State.PENDING:
             return True
         if timeout is not None and timeout <= 0:
@@ -112,7 +117,11 @@ class Cell(pykka.Future[T]):
             if self._waiter is None:
                 self._waiter = threading.Event()
             waiter = self._waiter
-        return waiter.wait(timeout)
+        pool = current_pool()
+        if pool is None or not pool.managed_blocking:
+            return waiter.wait(timeout)
+        with pool.blocking():
+            return waiter.wait(timeout)
 
     def get(self, timeout: float | None = None) -> T:
         """The value; raises the failure, ``DiscardedError``, or ``Timeout`` after ``timeout``."""
