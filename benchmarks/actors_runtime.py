@@ -4,7 +4,8 @@ Three figures, each the median of ``--repeats`` runs in one process:
 
 - ``sequences``: OS threads and RSS with ``--sequences`` live ``Sequence``s (each has its
   own actor), then the same after stopping them all;
-- ``ask``: the round trip of a proxy call from a plain thread (``proxy.echo(x).get()``);
+- ``ask``: the round trip of a proxy call from a plain thread (``proxy.echo(x).get()``),
+  and the cost of one ask when ``--asks`` of them are in flight at once (pipelined);
 - ``future``: creating a ``Promise``, completing it and reading it back.
 
 Run: ``.venv/bin/python benchmarks/actors_runtime.py`` (not a test: it only reports).
@@ -74,6 +75,18 @@ def ask_round_trip(count: int) -> float:
     return statistics.median(samples)
 
 
+def pipelined_asks(count: int) -> float:
+    """Seconds per ask with ``count`` asks in flight at once."""
+    ref = Echo.start()
+    proxy = ref.proxy()
+    try:
+        started = time.perf_counter()
+        collect([proxy.echo(i) for i in range(count)]).get(timeout=WAIT)
+        return (time.perf_counter() - started) / count
+    finally:
+        ref.stop()
+
+
 def future_cost(count: int) -> float:
     """Seconds per Promise created, set and read back."""
     started = time.perf_counter()
@@ -100,6 +113,8 @@ def main(argv: list[str] | None = None) -> None:
     for name, value in sequences(args.sequences).items():
         print(f"{args.sequences} sequences: {name}: {value:.2f}")
     print("ask round trip, median:", median_of(args.repeats, lambda: ask_round_trip(args.asks)))
+    print("ask pipelined, per ask:",
+          median_of(args.repeats, lambda: pipelined_asks(args.asks)))
     print("future create+set+get:", median_of(args.repeats, lambda: future_cost(args.futures)))
 
 
