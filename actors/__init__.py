@@ -1,5 +1,5 @@
 """libprocess's actor toolkit (futures, promises, ``collect``/``await``, ``defer``,
-``Sequence``) rebuilt on pykka's threading actors.
+``Sequence``) and its M:N runtime, rebuilt under pykka's actor API.
 
 How it maps onto libprocess:
 
@@ -11,10 +11,13 @@ How it maps onto libprocess:
 - ``collect``/``await_``: as libprocess, but driven by callbacks instead of a process;
   ``collect`` fails with the failing input's own exception (libprocess rewrites the
   message as "Collect failed: ...").
-- ``Actor`` is a ``pykka.ThreadingActor`` (one thread each); returning a ``Future`` from a
-  method is libprocess's ``dispatch`` flattening. ``defer(ref, fn, ...)`` is
-  ``defer(pid, fn, ...)``: the call is queued on that actor; if it is gone the future
-  fails with ``pykka.ActorDeadError`` (libprocess abandons it).
+- ``Actor`` is a pykka actor that holds no thread: all actors share a few worker threads
+  (``actors.runtime``, libprocess's ``ProcessManager``), one message at a time per
+  actor; ``configure``, ``statistics`` and ``shutdown`` manage them, and ``run_blocking``
+  runs blocking calls elsewhere. Returning a ``Future`` from a method is libprocess's
+  ``dispatch`` flattening. ``defer(ref, fn, ...)`` is ``defer(pid, fn, ...)``: the call is
+  queued on that actor; if it is gone the future fails with ``pykka.ActorDeadError``
+  (libprocess abandons it).
 - ``Sequence``: as libprocess's, except ``stop()`` does not wait for the running item.
   Callbacks run on the completing thread (libprocess runs them on the completing
   process); use ``defer`` to get back onto an actor.
@@ -24,8 +27,9 @@ How it maps onto libprocess:
 from actors.actor import Actor, defer
 from actors.aio import EventLoopThread
 from actors.combinators import await_, collect
-from actors.errors import DiscardedError, Timeout
+from actors.errors import DiscardedError, PoolExhaustedError, Timeout
 from actors.future import Future, Promise, State
+from actors.runtime import RuntimeStatistics, configure, run_blocking, shutdown, statistics
 from actors.sequence import Sequence, SequenceActor
 
 __all__ = [
@@ -33,12 +37,18 @@ __all__ = [
     "DiscardedError",
     "EventLoopThread",
     "Future",
+    "PoolExhaustedError",
     "Promise",
+    "RuntimeStatistics",
     "Sequence",
     "SequenceActor",
     "State",
     "Timeout",
     "await_",
     "collect",
+    "configure",
     "defer",
+    "run_blocking",
+    "shutdown",
+    "statistics",
 ]

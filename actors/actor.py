@@ -1,8 +1,11 @@
-"""A pykka actor whose asks give ``actors.Future``s, and libprocess's ``defer``."""
+"""A pykka actor that runs on the shared workers, whose asks give ``actors.Future``s, and
+libprocess's ``defer``."""
 
 from __future__ import annotations
 
-import queue
+import itertools
+import logging
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any, NamedTuple, TypeVar, cast, overload
@@ -10,39 +13,15 @@ from typing import Any, NamedTuple, TypeVar, cast, overload
 import pykka
 from pykka._envelope import Envelope
 
+from actors._mailbox import Mailbox
 from actors.future import Future
+from actors.runtime import actor_finished, actor_started
 
 __all__ = ["Actor", "defer"]
 
 T = TypeVar("T")
 
-
-class _Inbox(queue.Queue[Envelope[Any]]):
-    """An inbox that refuses messages once its actor has drained it for the last time.
-
-    pykka checks ``is_alive()`` and then puts; a message put in between the actor's last
-    drain and its exit would never be answered. Closing the inbox before that drain
-    turns such a late message into ``ActorDeadError`` instead of a hang.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._closed = False
-        self._close_lock = threading.Lock()
-
-    def put(self, item: Envelope[Any], block: bool = True, timeout: float | None = None) -> None:
-        with self._close_lock:
-            if not self._closed:
-                super().put(item, block, timeout)
-                return
-        error = pykka.ActorDeadError("actor stopped before handling the message")
-        if item.reply_to is None:
-            raise error
-        item.reply_to.set_exception((pykka.ActorDeadError, error, None))
-
-    def close(self) -> None:
-        with self._close_lock:
-            self._closed = True
+logger = logging.getLogger("pykka")  # pykka's own messages, on pykka's logger
 
 
 class _Deferred(NamedTuple):
@@ -50,8 +29,19 @@ class _Deferred(NamedTuple):
     args: tuple[Any, ...]
 
 
-class Actor(pykka.ThreadingActor):
-    """Base for every actor of this project.
+BATCH = 32
+"""Messages an actor handles in one turn before it yields its worker to the next actor."""
+
+_names = itertools.count()
+
+
+class Actor(pykka.Actor):
+    """Base for every actor of this project: a pykka actor that holds no thread.
+
+    Every actor runs on the runtime's shared worker threads (``actors.runtime``): a
+    message to an idle actor puts it on the run queue, a worker handles up to ``BATCH``
+    of its messages, one at a time and in arrival order, then takes the next actor. The
+    hooks, replies and failures are pykka's, to the letter (see ``_actor_loop_handle``).
 
     Asks and proxy calls return ``actors.Future``. A method that returns an
     ``actors.Future`` does not block its actor: the caller's future completes when the
@@ -59,17 +49,88 @@ class Actor(pykka.ThreadingActor):
     caller's future is passed on to it.
     """
 
+    actor_inbox: Mailbox
+
     @staticmethod
     def _create_future() -> Future[Any]:
         return Future()
 
     @staticmethod
-    def _create_actor_inbox() -> _Inbox:
-        return _Inbox()
+    def _create_actor_inbox() -> Mailbox:
+        return Mailbox()
+
+    def _start_actor_loop(self) -> None:
+        # Private (name-mangled) so that no subclass attribute can collide with them.
+        self.__set_up = self.__torn_down = False
+        # pykka's thread name: a worker running this actor carries it, so logs and
+        # ``threading.current_thread().name`` still tell which actor runs.
+        self.__name = f"{self.__class__.__name__}-{next(_names)}"
+        actor_started()
+        self.actor_inbox.start(self._actor_loop_turn)
+
+    def _actor_loop_turn(self) -> None:
+        """One turn on a worker, under the actor's name: a batch of messages."""
+        thread = threading.current_thread()
+        worker_name, thread.name = thread.name, self.__name
+        try:
+            self._actor_loop_batch()
+        finally:
+            thread.name = worker_name
+
+    def _actor_loop_batch(self) -> None:
+        """on_start the first time, then up to ``BATCH`` messages; then yield or idle."""
+        try:
+            if not self.__set_up:
+                self.__set_up = True
+                self._actor_loop_setup()
+            for _ in range(BATCH):
+                if self.actor_stopped.is_set():
+                    break
+                envelope = self.actor_inbox.take()
+                if envelope is None:
+                    break
+                self._actor_loop_handle(envelope)
+        except BaseException:  # from on_start: pykka would lose the actor's thread
+            self._handle_failure(*sys.exc_info())
+        if self.actor_stopped.is_set():
+            self._actor_loop_teardown()
+        else:
+            self.actor_inbox.yield_or_idle()
+
+    def _actor_loop_handle(self, envelope: Envelope[Any]) -> None:
+        """pykka 4.5's ``_actor_loop_running`` for one message, with one change: the actor
+        that this message stopped is torn down before the answer, so that
+        ``ref.stop(block=True)`` returns once the actor is gone, not only after on_stop."""
+        try:
+            response = self._handle_receive(envelope.message)
+            if self.actor_stopped.is_set():
+                self._actor_loop_teardown()
+            if envelope.reply_to is not None:
+                envelope.reply_to.set(response)
+        except Exception:
+            if envelope.reply_to is not None:
+                logger.info(f"Exception returned from {self} to caller:", exc_info=sys.exc_info())
+                envelope.reply_to.set_exception()
+            else:
+                self._handle_failure(*sys.exc_info())
+                try:
+                    self.on_failure(*sys.exc_info())
+                except Exception:
+                    self._handle_failure(*sys.exc_info())
+        except BaseException:
+            logger.debug(f"{sys.exc_info()[1]!r} in {self}. Stopping all actors.")
+            self._stop()
+            pykka.ActorRegistry.stop_all()
 
     def _actor_loop_teardown(self) -> None:
-        cast("_Inbox", self.actor_inbox).close()
-        super()._actor_loop_teardown()
+        if self.__torn_down:
+            return
+        self.__torn_down = True
+        self.actor_inbox.close()
+        try:
+            super()._actor_loop_teardown()
+        finally:
+            actor_finished()
 
     def _handle_receive(self, message: Any) -> Any:
         if isinstance(message, _Deferred):
@@ -93,7 +154,7 @@ def defer(
 def defer(actor_ref: pykka.ActorRef[Any], fn: Callable[..., Any], *bound_args: Any) -> Callable[
     ..., Future[Any]
 ]:
-    """A callable that runs ``fn(*bound_args, *more)`` on the actor's thread.
+    """A callable that runs ``fn(*bound_args, *more)`` on the actor, as one of its messages.
 
     Each call queues behind the messages already in the actor's inbox and returns a
     ``Future`` of the result (flattened when ``fn`` returns a ``Future``). If the actor

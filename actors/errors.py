@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pykka
 
-__all__ = ["DiscardedError", "Timeout"]
+__all__ = ["DiscardedError", "PoolExhaustedError", "Timeout"]
 
 
 class DiscardedError(Exception):
@@ -16,3 +16,11 @@ class DiscardedError(Exception):
 
 class Timeout(pykka.Timeout, TimeoutError):
     """Raised by ``Future.get`` on timeout: both a ``pykka.Timeout`` and a ``TimeoutError``."""
+
+
+class PoolExhaustedError(RuntimeError):
+    """Raised by ``Future.get``/``wait`` on an actor worker thread when waiting would hang.
+
+    Every worker thread would then be waiting on a future and the runtime may start no
+    other (its ``max_workers``), so nothing would be left to complete those futures.
+    """

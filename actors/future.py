@@ -6,16 +6,14 @@ pykka futures cannot carry callbacks (their ``map``/``join`` are lazy and block 
 what libprocess has: states, callbacks, ``then``, ``after`` and discard requests.
 
 Callbacks run in the thread that completes the future (or at once, in the caller's
-thread, when it is already complete), never while a lock is held.
+thread, when it is already complete), never while a lock is held; the states,
+callbacks and waiting live in ``actors._cell``, with the invariants they keep.
 """
 
 from __future__ import annotations
 
 import asyncio
-import enum
 import functools
-import logging
-import queue
 import sys
 import threading
 from collections.abc import Callable, Generator, Iterable
@@ -23,9 +21,9 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, overload
 
 import pykka
 
+from actors._cell import Cell, State
 from actors._gather import gather_values
 from actors._timer import call_later
-from actors.errors import DiscardedError, Timeout
 
 if TYPE_CHECKING:
     from pykka._types import OptExcInfo
@@ -37,136 +35,35 @@ U = TypeVar("U")
 J = TypeVar("J")
 R = TypeVar("R")
 
-logger = logging.getLogger("actors")
 
-
-class State(enum.Enum):
-    """The four states of a libprocess future."""
-
-    PENDING = "pending"
-    READY = "ready"
-    FAILED = "failed"
-    DISCARDED = "discarded"
-
-
-def _run_callback(callback: Callable[..., object], *args: object) -> None:
-    # One raising callback must not keep the others from running.
-    try:
-        callback(*args)
-    except Exception:
-        logger.exception("Callback %r raised; the other callbacks still run", callback)
-
-
-class Future(pykka.Future[T]):
+class Future(Cell[T]):
     """A value that is there now or later; completed once, by its ``Promise``.
 
     ``discard()`` is only a request: the future stays pending until its producer
     completes or discards it, as in libprocess.
     """
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._condition = threading.Condition(threading.Lock())
-        self._state = State.PENDING
-        self._value: T | None = None
-        self._exception: BaseException | None = None
-        self._callbacks: list[Callable[[Future[T]], object]] = []
-        self._discard_requested = False
-        self._discard_callbacks: list[Callable[[], object]] = []
-
     # -- constructors of complete futures ----------------------------------------------
 
     @classmethod
     def ready(cls, value: U) -> Future[U]:
         """A future that is already ready with ``value``."""
-        future: Future[U] = Future()
-        future._complete(State.READY, value=value)
-        return future
+        return _completed(State.READY, value, None)
 
     @classmethod
     def failed(cls, exception: BaseException) -> Future[Any]:
         """A future that has already failed with ``exception``."""
-        future: Future[Any] = Future()
-        future._complete(State.FAILED, exception=exception)
-        return future
+        return _completed(State.FAILED, None, exception)
 
     @classmethod
     def discarded(cls) -> Future[Any]:
         """A future that is already discarded."""
-        future: Future[Any] = Future()
-        future._complete(State.DISCARDED)
-        return future
-
-    # -- state --------------------------------------------------------------------------
-
-    @property
-    def state(self) -> State:
-        return self._state
-
-    def is_pending(self) -> bool:
-        return self._state is State.PENDING
-
-    def is_ready(self) -> bool:
-        return self._state is State.READY
-
-    def is_failed(self) -> bool:
-        return self._state is State.FAILED
-
-    def is_discarded(self) -> bool:
-        return self._state is State.DISCARDED
-
-    def has_discard(self) -> bool:
-        """Whether somebody asked for this future to be discarded."""
-        return self._discard_requested
-
-    def failure(self) -> BaseException | None:
-        """The exception this future failed with, or None."""
-        return self._exception if self._state is State.FAILED else None
+        return _completed(State.DISCARDED, None, None)
 
     def __repr__(self) -> str:
         return f"<actors.Future {self._state.value}>"
 
-    # -- waiting ------------------------------------------------------------------------
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Wait until the future is complete; False when ``timeout`` passed first."""
-        with self._condition:
-            return self._condition.wait_for(lambda: self._state is not State.PENDING, timeout)
-
-    def get(self, timeout: float | None = None) -> T:
-        """The value; raises the failure, ``DiscardedError``, or ``Timeout`` after ``timeout``."""
-        if self._get_hook is not None:
-            return super().get(timeout=timeout)
-        if not self.wait(timeout):
-            raise Timeout(f"{timeout} seconds")
-        if self._state is State.READY:
-            return cast("T", self._value)
-        if self._state is State.FAILED:
-            assert self._exception is not None
-            raise self._exception
-        raise DiscardedError
-
     # -- completion (the Promise's side) -------------------------------------------------
-
-    def _complete(
-        self,
-        state: State,
-        *,
-        value: T | None = None,
-        exception: BaseException | None = None,
-    ) -> bool:
-        with self._condition:
-            if self._state is not State.PENDING or self._get_hook is not None:
-                return False
-            self._value = value
-            self._exception = exception
-            self._state = state
-            callbacks, self._callbacks = self._callbacks, []
-            self._discard_callbacks = []
-            self._condition.notify_all()
-        for callback in callbacks:
-            _run_callback(callback, self)
-        return True
 
     def _complete_like(self, source: Future[T]) -> bool:
         return self._complete(source._state, value=source._value, exception=source._exception)
@@ -196,62 +93,6 @@ class Future(pykka.Future[T]):
         if traceback is not None and exc_value.__traceback__ is not traceback:
             exc_value = exc_value.with_traceback(traceback)
         self._complete(State.FAILED, exception=exc_value)
-
-    def set_get_hook(self, func: Callable[[float | None], T]) -> None:
-        with self._condition:
-            if self._state is not State.PENDING:
-                raise queue.Full
-            super().set_get_hook(func)
-
-    # -- callbacks ----------------------------------------------------------------------
-
-    def on_any(self, callback: Callable[[Future[T]], object]) -> Future[T]:
-        """Call ``callback(self)`` once the future is complete, whatever its state."""
-        with self._condition:
-            if self._state is State.PENDING:
-                self._callbacks.append(callback)
-                return self
-        _run_callback(callback, self)
-        return self
-
-    def on_ready(self, callback: Callable[[T], object]) -> Future[T]:
-        """Call ``callback(value)`` if the future becomes ready."""
-        return self.on_any(lambda f: callback(cast("T", f._value)) if f.is_ready() else None)
-
-    def on_failed(self, callback: Callable[[BaseException], object]) -> Future[T]:
-        """Call ``callback(exception)`` if the future fails."""
-        return self.on_any(
-            lambda f: callback(cast("BaseException", f._exception)) if f.is_failed() else None
-        )
-
-    def on_discarded(self, callback: Callable[[], object]) -> Future[T]:
-        """Call ``callback()`` if the future becomes discarded."""
-        return self.on_any(lambda f: callback() if f.is_discarded() else None)
-
-    def on_discard(self, callback: Callable[[], object]) -> Future[T]:
-        """Call ``callback()`` when a discard is requested, so the producer can stop work.
-
-        Never called once the future is complete (libprocess ``onDiscard``).
-        """
-        with self._condition:
-            if self._state is not State.PENDING:
-                return self
-            if not self._discard_requested:
-                self._discard_callbacks.append(callback)
-                return self
-        _run_callback(callback)
-        return self
-
-    def discard(self) -> bool:
-        """Ask the producer to discard this future; True if this call made the request."""
-        with self._condition:
-            if self._state is not State.PENDING or self._discard_requested:
-                return False
-            self._discard_requested = True
-            callbacks, self._discard_callbacks = self._discard_callbacks, []
-        for callback in callbacks:
-            _run_callback(callback)
-        return True
 
     # -- composition --------------------------------------------------------------------
 
@@ -357,6 +198,13 @@ class Future(pykka.Future[T]):
         return self.get(timeout=0)
 
     __iter__ = __await__
+
+
+def _completed(state: State, value: T | None, exception: BaseException | None) -> Future[T]:
+    future: Future[T] = Future()
+    future._value, future._exception = value, exception
+    future._state = state  # nobody else can see it yet: no lock, no callback
+    return future
 
 
 class Promise(Generic[T]):

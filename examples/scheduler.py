@@ -37,7 +37,7 @@ from pathlib import Path
 
 import pykka
 
-from actors import Actor, Future, Promise, collect, defer
+from actors import Actor, Future, Promise, collect, defer, run_blocking
 from isolator import DockerVolumeIsolator, Flags
 from isolator.drivers import Backoff, DockerPluginClient
 from isolator.launcher import launch
@@ -90,16 +90,11 @@ class Log:
             print(f"[{time.monotonic() - self.started:6.2f}s] {message}", flush=True)
 
 
-class TaskWatcher(Actor):
-    """Waits for one task's process; blocking here holds up this task's thread only."""
-
-    def __init__(self, process: subprocess.Popen[bytes]) -> None:
-        super().__init__()
-        self._process = process
-
-    def wait(self) -> tuple[int, str]:
-        output, _ = self._process.communicate()
-        return self._process.returncode, output.decode(errors="replace")
+def watch(process: subprocess.Popen[bytes]) -> tuple[int, str]:
+    """Wait for a task's process: a blocking call, so it runs on ``run_blocking``'s
+    threads, never on an actor's (that would hold one of the few workers all actors share)."""
+    output, _ = process.communicate()
+    return process.returncode, output.decode(errors="replace")
 
 
 class Scheduler(Actor):
@@ -167,9 +162,7 @@ class Scheduler(Actor):
         self._log(f"task {spec.name} started (pid {process.pid}) on {volumes}")
         running = self._running[spec.name] = Running(spec, cid, process, started)
         self._started[spec.name].set(None)
-        watcher = TaskWatcher.start(process)
-        exited: Future[tuple[int, str]] = watcher.proxy().wait()
-        exited.on_any(lambda _: watcher.stop(block=False))
+        exited = run_blocking(watch, process)
         running.result = exited.then(defer(self.actor_ref, self._exited, spec.name))
         return running.result
 

@@ -15,8 +15,12 @@ __all__ = ["DriverClient"]
 class DriverClient(ABC):
     """Mounts and unmounts Docker volumes for the isolator.
 
-    Both calls return at once with an ``actors.Future``: the isolator actor must never wait
-    on a driver. A client keeps no per-volume state, so subclasses (test doubles included)
+    Contract: both calls return an ``actors.Future`` at once and never block the caller
+    (the isolator actor, which shares a few worker threads with every other actor). Wrap
+    a blocking driver with ``actors.run_blocking(fn, ...)``: it runs the call on a bounded
+    executor and returns its future.
+
+    A client keeps no per-volume state, so subclasses (test doubles included)
     need not call ``__init__``, and the isolator alone decides when a volume is unmounted.
     """
 

@@ -1,0 +1,96 @@
+"""An actor's mailbox: its messages in arrival order, and whether it is on the run queue.
+
+libprocess keeps the same pair per process: an event queue, and a state that says whether
+the process is already on the ProcessManager's run queue (or running). A message put into
+the mailbox of an idle actor puts the actor on the run queue; a message for an actor that
+is already there only joins the queue. So an actor is never run by two threads at once,
+and an idle actor holds no thread.
+"""
+
+from __future__ import annotations
+
+import collections
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pykka
+from pykka._envelope import Envelope
+
+from actors.runtime import actor_pool
+
+__all__ = ["Mailbox"]
+
+
+class Mailbox:
+    """pykka's actor inbox (``put``/``get``/``empty``), scheduling its actor on ``put``.
+
+    It refuses messages once its actor has drained it for the last time. pykka checks
+    ``is_alive()`` and then puts; a message put between the actor's last drain and its
+    exit would never be answered. Closing the mailbox before that drain turns such a late
+    message into ``ActorDeadError`` instead of a hang.
+    """
+
+    __slots__ = ("_closed", "_lock", "_messages", "_resume", "_scheduled")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._messages: collections.deque[Envelope[Any]] = collections.deque()
+        # Until ``start``, messages wait: the actor's first run handles on_start first.
+        self._scheduled = True
+        self._closed = False
+        self._resume: Callable[[], object] | None = None
+
+    def start(self, resume: Callable[[], object]) -> None:
+        """Run ``resume`` on the runtime now, and again whenever messages arrive."""
+        self._resume = resume
+        actor_pool.submit(resume)
+
+    def put(self, envelope: Envelope[Any], /) -> None:
+        with self._lock:
+            closed = self._closed
+            if not closed:
+                self._messages.append(envelope)
+                if self._scheduled:
+                    return
+                self._scheduled = True
+                resume = self._resume
+        if closed:
+            error = pykka.ActorDeadError("actor stopped before handling the message")
+            if envelope.reply_to is None:
+                raise error
+            envelope.reply_to.set_exception((pykka.ActorDeadError, error, None))
+            return
+        assert resume is not None
+        actor_pool.submit(resume)
+
+    def get(self) -> Envelope[Any]:
+        """The oldest message; never blocks (only the actor's own run reads it)."""
+        try:
+            return self._messages.popleft()
+        except IndexError:
+            raise queue.Empty from None
+
+    def take(self) -> Envelope[Any] | None:
+        """The oldest message, or None."""
+        return self._messages.popleft() if self._messages else None
+
+    def empty(self) -> bool:
+        return not self._messages
+
+    def yield_or_idle(self) -> None:
+        """After a run: back on the run queue if messages wait, otherwise idle."""
+        with self._lock:
+            if not self._messages:
+                self._scheduled = False
+                return
+            resume = self._resume
+        assert resume is not None
+        actor_pool.submit(resume)  # at the back: fair to the actors queued meanwhile
+
+    def close(self) -> None:
+        """Refuse every later message; the actor is drained one last time after this."""
+        with self._lock:
+            self._closed = True
+            self._resume = None  # a stopped actor is not kept alive by its mailbox

@@ -1,0 +1,191 @@
+"""A bounded pool of daemon threads running tasks from one FIFO run queue.
+
+Threads are started on demand, only when a task is queued and no idle thread is there
+to take it, up to ``workers``; those stay, idle, for the next tasks.
+
+Managed blocking (for the actors' pool): a worker that is about to wait on a future
+calls ``blocking()``. While it waits it does not count against ``workers``, so a task
+queued meanwhile gets a new thread, up to ``max_workers`` threads in all. That is how
+libprocess's ``process::wait`` keeps a waiting worker from starving the others, except
+that libprocess runs the awaited process on the waiting thread, and here another thread
+is lent. A lent thread exits as soon as it finds no task while the pool has more
+threads than ``workers`` not waiting. When every thread is already waiting and no more
+may be started, waiting would hang the pool, so ``blocking()`` raises
+``PoolExhaustedError`` instead.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from actors.errors import PoolExhaustedError
+
+__all__ = ["PoolStatistics", "WorkerPool", "current_pool"]
+
+logger = logging.getLogger("actors")
+
+_local = threading.local()
+
+
+def current_pool() -> WorkerPool | None:
+    """The pool whose worker is the calling thread, or None."""
+    pool: WorkerPool | None = getattr(_local, "pool", None)
+    return pool
+
+
+@dataclass(frozen=True)
+class PoolStatistics:
+    """A snapshot of one pool."""
+
+    threads: int
+    """Threads alive, idle or busy."""
+    idle: int
+    """Threads waiting for a task."""
+    blocked: int
+    """Threads inside ``blocking()``: waiting on a future, not counted as workers."""
+    queued: int
+    """Tasks waiting for a thread."""
+    workers: int
+    """Threads that may run tasks at once, not counting blocked ones."""
+    max_workers: int
+    """Threads in all, blocked ones included: the hard maximum."""
+
+
+class WorkerPool:
+    """Runs ``submit``ted tasks in FIFO order on at most ``workers`` busy threads.
+
+    ``submit`` never blocks. A task that raises is logged on the ``actors`` logger; the
+    thread goes on with the next task.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        workers: int,
+        max_workers: int,
+        managed_blocking: bool,
+    ) -> None:
+        self._name = name
+        self._managed_blocking = managed_blocking
+        self._lock = threading.Lock()
+        self._wakeup = threading.Condition(self._lock)
+        self._tasks: collections.deque[Callable[[], object]] = collections.deque()
+        self._workers = workers
+        self._max_workers = max_workers
+        self._threads = 0
+        self._idle = 0
+        self._blocked = 0
+        self._ids = itertools.count()
+
+    def configure(self, *, workers: int, max_workers: int) -> None:
+        """New limits; threads beyond them exit once idle, new tasks obey them at once."""
+        with self._lock:
+            self._workers, self._max_workers = workers, max_workers
+            self._wakeup.notify_all()  # idle threads now beyond the limit exit
+            start = self._should_start()
+        if start:
+            self._start_thread()
+
+    def submit(self, task: Callable[[], object]) -> None:
+        """Queue ``task``; an idle thread takes it, or a new one if none is idle."""
+        with self._lock:
+            self._tasks.append(task)
+            if self._idle:
+                self._wakeup.notify()
+            start = self._should_start()
+        if start:
+            self._start_thread()
+
+    def _should_start(self) -> bool:
+        """Whether a queued task needs a new thread; counts it as started. Lock held."""
+        if (
+            len(self._tasks) > self._idle
+            and self._threads - self._blocked < self._workers
+            and self._threads < self._max_workers
+        ):
+            self._threads += 1
+            return True
+        return False
+
+    def _start_thread(self) -> None:
+        thread = threading.Thread(
+            target=self._work, name=f"{self._name}-{next(self._ids)}", daemon=True
+        )
+        try:
+            thread.start()
+        except BaseException:
+            with self._lock:
+                self._threads -= 1
+            raise
+
+    def _next_task(self) -> Callable[[], object] | None:
+        """The next task, or None when this thread is one too many and should exit."""
+        with self._lock:
+            # One too many first, even with tasks queued: the others are enough for them.
+            while self._threads - self._blocked <= self._workers:
+                if self._tasks:
+                    return self._tasks.popleft()
+                self._idle += 1
+                self._wakeup.wait()
+                self._idle -= 1
+            self._threads -= 1
+            return None
+
+    def _work(self) -> None:
+        _local.pool = self
+        while (task := self._next_task()) is not None:
+            try:
+                task()
+            except BaseException:
+                logger.exception("Task %r raised on %s", task, threading.current_thread().name)
+            del task  # let what the task holds go while this thread waits
+
+    @contextmanager
+    def blocking(self) -> Iterator[None]:
+        """Around a wait on a worker thread: another thread may run tasks meanwhile.
+
+        Raises ``PoolExhaustedError`` (without waiting) when this is the last thread not
+        waiting and the pool may start no other.
+        """
+        with self._lock:
+            if self._threads - self._blocked <= 1 and self._threads >= self._max_workers:
+                raise PoolExhaustedError(
+                    f"all {self._threads} threads of {self._name} (the maximum) would be "
+                    "waiting on futures, and none would be left to complete them. Chain "
+                    "with then()/defer() instead of calling get() in a handler, run "
+                    "blocking calls with actors.run_blocking(), or raise the maximum "
+                    "(actors.configure(max_workers=...) or ACTORS_MAX_WORKERS)."
+                )
+            self._blocked += 1
+            start = self._should_start()
+        if start:
+            self._start_thread()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._blocked -= 1
+                if self._idle and self._threads - self._blocked > self._workers:
+                    self._wakeup.notify()  # the thread lent meanwhile may go
+
+    @property
+    def managed_blocking(self) -> bool:
+        return self._managed_blocking
+
+    def statistics(self) -> PoolStatistics:
+        with self._lock:
+            return PoolStatistics(
+                threads=self._threads,
+                idle=self._idle,
+                blocked=self._blocked,
+                queued=len(self._tasks),
+                workers=self._workers,
+                max_workers=self._max_workers,
+            )
