@@ -2,7 +2,8 @@
 
 Every call is a coroutine on the shared driver loop, so a call in flight costs no thread
 (``process.Child`` watches the child from the loop). On a timeout or a discard the
-child's whole process group is SIGKILLed and reaped.
+child's whole process group is SIGKILLed and reaped; so it is when dvdcli writes more
+than ``max_output`` bytes to stdout or stderr (not Mesos: it reads them whole).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from isolator.defaults import MOUNT_TIMEOUT, UNMOUNT_TIMEOUT
 from isolator.drivers._io import driver_loop
 from isolator.drivers.base import DriverClient
 from isolator.drivers.duration import format_duration
-from isolator.drivers.process import Child, Outcome
+from isolator.drivers.process import MAX_OUTPUT, Child, Outcome
 from isolator.errors import DriverError, strerror
 
 __all__ = ["DvdcliClient"]
@@ -63,7 +64,8 @@ class DvdcliClient(DriverClient):
     driver loop), so any number can be in flight on one thread. A call that outlives its
     timeout, or whose future is discarded, has its whole process group SIGKILLed and
     reaped; a discarded call's future is discarded at once and the kill follows on the
-    loop.
+    loop. Each of stdout and stderr is kept up to ``max_output`` bytes; beyond, the call
+    fails and the group is killed.
     """
 
     def __init__(
@@ -72,11 +74,13 @@ class DvdcliClient(DriverClient):
         *,
         mount_timeout: float = MOUNT_TIMEOUT,
         unmount_timeout: float = UNMOUNT_TIMEOUT,
+        max_output: int = MAX_OUTPUT,
         loop: EventLoopThread | None = None,
     ) -> None:
         self._dvdcli = dvdcli_path
         self._mount_timeout = mount_timeout
         self._unmount_timeout = unmount_timeout
+        self._max_output = max_output
         self._loop = loop if loop is not None else driver_loop()
 
     def mount(self, driver: str, name: str, options: Mapping[str, str]) -> Future[str]:
@@ -110,7 +114,9 @@ class DvdcliClient(DriverClient):
         try:
             try:
                 async with asyncio.timeout(timeout):
-                    outcome = await child.communicate(read_stdout=read_stdout)
+                    outcome = await child.communicate(
+                        read_stdout=read_stdout, limit=self._max_output
+                    )
             except TimeoutError:
                 await child.kill_and_reap()
                 message = f"'{operation}' timed out in {format_duration(timeout)}"
@@ -120,6 +126,11 @@ class DvdcliClient(DriverClient):
                 raise
         finally:
             child.close()
+        if outcome.overflowed is not None:
+            raise DriverError(
+                f"'{operation}' wrote more than {self._max_output} bytes to "
+                f"{outcome.overflowed}, so its process group was killed"
+            )
         return _check(outcome)
 
 
