@@ -21,7 +21,7 @@ from actors import EventLoopThread, Future
 from isolator.drivers import duration, dvdcli, process
 from isolator.drivers.duration import format_duration
 from isolator.drivers.dvdcli import DvdcliClient
-from isolator.errors import DriverError
+from isolator.errors import DriverError, MountRefusedError
 
 WAIT = 10.0  # an upper bound on any single wait; tests finish far sooner
 
@@ -344,6 +344,27 @@ def test_spawn_failure(tmp_path: Path, loop: EventLoopThread, make: str, reason:
     assert _failure(client.unmount("d", "n")) == (
         f"Failed to execute '{path}, {path}, unmount, --volumedriver=d, --volumename=n': {reason}"
     )
+
+
+def test_a_mount_that_dvdcli_may_have_done_is_no_refusal(
+    tmp_path: Path, loop: EventLoopThread
+) -> None:
+    # dvdcli ran, and may have mounted before it failed: only a spawn failure is a refusal.
+    client = DvdcliClient(_script(tmp_path, "echo /mnt; exit 1"), loop=loop)
+    with pytest.raises(DriverError) as caught:
+        client.mount("d", "n", {}).get(timeout=WAIT)
+    assert not isinstance(caught.value, MountRefusedError)
+
+
+def test_a_mount_dvdcli_could_not_even_start_is_a_refusal(
+    tmp_path: Path, loop: EventLoopThread
+) -> None:
+    client = DvdcliClient(str(tmp_path / "missing"), loop=loop)
+    with pytest.raises(MountRefusedError, match=r"^Failed to execute "):
+        client.mount("d", "n", {}).get(timeout=WAIT)
+    with pytest.raises(DriverError) as caught:  # an unmount is never a refused mount
+        client.unmount("d", "n").get(timeout=WAIT)
+    assert not isinstance(caught.value, MountRefusedError)
 
 
 # -- output is bounded -------------------------------------------------------------------------

@@ -4,6 +4,10 @@ Every call is a coroutine on the shared driver loop, so a call in flight costs n
 (``process.Child`` watches the child from the loop). On a timeout or a discard the
 child's whole process group is SIGKILLed and reaped; so it is when dvdcli writes more
 than ``max_output`` bytes to stdout or stderr (not Mesos: it reads them whole).
+
+A failed mount is a ``MountRefusedError`` only when dvdcli could not be run at all: once
+it ran, it may have mounted before failing, so every other failure may leave the volume
+mounted.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from isolator.drivers._io import driver_loop
 from isolator.drivers.base import DriverClient
 from isolator.drivers.duration import format_duration
 from isolator.drivers.process import MAX_OUTPUT, Child, Outcome
-from isolator.errors import DriverError, strerror
+from isolator.errors import DriverError, MountRefusedError, strerror
 
 __all__ = ["DvdcliClient"]
 
@@ -84,7 +88,10 @@ class DvdcliClient(DriverClient):
         self._loop = loop if loop is not None else driver_loop()
 
     def mount(self, driver: str, name: str, options: Mapping[str, str]) -> Future[str]:
-        """``dvdcli mount``; the future holds its stdout untrimmed (the mount point)."""
+        """``dvdcli mount``; the future holds its stdout untrimmed (the mount point).
+
+        Fails with ``MountRefusedError`` if dvdcli cannot be run, else with ``DriverError``.
+        """
         argv = [self._dvdcli, "mount", f"--volumedriver={driver}", f"--volumename={name}"]
         argv.extend(f"--volumeopts={key}={value}" for key, value in options.items())
         return self._loop.submit(self._mount(argv))
@@ -110,7 +117,9 @@ class DvdcliClient(DriverClient):
         try:
             child = Child.spawn(argv)
         except (OSError, ValueError) as error:
-            raise DriverError(f"Failed to execute '{command}': {strerror(error)}") from error
+            # Not run at all, so nothing is mounted: a mount that never was is a refusal.
+            kind = MountRefusedError if operation == "mount" else DriverError
+            raise kind(f"Failed to execute '{command}': {strerror(error)}") from error
         try:
             try:
                 async with asyncio.timeout(timeout):
