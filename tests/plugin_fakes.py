@@ -1,5 +1,6 @@
 """Fake Docker volume plugins for the plugin client's tests: a small HTTP/1.1 server on its
-own event loop whose every endpoint a test can replace, with the replies seen in the wild."""
+own event loop whose every endpoint a test can replace, with the replies seen in the wild
+and the hostile ones (hangs, hang-ups)."""
 
 from __future__ import annotations
 
@@ -46,7 +47,14 @@ class Close:
     """Close the connection without answering."""
 
 
-Reply = tuple[int, Any] | Hang | Close
+@dataclass(frozen=True)
+class Last:
+    """Answer ``reply`` with ``Connection: close``, then close: the next call must connect."""
+
+    reply: tuple[int, Any]
+
+
+Reply = tuple[int, Any] | Hang | Close | Last
 """(status, payload): a dict/list/None is sent as JSON, bytes and str as they are."""
 Handler = Callable[[Any], Reply | Awaitable[Reply]]
 
@@ -84,6 +92,7 @@ class FakePlugin:
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.gate: asyncio.Event | None = None
+        self.socket_path: Path | None = None
 
     # default endpoints
     def _create(self, body: Any) -> Reply:
@@ -107,6 +116,7 @@ class FakePlugin:
     # serving
     def start_unix(self, path: Path) -> FakePlugin:
         path.parent.mkdir(parents=True, exist_ok=True)
+        self.socket_path = path
         self.loop.submit(
             self._start(lambda: asyncio.start_unix_server(self._serve, str(path)))
         ).get(WAIT)
@@ -132,6 +142,14 @@ class FakePlugin:
 
     def stop(self) -> None:
         self.loop.submit(self._stop()).get(WAIT)
+
+    def stop_listening(self) -> None:
+        """From a handler: take no new connection, as a plugin that just died (the socket
+        file goes, connections already open stay)."""
+        assert self._server is not None
+        assert self.socket_path is not None
+        self._server.close()
+        self.socket_path.unlink()
 
     async def _stop(self) -> None:
         if self._server is not None:
@@ -187,10 +205,17 @@ class FakePlugin:
         handler = self._handlers.get(method)
         outcome = (404, "404 page not found\n") if handler is None else handler(body)
         reply = cast("Reply", await outcome if inspect.isawaitable(outcome) else outcome)
+        return await self._reply(writer, reply)
+
+    async def _reply(self, writer: asyncio.StreamWriter, reply: Reply) -> bool:
+        """Send ``reply``; whether the connection stays open for the next request."""
         if isinstance(reply, Hang):
             await asyncio.Event().wait()
         if isinstance(reply, Close):
             return False
+        last = isinstance(reply, Last)
+        if isinstance(reply, Last):
+            reply = reply.reply
         assert isinstance(reply, tuple)
         status, payload = reply
         if isinstance(payload, bytes):
@@ -199,14 +224,15 @@ class FakePlugin:
             data = payload.encode()
         else:
             data = (json.dumps(payload) + "\n").encode()
-        writer.write(
+        head = (
             f"HTTP/1.1 {status} {_REASONS.get(status, 'Whatever')}\r\n"
             "Content-Type: application/vnd.docker.plugins.v1.1+json\r\n"
-            f"Content-Length: {len(data)}\r\n\r\n".encode()
-            + data
+            + ("Connection: close\r\n" if last else "")
+            + f"Content-Length: {len(data)}\r\n\r\n"
         )
+        writer.write(head.encode() + data)
         await writer.drain()
-        return True
+        return not last
 
 
 # -- fixtures --------------------------------------------------------------------------------

@@ -13,6 +13,11 @@ Errors (all ``DriverError``):
   (REX-Ray), else the raw body (``404 page not found``), else ``HTTP <status> <reason>``.
 - Everything the client itself finds wrong (not found, not answering, timed out, not a
   volume driver, a bad answer) is a sentence naming the plugin.
+- A plugin never reached (every attempt failed to connect): ``PluginUnreachableError``.
+
+Only Activate, Get, Path, List and Capabilities are sent again after the connection failed
+once they may have reached the plugin; Create, Remove, Mount and Unmount are retried only
+when they were never sent (``transport.NOT_SENT``).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from isolator.errors import DriverError
 
 __all__ = [
     "QUERY_TIMEOUT",
+    "RESENDABLE",
     "NoSuchVolumeError",
     "PluginCallError",
     "VolumePluginAPI",
@@ -45,6 +51,18 @@ MAX_MESSAGE: Final = 2000
 """Raw bodies quoted in errors are cut to this many characters."""
 
 _VOLUME_KEYS: Final = ("Name", "Mountpoint", "CreatedAt", "Status")
+
+RESENDABLE: Final = frozenset(
+    {
+        "Plugin.Activate",
+        "VolumeDriver.Get",
+        "VolumeDriver.Path",
+        "VolumeDriver.List",
+        "VolumeDriver.Capabilities",
+    }
+)
+"""Calls that change nothing, so may be sent again after reaching the plugin: a second
+Unmount would fail (or drop another caller's mount), a second Mount would count twice."""
 
 _log = logging.getLogger(__name__)
 
@@ -298,7 +316,13 @@ class VolumePluginAPI:
         an empty body (Activate). No Content-Type, as Docker.
         """
         content = b"" if body is None else (json.dumps(body, separators=(",", ":")) + "\n").encode()
-        response = await plugin.post(method, content, timeout=timeout, backoff=self.backoff)
+        response = await plugin.post(
+            method,
+            content,
+            timeout=timeout,
+            backoff=self.backoff,
+            may_resend=method in RESENDABLE,
+        )
         return _decode(plugin.name, method, response)
 
     # -- activation -------------------------------------------------------------------------

@@ -4,6 +4,10 @@ Kept apart from the protocol so that what Docker does on the wire (its dialer's 
 its TLS rules, its ``callWithRetry`` backoff) reads in one place, and the protocol above
 sees only answers or ``DriverError``s naming the plugin. ``Backoff`` is the one retry
 policy of the drivers: discovery and requests both retry through it.
+
+A rule Docker does not have: a request that may have reached the plugin is sent again
+only if the caller says it is safe to (``may_resend``): a second ``Mount`` or ``Unmount``
+is not harmless.
 """
 
 from __future__ import annotations
@@ -23,10 +27,12 @@ from isolator.errors import DriverError, strerror
 
 __all__ = [
     "ACCEPT",
-    "RETRIED",
+    "MAYBE_SENT",
+    "NOT_SENT",
     "Backoff",
     "ClientClosedError",
     "PluginConnection",
+    "PluginUnreachableError",
 ]
 
 ACCEPT: Final = "application/vnd.docker.plugins.v1.2+json"
@@ -49,14 +55,18 @@ MAX_BACKOFF: Final = 30.0
 
 _USER_AGENT: Final = "mesos-docker-volume-isolator"
 
-RETRIED: Final = (
-    httpx.ConnectError,  # refused, no such socket, TLS handshake
+NOT_SENT: Final = (
+    httpx.ConnectError,  # refused, no such socket, TLS handshake: before the request
     httpx.ConnectTimeout,
-    httpx.ReadError,  # reset
-    httpx.WriteError,
-    httpx.RemoteProtocolError,  # closed before an answer
 )
-"""Transport failures, retried like Docker's ``callWithRetry``; HTTP errors never are."""
+"""Failures before any byte of the request left: any call may be sent again."""
+
+MAYBE_SENT: Final = (
+    httpx.WriteError,  # part of the request may have been written
+    httpx.ReadError,  # reset while the plugin had the request
+    httpx.RemoteProtocolError,  # closed before (or in) the answer
+)
+"""Failures once the request may have reached the plugin: re-sent only if safe to."""
 
 _log = logging.getLogger(__name__)
 
@@ -68,6 +78,11 @@ class ClientClosedError(DriverError):
 
     def __init__(self) -> None:
         super().__init__("The Docker volume plugin client is closed")
+
+
+class PluginUnreachableError(DriverError):
+    """No attempt reached the plugin (every one failed to connect): the request was never
+    sent, so the plugin did nothing for it."""
 
 
 async def _sleep(seconds: float) -> None:
@@ -149,13 +164,16 @@ class PluginConnection:
         return where
 
     async def post(
-        self, method: str, content: bytes, *, timeout: float, backoff: Backoff
+        self, method: str, content: bytes, *, timeout: float, backoff: Backoff, may_resend: bool
     ) -> httpx.Response:
-        """POST ``content`` to ``/<method>``, retrying connection failures as ``backoff`` says.
+        """POST ``content`` to ``/<method>``.
 
-        ``timeout`` bounds each exchange; a timed-out exchange is not retried, since the
-        plugin may still be doing the work.
+        Failures to connect are retried as ``backoff`` says, and so are the other
+        transport failures if ``may_resend``; a timed-out exchange never is, since the
+        plugin may still be doing the work. ``timeout`` bounds each exchange. Giving up
+        after failing to connect every time raises ``PluginUnreachableError``.
         """
+        retryable = NOT_SENT + MAYBE_SENT if may_resend else NOT_SENT
 
         async def once() -> httpx.Response:
             self._check_open()
@@ -167,9 +185,16 @@ class PluginConnection:
                     f"Docker volume plugin {self.name!r} at {self.where} did not answer "
                     f"{method} within {timeout:g} s"
                 ) from None
-            except RETRIED:
+            except retryable:
                 self._check_open()
                 raise
+            except MAYBE_SENT as error:
+                self._check_open()
+                raise DriverError(
+                    f"Docker volume plugin {self.name!r} at {self.where}: the connection "
+                    f"failed after {method} was sent ({strerror(error)}); not sent again, "
+                    "since the plugin may have acted on it"
+                ) from None
             except (httpx.HTTPError, RuntimeError) as error:
                 self._check_open()  # httpx raises RuntimeError on a client closed meanwhile
                 raise DriverError(
@@ -187,13 +212,14 @@ class PluginConnection:
             )
 
         def give_up(error: Exception, attempts: int, elapsed: float) -> Exception:
-            return DriverError(
+            kind = PluginUnreachableError if isinstance(error, NOT_SENT) else DriverError
+            return kind(
                 f"Docker volume plugin {self.name!r} at {self.where} is not answering "
                 f"{method}: {strerror(error)} (gave up after {attempts} attempt(s) in "
                 f"{elapsed:.1f} s)"
             )
 
-        return await backoff.retry(once, RETRIED, on_retry=on_retry, give_up=give_up)
+        return await backoff.retry(once, retryable, on_retry=on_retry, give_up=give_up)
 
     async def aclose(self) -> None:
         """Close the connections; posts in flight end with ``ClientClosedError``."""
