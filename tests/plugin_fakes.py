@@ -1,6 +1,6 @@
 """Fake Docker volume plugins for the plugin client's tests: a small HTTP/1.1 server on its
 own event loop whose every endpoint a test can replace, with the replies seen in the wild
-and the hostile ones (hangs, hang-ups)."""
+and the hostile ones (hangs, hang-ups, endless bodies)."""
 
 from __future__ import annotations
 
@@ -54,7 +54,15 @@ class Last:
     reply: tuple[int, Any]
 
 
-Reply = tuple[int, Any] | Hang | Close | Last
+@dataclass(frozen=True)
+class Endless:
+    """Answer 200 with a body that never ends, in chunks, until the client hangs up; with
+    ``declared``, the header says a terabyte is coming instead of chunking."""
+
+    declared: bool = False
+
+
+Reply = tuple[int, Any] | Hang | Close | Last | Endless
 """(status, payload): a dict/list/None is sent as JSON, bytes and str as they are."""
 Handler = Callable[[Any], Reply | Awaitable[Reply]]
 
@@ -93,6 +101,10 @@ class FakePlugin:
         self._tasks: set[asyncio.Task[None]] = set()
         self.gate: asyncio.Event | None = None
         self.socket_path: Path | None = None
+        self.streamed = 0
+        """Bytes of endless bodies written."""
+        self.hung_up = threading.Event()
+        """Set once a connection ended (the client or the plugin closed it)."""
 
     # default endpoints
     def _create(self, body: Any) -> Reply:
@@ -181,6 +193,7 @@ class FakePlugin:
         finally:
             self._tasks.discard(task)
             writer.close()
+            self.hung_up.set()
 
     async def _one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
         try:
@@ -213,6 +226,9 @@ class FakePlugin:
             await asyncio.Event().wait()
         if isinstance(reply, Close):
             return False
+        if isinstance(reply, Endless):
+            await self._endless(writer, reply)
+            return False
         last = isinstance(reply, Last)
         if isinstance(reply, Last):
             reply = reply.reply
@@ -233,6 +249,16 @@ class FakePlugin:
         writer.write(head.encode() + data)
         await writer.drain()
         return not last
+
+    async def _endless(self, writer: asyncio.StreamWriter, reply: Endless) -> None:
+        length = "Content-Length: 1000000000000" if reply.declared else "Transfer-Encoding: chunked"
+        writer.write(f"HTTP/1.1 200 OK\r\n{length}\r\n\r\n".encode())
+        chunk = b"x" * 65536
+        framed = chunk if reply.declared else b"%x\r\n%s\r\n" % (len(chunk), chunk)
+        while True:  # until the client hangs up: ConnectionError ends the connection
+            writer.write(framed)
+            await writer.drain()
+            self.streamed += len(chunk)
 
 
 # -- fixtures --------------------------------------------------------------------------------

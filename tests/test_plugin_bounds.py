@@ -1,7 +1,9 @@
-"""DockerPluginClient against plugins that misbehave: what is sent again and what never is."""
+"""DockerPluginClient against plugins that misbehave: what is sent again and what never is,
+and the bounds on what a plugin can cost the agent (answer size)."""
 
 from __future__ import annotations
 
+import tracemalloc
 from collections.abc import Iterator
 from typing import Any
 
@@ -9,6 +11,7 @@ import pytest
 from conftest import WAIT
 from plugin_fakes import (
     Close,
+    Endless,
     Env,
     FakePlugin,
     Last,
@@ -18,6 +21,12 @@ from plugin_fakes import (
     plugin_env,
     submit,
 )
+
+from isolator.drivers.transport import MAX_BODY
+
+MEMORY_BOUND = 16 << 20
+"""Bytes the client may allocate at its peak while refusing an endless answer (the cap is
+1 MiB; without it the peak grows as long as the plugin streams)."""
 
 
 @pytest.fixture(scope="module")
@@ -85,3 +94,38 @@ def test_a_mount_that_never_reached_the_plugin_is_sent_again(env: Env) -> None:
     assert first.count("VolumeDriver.Mount") == 0
     assert second.methods() == ["VolumeDriver.Mount"]
     assert env.time.sleeps == [0.02]
+
+
+# -- answers are bounded ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("declared", [False, True], ids=["chunked", "declared-length"])
+def test_an_endless_answer_is_cut_at_the_limit_and_the_connection_closed(
+    env: Env, declared: bool
+) -> None:
+    plugin = env.plugin(VolumeDriver_Get=lambda body: Endless(declared=declared))
+    client = env.client()
+    submit(client, client.api.activate("fake")).get(WAIT)
+    tracemalloc.start()
+    try:
+        error = failure(submit(client, client.api.get("fake", "vol")))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert str(error) == (
+        f"Docker volume plugin 'fake' at unix://{env.sockets}/fake.sock sent an answer to "
+        f"VolumeDriver.Get larger than {MAX_BODY} bytes, the limit; the connection was closed"
+    )
+    assert peak < MEMORY_BOUND, f"peak {peak} bytes"
+    assert plugin.hung_up.wait(WAIT), "the client did not close the connection"
+    assert plugin.count("VolumeDriver.Get") == 1  # an oversized answer is not asked again
+
+
+def test_the_answer_limit_is_a_keyword(env: Env) -> None:
+    volume = b'{"Volume": {"Name": "v"}}'
+    answers = [volume + b" " * (100 - len(volume)), volume + b" " * (101 - len(volume))]
+    env.plugin(VolumeDriver_Get=lambda body: (200, answers.pop(0)))
+    client = env.client(max_body=100)
+    assert submit(client, client.api.get("fake", "v")).get(WAIT) == {"Name": "v"}
+    error = failure(submit(client, client.api.get("fake", "v")))
+    assert "larger than 100 bytes, the limit" in str(error)

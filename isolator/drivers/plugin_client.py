@@ -26,7 +26,7 @@ from isolator.drivers.protocol import (
     PluginCallError,
     VolumePluginAPI,
 )
-from isolator.drivers.transport import Backoff, ClientClosedError
+from isolator.drivers.transport import MAX_BODY, Backoff, ClientClosedError
 from isolator.errors import DriverError
 
 __all__ = ["DockerPluginClient"]
@@ -37,8 +37,8 @@ T = TypeVar("T")
 class DockerPluginClient(DriverClient):
     """Mounts and unmounts volumes by calling Docker volume plugins directly.
 
-    Keyword arguments, beyond those of ``VolumePluginAPI`` (``socket_dir``,
-    ``spec_dirs``, ``mount_timeout``, ``unmount_timeout``, ``query_timeout``, ``backoff``):
+    Keyword arguments, beyond those of ``VolumePluginAPI`` (``socket_dir``, ``spec_dirs``,
+    ``mount_timeout``, ``unmount_timeout``, ``query_timeout``, ``backoff``, ``max_body``):
 
     - ``explicit_create``: refuse to mount a volume the plugin does not have, instead of
       creating it first (dvdcli's ``--explicitcreate``).
@@ -59,6 +59,7 @@ class DockerPluginClient(DriverClient):
         unmount_timeout: float = UNMOUNT_TIMEOUT,
         query_timeout: float = QUERY_TIMEOUT,
         backoff: Backoff | None = None,
+        max_body: int = MAX_BODY,
         mount_id: str | None = None,
         loop: EventLoopThread | None = None,
     ) -> None:
@@ -69,6 +70,7 @@ class DockerPluginClient(DriverClient):
             unmount_timeout=unmount_timeout,
             query_timeout=query_timeout,
             backoff=backoff,
+            max_body=max_body,
         )
         self.explicit_create = explicit_create
         self.mount_id = (

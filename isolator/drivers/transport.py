@@ -5,9 +5,10 @@ its TLS rules, its ``callWithRetry`` backoff) reads in one place, and the protoc
 sees only answers or ``DriverError``s naming the plugin. ``Backoff`` is the one retry
 policy of the drivers: discovery and requests both retry through it.
 
-A rule Docker does not have: a request that may have reached the plugin is sent again
-only if the caller says it is safe to (``may_resend``): a second ``Mount`` or ``Unmount``
-is not harmless.
+Two rules Docker does not have: an answer is read up to ``max_body`` bytes and no
+further (a plugin streaming an endless body must not grow the agent), and a request that
+may have reached the plugin is sent again only if the caller says it is safe to
+(``may_resend``): a second ``Mount`` or ``Unmount`` is not harmless.
 """
 
 from __future__ import annotations
@@ -27,8 +28,10 @@ from isolator.errors import DriverError, strerror
 
 __all__ = [
     "ACCEPT",
+    "MAX_BODY",
     "MAYBE_SENT",
     "NOT_SENT",
+    "Answer",
     "Backoff",
     "ClientClosedError",
     "PluginConnection",
@@ -54,6 +57,9 @@ MAX_BACKOFF: Final = 30.0
 """Docker's cap on one retry delay."""
 
 _USER_AGENT: Final = "mesos-docker-volume-isolator"
+
+MAX_BODY: Final = 1 << 20
+"""Bytes of one answer the client reads (1 MiB): answers are a few hundred bytes."""
 
 NOT_SENT: Final = (
     httpx.ConnectError,  # refused, no such socket, TLS handshake: before the request
@@ -83,6 +89,15 @@ class ClientClosedError(DriverError):
 class PluginUnreachableError(DriverError):
     """No attempt reached the plugin (every one failed to connect): the request was never
     sent, so the plugin did nothing for it."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A plugin's whole answer, read within the size limit."""
+
+    status: int
+    reason: str
+    body: bytes
 
 
 async def _sleep(seconds: float) -> None:
@@ -146,8 +161,11 @@ class PluginConnection:
     including those waiting for an answer or for their next retry.
     """
 
-    def __init__(self, address: PluginAddress) -> None:
+    def __init__(self, address: PluginAddress, *, max_body: int = MAX_BODY) -> None:
+        if max_body < 0:
+            raise ValueError("max_body must not be negative")
         self.address = address
+        self.max_body = max_body
         self._http = _http_client(address)
         self._closed = False
 
@@ -164,9 +182,15 @@ class PluginConnection:
         return where
 
     async def post(
-        self, method: str, content: bytes, *, timeout: float, backoff: Backoff, may_resend: bool
-    ) -> httpx.Response:
-        """POST ``content`` to ``/<method>``.
+        self,
+        method: str,
+        content: bytes,
+        *,
+        timeout: float,
+        backoff: Backoff,
+        may_resend: bool,
+    ) -> Answer:
+        """POST ``content`` to ``/<method>``; the answer, read up to ``max_body`` bytes.
 
         Failures to connect are retried as ``backoff`` says, and so are the other
         transport failures if ``may_resend``; a timed-out exchange never is, since the
@@ -175,11 +199,11 @@ class PluginConnection:
         """
         retryable = NOT_SENT + MAYBE_SENT if may_resend else NOT_SENT
 
-        async def once() -> httpx.Response:
+        async def once() -> Answer:
             self._check_open()
             try:
                 async with asyncio.timeout(timeout):
-                    return await self._http.post("/" + method, content=content)
+                    return await self._exchange(method, content)
             except TimeoutError:
                 raise DriverError(
                     f"Docker volume plugin {self.name!r} at {self.where} did not answer "
@@ -226,6 +250,27 @@ class PluginConnection:
         self._closed = True
         await self._http.aclose()
 
+    async def _exchange(self, method: str, content: bytes) -> Answer:
+        """One request; the body is streamed and read no further than ``max_body``."""
+        async with self._http.stream("POST", "/" + method, content=content) as response:
+            declared = response.headers.get("Content-Length", "")
+            if declared.isdigit() and int(declared) > self.max_body:
+                raise self._too_large(method)
+            body = bytearray()
+            # Raw: a body is never decompressed, so a small one cannot grow past the cap.
+            async for chunk in response.aiter_raw():
+                body += chunk
+                if len(body) > self.max_body:
+                    raise self._too_large(method)
+            return Answer(response.status_code, response.reason_phrase, bytes(body))
+
+    def _too_large(self, method: str) -> DriverError:
+        # Leaving ``stream`` with the body unread closes the connection: it cannot be reused.
+        return DriverError(
+            f"Docker volume plugin {self.name!r} at {self.where} sent an answer to {method} "
+            f"larger than {self.max_body} bytes, the limit; the connection was closed"
+        )
+
     def _check_open(self) -> None:
         if self._closed:
             raise ClientClosedError
@@ -248,7 +293,7 @@ def _http_client(address: PluginAddress) -> httpx.AsyncClient:
         transport = httpx.AsyncHTTPTransport(verify=verify, limits=limits)
         base_url = f"{address.wire_scheme}://{address.host}"
     # No proxies from the environment: plugins are local or cluster-internal services.
-    return httpx.AsyncClient(
+    client = httpx.AsyncClient(
         transport=transport,
         base_url=base_url,
         headers={"Accept": ACCEPT, "User-Agent": _USER_AGENT},
@@ -256,6 +301,9 @@ def _http_client(address: PluginAddress) -> httpx.AsyncClient:
         trust_env=False,
         follow_redirects=False,
     )
+    # No compressed answers asked for (as Docker on a unix socket): the body is read raw.
+    del client.headers["Accept-Encoding"]
+    return client
 
 
 def _ssl_context(address: PluginAddress) -> ssl.SSLContext:
