@@ -1,8 +1,9 @@
 """DockerPluginClient against plugins that misbehave: what is sent again and what never is,
-and the bounds on what a plugin can cost the agent (answer size)."""
+and the bounds on what a plugin can cost the agent (answer size, threads)."""
 
 from __future__ import annotations
 
+import os
 import tracemalloc
 from collections.abc import Iterator
 from typing import Any
@@ -129,3 +130,18 @@ def test_the_answer_limit_is_a_keyword(env: Env) -> None:
     assert submit(client, client.api.get("fake", "v")).get(WAIT) == {"Name": "v"}
     error = failure(submit(client, client.api.get("fake", "v")))
     assert "larger than 100 bytes, the limit" in str(error)
+
+
+# -- file-system work off the loop, on bounded threads ---------------------------------------
+
+
+def test_a_fifo_spec_file_is_refused_at_once_and_other_plugins_keep_working(env: Env) -> None:
+    os.mkfifo(env.etc / "stuck.spec")  # reading it would block until a writer comes
+    env.plugin("healthy")
+    client = env.client(backoff=env.time.backoff(budget=30.0))
+    error = failure(client.mount("stuck", "vol", {}))
+    assert str(error) == (
+        f"Docker volume plugin 'stuck': {env.etc}/stuck.spec: cannot read it: not a regular file"
+    )
+    assert env.time.sleeps == []
+    assert client.mount("healthy", "vol", {}).get(WAIT) == str(env.mounts / "vol")

@@ -281,6 +281,9 @@ def find_plugin(
     it is unreadable or malformed that is a ``PluginSpecError``, not a fall-through, as in
     Docker; so is one that is not a regular file (a FIFO is refused, never read). Raises
     ``PluginNotFoundError`` listing every path looked at.
+
+    Blocks on the file system (a hung NFS spec directory blocks it for good): run it off
+    the event loop, as ``VolumePluginAPI`` does on its ``BlockingPool``.
     """
     validate_plugin_name(name)
     notes: dict[str, str] = {}

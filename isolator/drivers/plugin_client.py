@@ -10,8 +10,8 @@ isolator can bind-mount from.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
-import threading
 from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -32,6 +32,11 @@ from isolator.errors import DriverError
 __all__ = ["DockerPluginClient"]
 
 T = TypeVar("T")
+
+
+def path_exists(path: str) -> bool:
+    """The mount-point check (``os.path.exists``), blocking; named so tests can hang it."""
+    return os.path.exists(path)
 
 
 class DockerPluginClient(DriverClient):
@@ -159,27 +164,13 @@ class DockerPluginClient(DriverClient):
             )
 
     async def _exists(self, path: str) -> bool:
-        """``os.path.exists`` off the loop: a stat on a hung network mount must not stall it.
-
-        A daemon thread, not the loop's executor, so a hung stat cannot keep the process
-        alive at exit.
-        """
-        loop = asyncio.get_running_loop()
-        result: asyncio.Future[bool] = loop.create_future()
-
-        def _settle(value: bool) -> None:
-            if not result.done():
-                result.set_result(value)
-
-        def _stat() -> None:
-            value = os.path.exists(path)
-            loop.call_soon_threadsafe(_settle, value)
-
-        threading.Thread(target=_stat, name="plugin-mountpoint-stat", daemon=True).start()
+        """``os.path.exists`` on the API's bounded threads, not the loop: a stat on a hung
+        network mount must not stall it. A check of the same path in flight is shared."""
         timeout = self.api.mount_timeout
+        check = functools.partial(path_exists, path)
         try:
             async with asyncio.timeout(timeout):
-                return await result
+                return await self.api.blocking.run(("exists", path), check)
         except TimeoutError:
             raise DriverError(
                 f"Could not check mount point {path!r} within {timeout:g} s"

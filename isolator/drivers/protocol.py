@@ -41,6 +41,7 @@ from isolator.drivers.answers import (
     json_object,
     string,
 )
+from isolator.drivers.blocking import BlockingPool
 from isolator.drivers.discovery import PluginAddress, PluginNotFoundError, find_plugin, json_get
 from isolator.drivers.transport import MAX_BODY, Backoff, ClientClosedError, PluginConnection
 from isolator.errors import DriverError
@@ -90,6 +91,8 @@ class VolumePluginAPI:
     - ``backoff``: how connection failures and not-yet-discovered plugins are retried;
       ``Backoff(budget=0)`` disables retries.
     - ``max_body``: the most bytes of one answer read (``transport.MAX_BODY``).
+    - ``blocking``: the threads discovery's file I/O runs on (a ``BlockingPool`` of its own
+      by default); ``DockerPluginClient`` checks mount points on it too.
 
     Use an instance from one event loop. Each plugin is discovered and activated on first
     use and kept until ``aclose``; a failed activation is not kept, so the next call
@@ -106,6 +109,7 @@ class VolumePluginAPI:
         query_timeout: float = QUERY_TIMEOUT,
         backoff: Backoff | None = None,
         max_body: int = MAX_BODY,
+        blocking: BlockingPool | None = None,
     ) -> None:
         if min(mount_timeout, unmount_timeout, query_timeout) <= 0:
             raise ValueError("timeouts must be positive")
@@ -118,6 +122,7 @@ class VolumePluginAPI:
         self.query_timeout = query_timeout
         self.backoff = Backoff() if backoff is None else backoff
         self.max_body = max_body
+        self.blocking = BlockingPool() if blocking is None else blocking
         self._closed = False
         # Touched on the loop only, so no lock: activations, done or under way.
         self._plugins: dict[str, asyncio.Task[PluginConnection]] = {}
@@ -252,7 +257,10 @@ class VolumePluginAPI:
             del self._plugins[driver]  # not cached: the next call tries again
 
     async def _activate(self, driver: str) -> PluginConnection:
-        plugin = PluginConnection(await self._discover(driver), max_body=self.max_body)
+        address = await self._discover(driver)
+        # Off the loop: an https plugin's TLS files are read here.
+        connect = functools.partial(PluginConnection, address, max_body=self.max_body)
+        plugin = await self.blocking.run(("connect", address), connect)
         try:
             answer = await self._exchange(plugin, "Plugin.Activate", None, self.query_timeout)
             implements = json_get(answer, "Implements")
@@ -270,11 +278,14 @@ class VolumePluginAPI:
         return plugin
 
     async def _discover(self, driver: str) -> PluginAddress:
-        """``find_plugin``, retried while not found (a plugin may be starting up)."""
+        """``find_plugin`` off the loop, retried while not found (a plugin may be starting)."""
+        find = functools.partial(
+            find_plugin, driver, socket_dir=self.socket_dir, spec_dirs=self.spec_dirs
+        )
 
         async def once() -> PluginAddress:
             self._check_open()
-            return find_plugin(driver, socket_dir=self.socket_dir, spec_dirs=self.spec_dirs)
+            return await self.blocking.run(("find", driver), find)
 
         def on_retry(error: Exception, delay: float) -> None:
             _log.warning("%s; retrying in %g s", error, delay)

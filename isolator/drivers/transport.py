@@ -158,7 +158,8 @@ class PluginConnection:
     """The HTTP client of one discovered plugin, and the one way to post to it.
 
     Use it from one event loop. Once closed, every post fails with ``ClientClosedError``,
-    including those waiting for an answer or for their next retry.
+    including those waiting for an answer or for their next retry. Building one may read
+    TLS files: do it off the loop.
     """
 
     def __init__(self, address: PluginAddress, *, max_body: int = MAX_BODY) -> None:
