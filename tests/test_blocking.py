@@ -1,5 +1,5 @@
 """``BlockingPool``: blocking calls off the loop, on a bounded number of threads, shared by
-key, each waiter free to give up."""
+key, each waiter free to give up; and ``Backoff`` giving up at a deadline."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ import pytest
 from conftest import WAIT
 
 from isolator.drivers.blocking import BlockingPool
+from isolator.drivers.deadline import Deadline
+from isolator.drivers.transport import Backoff
 
 
 class _Gate:
@@ -96,3 +98,31 @@ def test_errors_reach_every_waiter() -> None:
 def test_a_pool_needs_a_worker() -> None:
     with pytest.raises(ValueError, match="at least one worker"):
         BlockingPool(0)
+
+
+def test_backoff_starts_no_retry_past_the_deadline() -> None:
+    sleeps: list[float] = []
+
+    async def sleep(delay: float) -> None:
+        sleeps.append(delay)
+
+    async def refused() -> None:
+        raise ConnectionRefusedError
+
+    async def scenario() -> str:
+        backoff = Backoff(base_delay=0.25, budget=30.0, sleep=sleep)
+        try:
+            await backoff.retry(
+                refused,
+                (ConnectionRefusedError,),
+                on_retry=lambda error, delay: None,
+                give_up=lambda error, attempts, elapsed: ValueError(f"{attempts} attempt(s)"),
+                deadline=Deadline.after(1.0),  # fake sleeps: the loop's clock barely moves
+            )
+        except ValueError as error:
+            return str(error)
+        raise AssertionError("no give-up")
+
+    # Waits of 0.25 and 0.5 s fit in the second left; 1 s does not.
+    assert asyncio.run(scenario()) == "3 attempt(s)"
+    assert sleeps == [0.25, 0.5]

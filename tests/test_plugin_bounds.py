@@ -1,11 +1,14 @@
 """DockerPluginClient against plugins that misbehave: what is sent again and what never is,
-and the bounds on what a plugin can cost the agent (answer size, threads)."""
+and the bounds on what a plugin can cost the agent (answer size, time, threads)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import threading
+import time
 import tracemalloc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -15,6 +18,7 @@ from plugin_fakes import (
     Endless,
     Env,
     FakePlugin,
+    Hang,
     Last,
     Reply,
     failure,
@@ -23,7 +27,13 @@ from plugin_fakes import (
     submit,
 )
 
-from isolator.drivers.transport import MAX_BODY
+from isolator.drivers import discovery, plugin_client, protocol
+from isolator.drivers.blocking import FS_WORKERS
+from isolator.drivers.transport import MAX_BODY, Backoff, PluginUnreachableError
+from isolator.errors import DriverError
+
+DEADLINE_SLACK = 5.0
+"""Seconds a call may end after its deadline on a busy machine: generous, never tight."""
 
 MEMORY_BOUND = 16 << 20
 """Bytes the client may allocate at its peak while refusing an endless answer (the cap is
@@ -40,6 +50,10 @@ def server_loop() -> Iterator[Any]:
 def env(server_loop: Any) -> Iterator[Env]:
     with plugin_env(server_loop) as environment:
         yield environment
+
+
+def _fs_threads() -> int:
+    return sum(1 for t in threading.enumerate() if t.name == "isolator-driver-fs")
 
 
 # -- what is sent again ----------------------------------------------------------------------
@@ -132,6 +146,64 @@ def test_the_answer_limit_is_a_keyword(env: Env) -> None:
     assert "larger than 100 bytes, the limit" in str(error)
 
 
+# -- deadlines -------------------------------------------------------------------------------
+
+
+def test_a_hung_activate_fails_the_mount_at_its_timeout(env: Env) -> None:
+    plugin = env.plugin(Plugin_Activate=lambda body: Hang())
+    client = env.client(mount_timeout=2.0, query_timeout=60.0)
+    started = time.monotonic()
+    error = failure(client.mount("fake", "vol", {}), 2.0 + DEADLINE_SLACK)
+    elapsed = time.monotonic() - started
+    assert str(error) == (
+        "Docker volume plugin 'fake' did not mount volume 'vol' within 2 s: "
+        "still finding and activating the plugin"
+    )
+    assert 2.0 <= elapsed < 2.0 + DEADLINE_SLACK
+    assert plugin.methods() == ["Plugin.Activate"]
+
+
+def test_a_hung_activate_fails_the_unmount_at_its_timeout(env: Env) -> None:
+    env.plugin(Plugin_Activate=lambda body: Hang())
+    error = failure(env.client(unmount_timeout=0.3).unmount("fake", "vol"))
+    assert str(error) == (
+        "Docker volume plugin 'fake' did not unmount volume 'vol' within 0.3 s: "
+        "still finding and activating the plugin"
+    )
+
+
+def test_steps_that_each_fit_the_timeout_do_not_add_up_to_more(env: Env) -> None:
+    # Each call takes 0.4 s, within every per-call timeout; the four a mount makes would
+    # take 1.6 s, past the 0.5 s the whole mount has.
+    async def slow(reply: Reply) -> Reply:
+        await asyncio.sleep(0.4)  # the plugin's slowness: the scenario, not a wait
+        return reply
+
+    handlers = {
+        "Plugin_Activate": lambda b: slow((200, {"Implements": ["VolumeDriver"]})),
+        "VolumeDriver_Get": lambda b: slow((200, {"Err": "no such volume"})),
+        "VolumeDriver_Create": lambda b: slow((200, {})),
+        "VolumeDriver_Mount": lambda b: slow((200, {"Mountpoint": "/"})),
+    }
+    plugin = env.plugin(**handlers)
+    error = failure(env.client(mount_timeout=0.5).mount("fake", "vol", {}))
+    assert str(error).startswith("Docker volume plugin 'fake' did not mount volume 'vol' within")
+    assert "VolumeDriver.Mount" not in plugin.methods()
+
+
+def test_retries_stop_before_the_deadline(env: Env) -> None:
+    plugin = env.plugin()
+    client = env.client(backoff=Backoff(base_delay=0.5, budget=30.0), unmount_timeout=1.5)
+    client.mount("fake", "vol", {}).get(WAIT)
+    plugin.stop()  # nobody listens any more: every attempt is refused at connect
+    error = failure(client.unmount("fake", "vol"))
+    # Attempts at 0 and 0.5 s; the next would start at 1.5 s, at the deadline: given up
+    # with the transport's own words rather than cut short by the deadline.
+    assert isinstance(error, PluginUnreachableError)
+    assert "is not answering VolumeDriver.Unmount" in str(error)
+    assert "(gave up after 2 attempt(s)" in str(error)
+
+
 # -- file-system work off the loop, on bounded threads ---------------------------------------
 
 
@@ -145,3 +217,84 @@ def test_a_fifo_spec_file_is_refused_at_once_and_other_plugins_keep_working(env:
     )
     assert env.time.sleeps == []
     assert client.mount("healthy", "vol", {}).get(WAIT) == str(env.mounts / "vol")
+
+
+class _HungFileSystem:
+    """A file system call that hangs (a dead NFS server) until ``release``, for paths or
+    plugin names holding ``marker``; counts the calls that reached it."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+        self.entered = threading.Semaphore(0)
+        self._released = threading.Event()
+
+    def wrap(self, real: Callable[..., Any]) -> Callable[..., Any]:
+        def call(what: Any, *args: Any, **kwargs: Any) -> Any:
+            if self.marker in str(what):
+                self.entered.release()
+                self._released.wait()
+            return real(what, *args, **kwargs)
+
+        return call
+
+    def release(self) -> None:
+        self._released.set()
+
+
+@pytest.fixture
+def hung(monkeypatch: pytest.MonkeyPatch) -> Iterator[_HungFileSystem]:
+    """Discovery and the mount-point check hang for anything named ``hung...``."""
+    file_system = _HungFileSystem("hung")
+    monkeypatch.setattr(protocol, "find_plugin", file_system.wrap(discovery.find_plugin))
+    monkeypatch.setattr(plugin_client, "path_exists", file_system.wrap(plugin_client.path_exists))
+    yield file_system
+    file_system.release()
+
+
+def test_a_hung_spec_directory_delays_only_the_calls_that_need_it(
+    env: Env, hung: _HungFileSystem
+) -> None:
+    env.plugin("healthy")
+    client = env.client(mount_timeout=0.5)
+    stuck = [client.mount("hung", f"v{i}", {}) for i in range(20)]
+    assert hung.entered.acquire(timeout=WAIT)
+    # The loop is free: another plugin mounts while discovery of "hung" is stuck.
+    assert client.mount("healthy", "vol", {}).get(WAIT) == str(env.mounts / "vol")
+    for future in stuck:
+        error = failure(future, 0.5 + DEADLINE_SLACK)
+        assert str(error).endswith("within 0.5 s: still finding and activating the plugin")
+    # Twenty calls, one discovery: the activation is shared, so is its thread.
+    assert not hung.entered.acquire(timeout=0)
+    assert client.api.blocking.busy() == 1
+
+
+def test_hung_lookups_never_hold_more_than_the_pools_threads(
+    env: Env, hung: _HungFileSystem
+) -> None:
+    client = env.client(mount_timeout=0.5)
+    before = _fs_threads()
+    stuck = [client.mount(f"hung{i}", "vol", {}) for i in range(3 * FS_WORKERS)]
+    for _ in range(FS_WORKERS):
+        assert hung.entered.acquire(timeout=WAIT)
+    for future in stuck:
+        assert isinstance(failure(future, 0.5 + DEADLINE_SLACK), DriverError)
+    assert client.api.blocking.busy() == FS_WORKERS
+    assert _fs_threads() <= before + FS_WORKERS
+    assert not hung.entered.acquire(timeout=0)  # the others wait for a thread, not in one
+
+
+def test_a_hung_mount_point_fails_the_mount_at_its_deadline(
+    env: Env, hung: _HungFileSystem
+) -> None:
+    env.plugin()  # mounts volume NAME at <mounts>/NAME: the check of .../hung hangs
+    client = env.client(mount_timeout=0.5)
+    stuck = [client.mount("fake", "hung", {}) for _ in range(5)]
+    assert hung.entered.acquire(timeout=WAIT)
+    assert client.mount("fake", "other", {}).get(WAIT) == str(env.mounts / "other")
+    for future in stuck:
+        error = failure(future, 0.5 + DEADLINE_SLACK)
+        assert str(error) == (
+            "Docker volume plugin 'fake' did not mount volume 'hung' within 0.5 s: "
+            f"still checking mount point {str(env.mounts / 'hung')!r}"
+        )
+    assert not hung.entered.acquire(timeout=0)  # one check of that path, shared

@@ -12,13 +12,15 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from actors import EventLoopThread, Future
 from isolator.defaults import MOUNT_TIMEOUT, PLUGIN_SOCKET_DIR, PLUGIN_SPEC_DIRS, UNMOUNT_TIMEOUT
 from isolator.drivers._io import driver_loop
 from isolator.drivers.base import DriverClient
+from isolator.drivers.deadline import Deadline
 from isolator.drivers.mount_id import default_mount_id
 from isolator.drivers.protocol import (
     QUERY_TIMEOUT,
@@ -33,6 +35,15 @@ __all__ = ["DockerPluginClient"]
 
 T = TypeVar("T")
 
+_ACTIVATING = "finding and activating the plugin"
+
+
+@dataclass
+class _Progress:
+    """How far a call got, for its deadline's message."""
+
+    doing: str = _ACTIVATING
+
 
 def path_exists(path: str) -> bool:
     """The mount-point check (``os.path.exists``), blocking; named so tests can hang it."""
@@ -44,6 +55,9 @@ class DockerPluginClient(DriverClient):
 
     Keyword arguments, beyond those of ``VolumePluginAPI`` (``socket_dir``, ``spec_dirs``,
     ``mount_timeout``, ``unmount_timeout``, ``query_timeout``, ``backoff``, ``max_body``):
+
+    - ``mount_timeout`` and ``unmount_timeout`` here bound the whole call: discovery,
+      activation, retries, every exchange and the mount-point check.
 
     - ``explicit_create``: refuse to mount a volume the plugin does not have, instead of
       creating it first (dvdcli's ``--explicitcreate``).
@@ -87,12 +101,17 @@ class DockerPluginClient(DriverClient):
         self._closed = False
 
     def mount(self, driver: str, name: str, options: Mapping[str, str]) -> Future[str]:
-        """Get; Create with ``options`` if the plugin lacks the volume; Mount; the path."""
-        return self._submit(self._mount(driver, name, dict(options)))
+        """Get; Create with ``options`` if the plugin lacks the volume; Mount; the path.
+
+        All within ``mount_timeout``.
+        """
+        steps = functools.partial(self._mount, driver, name, dict(options))
+        return self._submit(self._within("mount", driver, name, self.api.mount_timeout, steps))
 
     def unmount(self, driver: str, name: str) -> Future[None]:
-        """Unmount with this client's mount ID."""
-        return self._submit(self.api.unmount(driver, name, self.mount_id))
+        """Unmount with this client's mount ID, within ``unmount_timeout``."""
+        steps = functools.partial(self._unmount, driver, name)
+        return self._submit(self._within("unmount", driver, name, self.api.unmount_timeout, steps))
 
     def close(self) -> None:
         """Close every plugin connection; calls made afterwards fail. Idempotent.
@@ -110,7 +129,7 @@ class DockerPluginClient(DriverClient):
         if not on_loop:  # waiting on the loop's own thread would deadlock
             done.wait(5.0)
 
-    # -- mount ------------------------------------------------------------------------------
+    # -- mount and unmount ------------------------------------------------------------------
 
     def _submit(self, coroutine: Coroutine[Any, Any, T]) -> Future[T]:
         if self._closed:
@@ -118,21 +137,69 @@ class DockerPluginClient(DriverClient):
             return Future.failed(ClientClosedError())
         return self.loop.submit(coroutine)
 
-    async def _mount(self, driver: str, name: str, options: dict[str, str]) -> str:
+    async def _within(
+        self,
+        verb: str,
+        driver: str,
+        name: str,
+        timeout: float,
+        steps: Callable[[Deadline, _Progress], Awaitable[T]],
+    ) -> T:
+        """Run ``steps`` under one deadline, ``timeout`` from now; its expiry names the step."""
+        deadline, progress = Deadline.after(timeout), _Progress()
+        try:
+            async with asyncio.timeout_at(deadline.when):
+                return await steps(deadline, progress)
+        except TimeoutError:
+            raise DriverError(
+                f"Docker volume plugin {driver!r} did not {verb} volume {name!r} within "
+                f"{timeout:g} s: still {progress.doing}"
+            ) from None
+
+    async def _mount(
+        self,
+        driver: str,
+        name: str,
+        options: Mapping[str, str],
+        deadline: Deadline,
+        progress: _Progress,
+    ) -> str:
         await self.api.activate(driver)  # first: an Activate error is no absent volume
-        why_missing = await self._missing(driver, name)
+        progress.doing = "waiting for VolumeDriver.Get"
+        why_missing = await self._missing(driver, name, deadline)
         if why_missing is not None:
-            if self.explicit_create:
-                raise DriverError(
-                    f"Docker volume {name!r} of plugin {driver!r} does not exist and "
-                    f"explicit create is on, so it is not created ({why_missing})"
-                )
-            await self.api.create(driver, name, options)
-        mountpoint = await self.api.mount(driver, name, self.mount_id)
+            progress.doing = "waiting for VolumeDriver.Create"
+            await self._create(driver, name, options, why_missing, deadline)
+        progress.doing = "waiting for VolumeDriver.Mount"
+        mountpoint = await self.api.mount(driver, name, self.mount_id, deadline=deadline)
+        progress.doing = f"checking mount point {mountpoint!r}"
         await self._check_mountpoint(driver, name, mountpoint)
         return mountpoint
 
-    async def _missing(self, driver: str, name: str) -> str | None:
+    async def _create(
+        self,
+        driver: str,
+        name: str,
+        options: Mapping[str, str],
+        why_missing: str,
+        deadline: Deadline,
+    ) -> None:
+        """Create the missing volume, unless explicit create is on (dvdcli's rule)."""
+        if self.explicit_create:
+            raise DriverError(
+                f"Docker volume {name!r} of plugin {driver!r} does not exist and "
+                f"explicit create is on, so it is not created ({why_missing})"
+            )
+        await self.api.create(driver, name, options, deadline=deadline)
+
+    async def _unmount(
+        self, driver: str, name: str, deadline: Deadline, progress: _Progress
+    ) -> None:
+        await self.api.activate(driver)
+        progress.doing = "waiting for VolumeDriver.Unmount"
+        await self.api.unmount(driver, name, self.mount_id, deadline=deadline)
+
+    async def _missing(self, driver: str, name: str, deadline: Deadline) -> str | None:
         """Get, as Docker's volume store: why the volume is absent, or None if present.
 
         Any error the plugin reports means "absent": a plugin without Get (404) or one
@@ -140,7 +207,7 @@ class DockerPluginClient(DriverClient):
         idempotent. Failing to reach the plugin is an error.
         """
         try:
-            await self.api.get(driver, name)
+            await self.api.get(driver, name, deadline=deadline)
         except PluginCallError as error:
             return str(error)
         except NoSuchVolumeError:
@@ -151,27 +218,19 @@ class DockerPluginClient(DriverClient):
         """Refuse a mount point the isolator could not bind-mount from.
 
         The plugin keeps the volume mounted for our ID: no Unmount is sent, since Mesos
-        may still use the volume under that same ID for other containers.
+        may still use the volume under that same ID for other containers. The existence
+        check runs on the API's bounded threads (a stat on a hung network mount blocks),
+        shared with any other check of the same path in flight.
         """
         prefix = f"Docker volume plugin {driver!r} returned"
         if not mountpoint:
             raise DriverError(f"{prefix} an empty mount point for volume {name!r}")
         if not os.path.isabs(mountpoint):
             raise DriverError(f"{prefix} a relative mount point {mountpoint!r} for volume {name!r}")
-        if not await self._exists(mountpoint):
+        exists = await self.api.blocking.run(
+            ("exists", mountpoint), functools.partial(path_exists, mountpoint)
+        )
+        if not exists:
             raise DriverError(
                 f"{prefix} mount point {mountpoint!r} for volume {name!r}, which does not exist"
             )
-
-    async def _exists(self, path: str) -> bool:
-        """``os.path.exists`` on the API's bounded threads, not the loop: a stat on a hung
-        network mount must not stall it. A check of the same path in flight is shared."""
-        timeout = self.api.mount_timeout
-        check = functools.partial(path_exists, path)
-        try:
-            async with asyncio.timeout(timeout):
-                return await self.api.blocking.run(("exists", path), check)
-        except TimeoutError:
-            raise DriverError(
-                f"Could not check mount point {path!r} within {timeout:g} s"
-            ) from None

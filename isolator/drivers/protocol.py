@@ -42,6 +42,7 @@ from isolator.drivers.answers import (
     string,
 )
 from isolator.drivers.blocking import BlockingPool
+from isolator.drivers.deadline import Deadline
 from isolator.drivers.discovery import PluginAddress, PluginNotFoundError, find_plugin, json_get
 from isolator.drivers.transport import MAX_BODY, Backoff, ClientClosedError, PluginConnection
 from isolator.errors import DriverError
@@ -93,6 +94,9 @@ class VolumePluginAPI:
     - ``max_body``: the most bytes of one answer read (``transport.MAX_BODY``).
     - ``blocking``: the threads discovery's file I/O runs on (a ``BlockingPool`` of its own
       by default); ``DockerPluginClient`` checks mount points on it too.
+
+    Each endpoint takes an optional ``deadline`` (its caller's, which the caller enforces):
+    no exchange is given, and no retry started, past it.
 
     Use an instance from one event loop. Each plugin is discovered and activated on first
     use and kept until ``aclose``; a failed activation is not kept, so the next call
@@ -147,48 +151,54 @@ class VolumePluginAPI:
         driver: str,
         name: str,
         options: Mapping[str, str],
+        *,
+        deadline: Deadline | None = None,
     ) -> None:
         """``/VolumeDriver.Create`` (plugins are expected to make it idempotent)."""
         body = {"Name": name, "Opts": dict(options)}
-        await self._call(driver, "VolumeDriver.Create", body, self.mount_timeout)
+        await self._call(driver, "VolumeDriver.Create", body, self.mount_timeout, deadline)
 
-    async def remove(self, driver: str, name: str) -> None:
+    async def remove(self, driver: str, name: str, *, deadline: Deadline | None = None) -> None:
         """``/VolumeDriver.Remove``."""
         body = {"Name": name}
-        await self._call(driver, "VolumeDriver.Remove", body, self.mount_timeout)
+        await self._call(driver, "VolumeDriver.Remove", body, self.mount_timeout, deadline)
 
-    async def mount(self, driver: str, name: str, mount_id: str) -> str:
+    async def mount(
+        self, driver: str, name: str, mount_id: str, *, deadline: Deadline | None = None
+    ) -> str:
         """``/VolumeDriver.Mount`` for caller ``mount_id``: the mount point, as sent."""
         body = {"Name": name, "ID": mount_id}
-        answer = await self._call(driver, "VolumeDriver.Mount", body, self.mount_timeout)
+        answer = await self._call(driver, "VolumeDriver.Mount", body, self.mount_timeout, deadline)
         return string(driver, "VolumeDriver.Mount", answer, "Mountpoint")
 
-    async def unmount(self, driver: str, name: str, mount_id: str) -> None:
+    async def unmount(
+        self, driver: str, name: str, mount_id: str, *, deadline: Deadline | None = None
+    ) -> None:
         """``/VolumeDriver.Unmount`` for caller ``mount_id``."""
         body = {"Name": name, "ID": mount_id}
-        await self._call(driver, "VolumeDriver.Unmount", body, self.unmount_timeout)
+        await self._call(driver, "VolumeDriver.Unmount", body, self.unmount_timeout, deadline)
 
-    async def path(self, driver: str, name: str) -> str:
+    async def path(self, driver: str, name: str, *, deadline: Deadline | None = None) -> str:
         """``/VolumeDriver.Path``: the mount point, ``""`` when the plugin has none."""
         body = {"Name": name}
-        answer = await self._call(driver, "VolumeDriver.Path", body, self.query_timeout)
+        answer = await self._call(driver, "VolumeDriver.Path", body, self.query_timeout, deadline)
         return string(driver, "VolumeDriver.Path", answer, "Mountpoint")
 
-    async def get(self, driver: str, name: str) -> JsonObject:
+    async def get(self, driver: str, name: str, *, deadline: Deadline | None = None) -> JsonObject:
         """``/VolumeDriver.Get``: the volume, keys spelled as Docker does (``Name``...).
 
         Raises ``NoSuchVolumeError`` when the answer holds no volume and no error.
         """
         body = {"Name": name}
-        answer = await self._call(driver, "VolumeDriver.Get", body, self.query_timeout)
+        answer = await self._call(driver, "VolumeDriver.Get", body, self.query_timeout, deadline)
         volume = json_object(driver, "VolumeDriver.Get", answer, "Volume")
         if volume is None:
             raise NoSuchVolumeError(driver, name)
         return canonical(volume, VOLUME_KEYS)
 
-    async def list(self, driver: str) -> JsonObjects:
+    async def list(self, driver: str, *, deadline: Deadline | None = None) -> JsonObjects:
         """``/VolumeDriver.List``: every volume of the plugin (``[]`` for ``null``)."""
-        answer = await self._call(driver, "VolumeDriver.List", {}, self.query_timeout)
+        answer = await self._call(driver, "VolumeDriver.List", {}, self.query_timeout, deadline)
         volumes = json_get(answer, "Volumes")
         if volumes is None:
             return []
@@ -196,10 +206,10 @@ class VolumePluginAPI:
             raise invalid(driver, "VolumeDriver.List", "Volumes is not a list of objects")
         return [canonical(volume, VOLUME_KEYS) for volume in volumes]
 
-    async def capabilities(self, driver: str) -> JsonObject:
+    async def capabilities(self, driver: str, *, deadline: Deadline | None = None) -> JsonObject:
         """``/VolumeDriver.Capabilities``, with ``Scope`` lowercased (``local`` if unset)."""
         method = "VolumeDriver.Capabilities"
-        answer = await self._call(driver, method, {}, self.query_timeout)
+        answer = await self._call(driver, method, {}, self.query_timeout, deadline)
         result = canonical(json_object(driver, method, answer, "Capabilities") or {}, ("Scope",))
         scope = result.get("Scope")
         result["Scope"] = scope.lower() if isinstance(scope, str) and scope else "local"
@@ -223,9 +233,10 @@ class VolumePluginAPI:
         method: str,
         body: JsonObject,
         timeout: float,
+        deadline: Deadline | None,
     ) -> JsonObject:
         plugin = await self.activate(driver)
-        return await self._exchange(plugin, method, body, timeout)
+        return await self._exchange(plugin, method, body, timeout, deadline)
 
     async def _exchange(
         self,
@@ -233,6 +244,7 @@ class VolumePluginAPI:
         method: str,
         body: JsonObject | None,
         timeout: float,
+        deadline: Deadline | None = None,
     ) -> JsonObject:
         """POST ``/<method>``; the decoded answer, or the error it carries, raised.
 
@@ -246,6 +258,7 @@ class VolumePluginAPI:
             timeout=timeout,
             backoff=self.backoff,
             may_resend=method in RESENDABLE,
+            deadline=deadline,
         )
         return decode(plugin.name, method, answer)
 

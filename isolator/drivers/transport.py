@@ -23,6 +23,7 @@ from typing import Final, TypeVar
 
 import httpx
 
+from isolator.drivers.deadline import Deadline
 from isolator.drivers.discovery import PluginAddress
 from isolator.errors import DriverError, strerror
 
@@ -134,11 +135,13 @@ class Backoff:
         *,
         on_retry: Callable[[Exception, float], None],
         give_up: Callable[[Exception, int, float], Exception],
+        deadline: Deadline | None = None,
     ) -> T:
         """``attempt()`` until it returns, raises a non-``retryable`` error, or the budget ends.
 
-        ``on_retry(error, delay)`` is told of each retry; at the end of the budget
-        ``give_up(error, attempts, elapsed)`` gives the error to raise.
+        ``on_retry(error, delay)`` is told of each retry; at the end of the budget, or when
+        the next attempt would start at or after ``deadline``, ``give_up(error, attempts,
+        elapsed)`` gives the error to raise.
         """
         start, tries = self.clock(), 0
         while True:
@@ -147,7 +150,8 @@ class Backoff:
             except retryable as error:
                 delay = self.delay(tries)
                 elapsed = self.clock() - start
-                if elapsed + delay >= self.budget:
+                late = deadline is not None and delay >= deadline.remaining()
+                if late or elapsed + delay >= self.budget:
                     raise give_up(error, tries + 1, elapsed) from None
                 on_retry(error, delay)
             await self.sleep(delay)
@@ -190,22 +194,28 @@ class PluginConnection:
         timeout: float,
         backoff: Backoff,
         may_resend: bool,
+        deadline: Deadline | None = None,
     ) -> Answer:
         """POST ``content`` to ``/<method>``; the answer, read up to ``max_body`` bytes.
 
         Failures to connect are retried as ``backoff`` says, and so are the other
         transport failures if ``may_resend``; a timed-out exchange never is, since the
-        plugin may still be doing the work. ``timeout`` bounds each exchange. Giving up
-        after failing to connect every time raises ``PluginUnreachableError``.
+        plugin may still be doing the work. ``timeout`` bounds each exchange; when
+        ``deadline`` comes first, the exchange ends there with ``TimeoutError``, for the
+        deadline's owner to word. Giving up after failing to connect every time raises
+        ``PluginUnreachableError``.
         """
         retryable = NOT_SENT + MAYBE_SENT if may_resend else NOT_SENT
 
         async def once() -> Answer:
             self._check_open()
+            limit = timeout if deadline is None else min(timeout, deadline.remaining())
             try:
-                async with asyncio.timeout(timeout):
+                async with asyncio.timeout(limit):
                     return await self._exchange(method, content)
             except TimeoutError:
+                if limit < timeout:
+                    raise  # the caller's deadline, not this exchange's timeout
                 raise DriverError(
                     f"Docker volume plugin {self.name!r} at {self.where} did not answer "
                     f"{method} within {timeout:g} s"
@@ -244,7 +254,9 @@ class PluginConnection:
                 f"{elapsed:.1f} s)"
             )
 
-        return await backoff.retry(once, retryable, on_retry=on_retry, give_up=give_up)
+        return await backoff.retry(
+            once, retryable, on_retry=on_retry, give_up=give_up, deadline=deadline
+        )
 
     async def aclose(self) -> None:
         """Close the connections; posts in flight end with ``ClientClosedError``."""
