@@ -1,5 +1,6 @@
 """DockerPluginClient against plugins that misbehave: what is sent again and what never is,
-and the bounds on what a plugin can cost the agent (answer size, time, threads)."""
+what a failed mount means (refused, or maybe mounted), and the bounds on what a plugin
+can cost the agent (answer size, time, threads)."""
 
 from __future__ import annotations
 
@@ -29,8 +30,9 @@ from plugin_fakes import (
 
 from isolator.drivers import discovery, plugin_client, protocol
 from isolator.drivers.blocking import FS_WORKERS
+from isolator.drivers.plugin_client import DockerPluginClient
 from isolator.drivers.transport import MAX_BODY, Backoff, PluginUnreachableError
-from isolator.errors import DriverError
+from isolator.errors import DriverError, MountRefusedError
 
 DEADLINE_SLACK = 5.0
 """Seconds a call may end after its deadline on a busy machine: generous, never tight."""
@@ -111,6 +113,91 @@ def test_a_mount_that_never_reached_the_plugin_is_sent_again(env: Env) -> None:
     assert env.time.sleeps == [0.02]
 
 
+def test_a_mount_that_could_never_be_sent_is_a_refusal(env: Env) -> None:
+    plugin = _dies_after_create(env)
+    error = failure(env.client().mount("fake", "vol", {}))
+    assert isinstance(error, MountRefusedError)
+    assert isinstance(error.__cause__, PluginUnreachableError)
+    assert str(error).startswith(
+        f"Docker volume plugin 'fake' at unix://{env.sockets}/fake.sock is not answering "
+        "VolumeDriver.Mount: "
+    )
+    assert env.time.sleeps == [0.02, 0.04, 0.08]
+    assert plugin.count("VolumeDriver.Mount") == 0
+
+
+# -- what a failed mount means ---------------------------------------------------------------
+
+Setup = Callable[[Env], tuple[str, DockerPluginClient]]
+
+
+def _fake(**handlers: Any) -> Setup:
+    """A plugin ``fake`` with these handlers, and a client with the test's time."""
+
+    overrides = handlers.pop("client", {})
+
+    def setup(env: Env) -> tuple[str, DockerPluginClient]:
+        env.plugin("fake", **handlers)
+        return "fake", env.client(**overrides)
+
+    return setup
+
+
+def _bad_spec(env: Env) -> tuple[str, DockerPluginClient]:
+    (env.etc / "bad.spec").write_text("nonsense\n")
+    return "bad", env.client()
+
+
+def _mount_answers(reply: Reply, **client: Any) -> Setup:
+    """A plugin ``fake`` whose Mount answers ``reply``."""
+    return _fake(VolumeDriver_Mount=lambda body: reply, client=client)
+
+
+_REFUSED: list[Any] = [
+    pytest.param(lambda env: ("ghost", env.client()), id="plugin-not-found"),
+    pytest.param(_bad_spec, id="spec-error"),
+    pytest.param(_fake(Plugin_Activate=lambda b: (500, {"Err": "no"})), id="activate-error"),
+    pytest.param(_fake(Plugin_Activate=lambda b: (200, {})), id="not-a-volume-driver"),
+    pytest.param(
+        _fake(Plugin_Activate=lambda b: Hang(), client={"mount_timeout": 0.3}),
+        id="activate-hangs-past-the-deadline",
+    ),
+    pytest.param(_fake(VolumeDriver_Get=lambda b: Close()), id="get-unreachable"),
+    pytest.param(_fake(client={"explicit_create": True}), id="explicit-create-and-absent"),
+    pytest.param(_fake(VolumeDriver_Create=lambda b: (500, {"Err": "no"})), id="create-error"),
+    pytest.param(_fake(VolumeDriver_Create=lambda b: Close()), id="create-connection-lost"),
+    pytest.param(
+        _fake(VolumeDriver_Create=lambda b: Hang(), client={"mount_timeout": 0.3}),
+        id="create-hangs-past-the-deadline",
+    ),
+    pytest.param(_mount_answers((500, {"Err": "no"})), id="mount-error"),
+    pytest.param(_mount_answers((200, {"Err": "no"})), id="mount-err-in-a-200"),
+]
+
+_MAYBE_MOUNTED: list[Any] = [
+    pytest.param(_mount_answers(Hang(), mount_timeout=0.3), id="mount-hangs-past-the-deadline"),
+    pytest.param(_mount_answers(Close()), id="mount-connection-lost"),
+    pytest.param(_mount_answers((200, "<html>")), id="mount-invalid-answer"),
+    pytest.param(_mount_answers(Endless()), id="mount-answer-too-large"),
+    pytest.param(_mount_answers((200, {"Mountpoint": "/nonexistent/x"})), id="bad-mount-point"),
+]
+
+
+@pytest.mark.parametrize("setup", _REFUSED)
+def test_a_mount_the_plugin_cannot_have_done_is_refused(env: Env, setup: Setup) -> None:
+    driver, client = setup(env)
+    error = failure(client.mount(driver, "vol", {}))
+    assert isinstance(error, MountRefusedError), repr(error)
+
+
+@pytest.mark.parametrize("setup", _MAYBE_MOUNTED)
+def test_a_mount_the_plugin_may_have_done_is_no_refusal(env: Env, setup: Setup) -> None:
+    driver, client = setup(env)
+    error = failure(client.mount(driver, "vol", {}))
+    assert isinstance(error, DriverError)
+    assert not isinstance(error, MountRefusedError), repr(error)
+
+
 # -- answers are bounded ---------------------------------------------------------------------
 
 
@@ -159,6 +246,7 @@ def test_a_hung_activate_fails_the_mount_at_its_timeout(env: Env) -> None:
         "Docker volume plugin 'fake' did not mount volume 'vol' within 2 s: "
         "still finding and activating the plugin"
     )
+    assert isinstance(error, MountRefusedError)
     assert 2.0 <= elapsed < 2.0 + DEADLINE_SLACK
     assert plugin.methods() == ["Plugin.Activate"]
 
@@ -170,6 +258,7 @@ def test_a_hung_activate_fails_the_unmount_at_its_timeout(env: Env) -> None:
         "Docker volume plugin 'fake' did not unmount volume 'vol' within 0.3 s: "
         "still finding and activating the plugin"
     )
+    assert not isinstance(error, MountRefusedError)
 
 
 def test_steps_that_each_fit_the_timeout_do_not_add_up_to_more(env: Env) -> None:
@@ -188,6 +277,7 @@ def test_steps_that_each_fit_the_timeout_do_not_add_up_to_more(env: Env) -> None
     plugin = env.plugin(**handlers)
     error = failure(env.client(mount_timeout=0.5).mount("fake", "vol", {}))
     assert str(error).startswith("Docker volume plugin 'fake' did not mount volume 'vol' within")
+    assert isinstance(error, MountRefusedError)  # it never got as far as Mount
     assert "VolumeDriver.Mount" not in plugin.methods()
 
 
@@ -215,6 +305,7 @@ def test_a_fifo_spec_file_is_refused_at_once_and_other_plugins_keep_working(env:
     assert str(error) == (
         f"Docker volume plugin 'stuck': {env.etc}/stuck.spec: cannot read it: not a regular file"
     )
+    assert isinstance(error, MountRefusedError)
     assert env.time.sleeps == []
     assert client.mount("healthy", "vol", {}).get(WAIT) == str(env.mounts / "vol")
 
@@ -263,6 +354,7 @@ def test_a_hung_spec_directory_delays_only_the_calls_that_need_it(
     for future in stuck:
         error = failure(future, 0.5 + DEADLINE_SLACK)
         assert str(error).endswith("within 0.5 s: still finding and activating the plugin")
+        assert isinstance(error, MountRefusedError)
     # Twenty calls, one discovery: the activation is shared, so is its thread.
     assert not hung.entered.acquire(timeout=0)
     assert client.api.blocking.busy() == 1
@@ -277,13 +369,13 @@ def test_hung_lookups_never_hold_more_than_the_pools_threads(
     for _ in range(FS_WORKERS):
         assert hung.entered.acquire(timeout=WAIT)
     for future in stuck:
-        assert isinstance(failure(future, 0.5 + DEADLINE_SLACK), DriverError)
+        assert isinstance(failure(future, 0.5 + DEADLINE_SLACK), MountRefusedError)
     assert client.api.blocking.busy() == FS_WORKERS
     assert _fs_threads() <= before + FS_WORKERS
     assert not hung.entered.acquire(timeout=0)  # the others wait for a thread, not in one
 
 
-def test_a_hung_mount_point_fails_the_mount_at_its_deadline(
+def test_a_hung_mount_point_fails_the_mount_at_its_deadline_as_maybe_mounted(
     env: Env, hung: _HungFileSystem
 ) -> None:
     env.plugin()  # mounts volume NAME at <mounts>/NAME: the check of .../hung hangs
@@ -297,4 +389,5 @@ def test_a_hung_mount_point_fails_the_mount_at_its_deadline(
             "Docker volume plugin 'fake' did not mount volume 'hung' within 0.5 s: "
             f"still checking mount point {str(env.mounts / 'hung')!r}"
         )
+        assert not isinstance(error, MountRefusedError)  # Mount succeeded: it is mounted
     assert not hung.entered.acquire(timeout=0)  # one check of that path, shared

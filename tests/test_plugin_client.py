@@ -35,7 +35,7 @@ from isolator.drivers.mount_id import default_mount_id, machine_identity
 from isolator.drivers.plugin_client import DockerPluginClient
 from isolator.drivers.protocol import PluginCallError, VolumePluginAPI
 from isolator.drivers.transport import ACCEPT, Backoff
-from isolator.errors import DriverError
+from isolator.errors import DriverError, MountRefusedError
 
 HEX64 = re.compile(r"[0-9a-f]{64}")
 
@@ -106,7 +106,7 @@ def test_every_form_of_absent_leads_to_create(env: Env, get_reply: Reply) -> Non
 def test_explicit_create_refuses_a_missing_volume(env: Env) -> None:
     plugin = env.plugin()
     error = failure(env.client(explicit_create=True).mount("fake", "vol", {"a": "b"}))
-    assert isinstance(error, DriverError)
+    assert isinstance(error, MountRefusedError)  # nothing mounted: nothing to unmount
     assert str(error) == (
         "Docker volume 'vol' of plugin 'fake' does not exist and explicit create is on, "
         "so it is not created (VolumeDriver.Get: no such volume)"
@@ -157,7 +157,8 @@ def test_a_failed_activation_is_not_cached(env: Env) -> None:
     plugin = env.plugin(Plugin_Activate=lambda body: next(answers))
     client = env.client()
     error = failure(client.mount("fake", "vol", {}))
-    assert isinstance(error, PluginCallError)
+    assert isinstance(error, MountRefusedError)
+    assert isinstance(error.__cause__, PluginCallError)
     assert str(error) == "Plugin.Activate: starting up"
     assert client.mount("fake", "vol", {}).get(WAIT)
     assert plugin.count("Plugin.Activate") == 2
@@ -212,9 +213,11 @@ def test_implements_is_read_case_insensitively(env: Env) -> None:
 def test_every_error_form(env: Env, reply: Reply, status: int, message: str) -> None:
     plugin = env.plugin(VolumeDriver_Mount=lambda body: reply)
     error = failure(env.client().mount("fake", "vol", {}))
-    assert isinstance(error, PluginCallError)
+    assert isinstance(error, MountRefusedError)  # the plugin said no: nothing to unmount
     assert str(error) == f"VolumeDriver.Mount: {message}"
-    assert (error.plugin, error.method, error.status) == ("fake", "VolumeDriver.Mount", status)
+    cause = error.__cause__
+    assert isinstance(cause, PluginCallError)
+    assert (cause.plugin, cause.method, cause.status) == ("fake", "VolumeDriver.Mount", status)
     assert plugin.count("VolumeDriver.Mount") == 1  # HTTP errors are never retried
 
 
@@ -336,6 +339,7 @@ def test_a_plugin_that_never_answers_times_out_without_retry(env: Env) -> None:
         "Docker volume plugin 'fake' did not mount volume 'vol' within 0.3 s: "
         "still waiting for VolumeDriver.Mount"
     )
+    assert not isinstance(error, MountRefusedError)  # it may have mounted
     assert plugin.count("VolumeDriver.Mount") == 1
 
 
@@ -384,7 +388,8 @@ def test_no_retries_with_a_zero_budget(env: Env) -> None:
 def test_a_missing_plugin_fails_by_name_with_the_paths(env: Env) -> None:
     error = failure(env.client().mount("ghost", "vol", {}))
     assert env.time.sleeps == [0.02, 0.04, 0.08]  # discovery retries as requests do
-    assert isinstance(error, PluginNotFoundError)
+    assert isinstance(error, MountRefusedError)
+    assert isinstance(error.__cause__, PluginNotFoundError)
     assert str(error).startswith(
         f"Docker volume plugin 'ghost' not found; looked for {env.sockets}/ghost.sock, "
         f"{env.sockets}/ghost/ghost.sock, {env.etc}/ghost.spec,"

@@ -5,6 +5,13 @@ dvdcli is unmaintained and costs a process per call; this client makes the
 hung plugin holds up nothing but its own calls. It adds what a mount means to Docker's
 volume store: Get, Create when the volume is missing, Mount, and a mount point the
 isolator can bind-mount from.
+
+It also decides what a failed mount means for the isolator: ``MountRefusedError`` when
+the plugin cannot have mounted anything for this call (it was not found or activated,
+refused Get's absent volume under explicit create, refused Create or Mount with an error
+answer, was never reached with Mount, or the deadline came before Mount was sent); any
+other ``DriverError`` when it may have (Mount timed out or its connection was lost after
+sending, its answer was bad, the mount point it returned is unusable).
 """
 
 from __future__ import annotations
@@ -28,8 +35,8 @@ from isolator.drivers.protocol import (
     PluginCallError,
     VolumePluginAPI,
 )
-from isolator.drivers.transport import MAX_BODY, Backoff, ClientClosedError
-from isolator.errors import DriverError
+from isolator.drivers.transport import MAX_BODY, Backoff, ClientClosedError, PluginUnreachableError
+from isolator.errors import DriverError, MountRefusedError
 
 __all__ = ["DockerPluginClient"]
 
@@ -40,14 +47,21 @@ _ACTIVATING = "finding and activating the plugin"
 
 @dataclass
 class _Progress:
-    """How far a call got, for its deadline's message."""
+    """How far a call got: for its deadline's message, and whether the plugin may have
+    mounted anything yet (a failure before that is a refusal)."""
 
+    refusal: bool
     doing: str = _ACTIVATING
 
 
 def path_exists(path: str) -> bool:
     """The mount-point check (``os.path.exists``), blocking; named so tests can hang it."""
     return os.path.exists(path)
+
+
+def _refused(error: DriverError) -> MountRefusedError:
+    """The same message, as a refusal (raise it ``from error``): nothing needs an unmount."""
+    return MountRefusedError(str(error))
 
 
 class DockerPluginClient(DriverClient):
@@ -103,7 +117,8 @@ class DockerPluginClient(DriverClient):
     def mount(self, driver: str, name: str, options: Mapping[str, str]) -> Future[str]:
         """Get; Create with ``options`` if the plugin lacks the volume; Mount; the path.
 
-        All within ``mount_timeout``.
+        All within ``mount_timeout``. Fails with ``MountRefusedError`` when nothing can
+        have been mounted, with another ``DriverError`` when the volume may be mounted.
         """
         steps = functools.partial(self._mount, driver, name, dict(options))
         return self._submit(self._within("mount", driver, name, self.api.mount_timeout, steps))
@@ -146,12 +161,13 @@ class DockerPluginClient(DriverClient):
         steps: Callable[[Deadline, _Progress], Awaitable[T]],
     ) -> T:
         """Run ``steps`` under one deadline, ``timeout`` from now; its expiry names the step."""
-        deadline, progress = Deadline.after(timeout), _Progress()
+        deadline, progress = Deadline.after(timeout), _Progress(refusal=verb == "mount")
         try:
             async with asyncio.timeout_at(deadline.when):
                 return await steps(deadline, progress)
         except TimeoutError:
-            raise DriverError(
+            kind = MountRefusedError if progress.refusal else DriverError
+            raise kind(
                 f"Docker volume plugin {driver!r} did not {verb} volume {name!r} within "
                 f"{timeout:g} s: still {progress.doing}"
             ) from None
@@ -164,14 +180,20 @@ class DockerPluginClient(DriverClient):
         deadline: Deadline,
         progress: _Progress,
     ) -> str:
-        await self.api.activate(driver)  # first: an Activate error is no absent volume
-        progress.doing = "waiting for VolumeDriver.Get"
-        why_missing = await self._missing(driver, name, deadline)
-        if why_missing is not None:
-            progress.doing = "waiting for VolumeDriver.Create"
-            await self._create(driver, name, options, why_missing, deadline)
-        progress.doing = "waiting for VolumeDriver.Mount"
-        mountpoint = await self.api.mount(driver, name, self.mount_id, deadline=deadline)
+        try:  # nothing is asked to mount yet: any failure is a refusal
+            await self.api.activate(driver)  # first: an Activate error is no absent volume
+            progress.doing = "waiting for VolumeDriver.Get"
+            why_missing = await self._missing(driver, name, deadline)
+            if why_missing is not None:
+                progress.doing = "waiting for VolumeDriver.Create"
+                await self._create(driver, name, options, why_missing, deadline)
+        except DriverError as error:
+            raise _refused(error) from error
+        progress.doing, progress.refusal = "waiting for VolumeDriver.Mount", False
+        try:
+            mountpoint = await self.api.mount(driver, name, self.mount_id, deadline=deadline)
+        except (PluginCallError, PluginUnreachableError) as error:  # said no, or never sent
+            raise _refused(error) from error
         progress.doing = f"checking mount point {mountpoint!r}"
         await self._check_mountpoint(driver, name, mountpoint)
         return mountpoint
