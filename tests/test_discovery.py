@@ -14,6 +14,7 @@ import pytest
 
 from isolator.defaults import PLUGIN_SOCKET_DIR, PLUGIN_SPEC_DIRS
 from isolator.drivers.discovery import (
+    MAX_SPEC_BYTES,
     PluginAddress,
     PluginNotFoundError,
     PluginSpecError,
@@ -252,6 +253,34 @@ def test_unreadable_spec(dirs: Dirs) -> None:
     (dirs.etc / "p.spec").mkdir()  # exists, cannot be read as a file
     with pytest.raises(PluginSpecError, match=r"p\.spec: cannot read it"):
         dirs.find("p")
+
+
+@pytest.mark.parametrize("kind", ["fifo", "link-to-fifo", "device"])
+def test_a_spec_that_is_no_regular_file_is_refused_without_reading(dirs: Dirs, kind: str) -> None:
+    # Reading a FIFO would wait for a writer, forever; /dev/zero would never end.
+    path = dirs.etc / "p.json"
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "link-to-fifo":
+        os.mkfifo(dirs.root / "fifo")
+        os.symlink(dirs.root / "fifo", path)
+    else:
+        os.symlink("/dev/zero", path)
+    with pytest.raises(PluginSpecError) as caught:
+        dirs.find("p")
+    assert str(caught.value) == (
+        f"Docker volume plugin 'p': {path}: cannot read it: not a regular file"
+    )
+
+
+def test_an_oversized_spec_is_refused(dirs: Dirs) -> None:
+    write(dirs.etc / "p.spec", "tcp://127.0.0.1:1" + " " * MAX_SPEC_BYTES)
+    with pytest.raises(
+        PluginSpecError, match=f"cannot read it: larger than {MAX_SPEC_BYTES} bytes"
+    ):
+        dirs.find("p")
+    write(dirs.etc / "p.spec", "tcp://127.0.0.1:1".ljust(MAX_SPEC_BYTES))  # at the limit: fine
+    assert dirs.find("p").host == "127.0.0.1:1"
 
 
 # -- JSON specs ------------------------------------------------------------------------------

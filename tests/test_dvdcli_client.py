@@ -10,6 +10,7 @@ import signal
 import stat
 import threading
 import time
+import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,9 +21,13 @@ from actors import EventLoopThread, Future
 from isolator.drivers import duration, dvdcli, process
 from isolator.drivers.duration import format_duration
 from isolator.drivers.dvdcli import DvdcliClient
-from isolator.errors import DriverError
+from isolator.errors import DriverError, MountRefusedError
 
 WAIT = 10.0  # an upper bound on any single wait; tests finish far sooner
+
+MEMORY_BOUND = 16 << 20
+"""Bytes the client may allocate at its peak while stopping a flood (the cap is 1 MiB a
+stream; without it the buffer grows as long as the flood lasts)."""
 
 
 @pytest.fixture
@@ -338,6 +343,73 @@ def test_spawn_failure(tmp_path: Path, loop: EventLoopThread, make: str, reason:
     )
     assert _failure(client.unmount("d", "n")) == (
         f"Failed to execute '{path}, {path}, unmount, --volumedriver=d, --volumename=n': {reason}"
+    )
+
+
+def test_a_mount_that_dvdcli_may_have_done_is_no_refusal(
+    tmp_path: Path, loop: EventLoopThread
+) -> None:
+    # dvdcli ran, and may have mounted before it failed: only a spawn failure is a refusal.
+    client = DvdcliClient(_script(tmp_path, "echo /mnt; exit 1"), loop=loop)
+    with pytest.raises(DriverError) as caught:
+        client.mount("d", "n", {}).get(timeout=WAIT)
+    assert not isinstance(caught.value, MountRefusedError)
+
+
+def test_a_mount_dvdcli_could_not_even_start_is_a_refusal(
+    tmp_path: Path, loop: EventLoopThread
+) -> None:
+    client = DvdcliClient(str(tmp_path / "missing"), loop=loop)
+    with pytest.raises(MountRefusedError, match=r"^Failed to execute "):
+        client.mount("d", "n", {}).get(timeout=WAIT)
+    with pytest.raises(DriverError) as caught:  # an unmount is never a refused mount
+        client.unmount("d", "n").get(timeout=WAIT)
+    assert not isinstance(caught.value, MountRefusedError)
+
+
+# -- output is bounded -------------------------------------------------------------------------
+
+FLOOD = 'yes "$1" {redirect} &\necho $! > "$DIR/grandchild"\necho $$ > "$DIR/child"\nwait'
+"""A dvdcli whose child floods a stream forever; it records both pids."""
+
+
+@pytest.mark.parametrize(
+    ("operation", "stream", "redirect"),
+    [("mount", "stdout", ""), ("mount", "stderr", ">&2"), ("unmount", "stderr", ">&2")],
+)
+def test_a_flooding_dvdcli_is_killed_at_the_output_limit(
+    tmp_path: Path, loop: EventLoopThread, operation: str, stream: str, redirect: str
+) -> None:
+    path = _script(tmp_path, FLOOD.format(redirect=redirect))
+    child_pid = _PidChannel(tmp_path / "child")
+    grandchild_pid = _PidChannel(tmp_path / "grandchild")
+    client = DvdcliClient(path, loop=loop)
+    tracemalloc.start()
+    try:
+        future = client.mount("d", "n", {}) if operation == "mount" else client.unmount("d", "n")
+        text = _failure(future)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    assert text == (
+        f"'{operation}' wrote more than {process.MAX_OUTPUT} bytes to {stream}, "
+        "so its process group was killed"
+    )
+    assert peak < MEMORY_BOUND, f"peak {peak} bytes"
+    child, grandchild = child_pid.read(), grandchild_pid.read()
+    assert not os.path.exists(f"/proc/{child}"), "the child must be killed and reaped"
+    assert _wait_dead(grandchild), "the flooding grandchild must be killed"
+
+
+def test_the_output_limit_is_a_keyword(tmp_path: Path, loop: EventLoopThread) -> None:
+    at_limit = _script(tmp_path, "printf /123456789", name="ten")
+    over = _script(tmp_path, "printf /1234567890", name="eleven")
+    mounted = DvdcliClient(at_limit, max_output=10, loop=loop).mount("d", "n", {})
+    assert mounted.get(timeout=WAIT) == "/123456789"
+    flooded = DvdcliClient(over, max_output=10, loop=loop).mount("d", "n", {})
+    assert _failure(flooded) == (
+        "'mount' wrote more than 10 bytes to stdout, so its process group was killed"
     )
 
 

@@ -3,10 +3,6 @@ and the reference plugin of ``isolator.plugin``."""
 
 from __future__ import annotations
 
-import asyncio
-import collections
-import functools
-import inspect
 import json
 import os
 import re
@@ -14,14 +10,24 @@ import shutil
 import socket
 import ssl
 import subprocess
-import tempfile
-import threading
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any
 
 import pytest
+from conftest import WAIT
+from plugin_fakes import (
+    Close,
+    Env,
+    FakePlugin,
+    Hang,
+    Reply,
+    failure,
+    fake_plugin_loop,
+    plugin_env,
+    submit,
+)
 
 from actors import EventLoopThread, Future
 from isolator.drivers.discovery import PluginNotFoundError
@@ -29,324 +35,21 @@ from isolator.drivers.mount_id import default_mount_id, machine_identity
 from isolator.drivers.plugin_client import DockerPluginClient
 from isolator.drivers.protocol import PluginCallError, VolumePluginAPI
 from isolator.drivers.transport import ACCEPT, Backoff
-from isolator.errors import DriverError
-
-WAIT = 5.0
-"""How long a test waits on a future that should complete at once."""
+from isolator.errors import DriverError, MountRefusedError
 
 HEX64 = re.compile(r"[0-9a-f]{64}")
-
-T = TypeVar("T")
-
-
-# -- a fake plugin: a small HTTP/1.1 server on the test's own event loop ----------------------
-
-
-@dataclass
-class Call:
-    method: str
-    body: Any
-    raw: bytes
-    headers: dict[str, str]
-
-
-class Hang:
-    """Accept the request and never answer (until the server stops)."""
-
-
-class Close:
-    """Close the connection without answering."""
-
-
-Reply = tuple[int, Any] | Hang | Close
-"""(status, payload): a dict/list/None is sent as JSON, bytes and str as they are."""
-Handler = Callable[[Any], Reply | Awaitable[Reply]]
-
-_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 500: "Internal Server Error"}
-
-
-class FakePlugin:
-    """A volume plugin whose every endpoint can be replaced by a handler.
-
-    The default endpoints keep volumes in a dict and mount them at ``<root>/<name>``.
-    """
-
-    def __init__(self, loop: EventLoopThread, root: Path, **handlers: Handler) -> None:
-        self.loop = loop
-        self.root = root
-        self.volumes: dict[str, dict[str, Any]] = {}
-        self.calls: list[Call] = []
-        self._seen: dict[str, threading.Event] = collections.defaultdict(threading.Event)
-        self._handlers: dict[str, Handler] = {
-            "Plugin.Activate": lambda body: (200, {"Implements": ["VolumeDriver"]}),
-            "VolumeDriver.Create": self._create,
-            "VolumeDriver.Remove": self._remove,
-            "VolumeDriver.Mount": self._mount,
-            "VolumeDriver.Unmount": lambda body: (200, {"Err": ""}),
-            "VolumeDriver.Path": lambda body: (200, {"Mountpoint": str(root / body["Name"])}),
-            "VolumeDriver.Get": self._get,
-            "VolumeDriver.List": lambda body: (
-                200,
-                {"Volumes": [{"Name": n} for n in sorted(self.volumes)], "Err": ""},
-            ),
-            "VolumeDriver.Capabilities": lambda body: (200, {"Capabilities": {"Scope": "local"}}),
-        }
-        for key, handler in handlers.items():
-            self._handlers[key.replace("_", ".")] = handler
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self.gate: asyncio.Event | None = None
-
-    # default endpoints
-    def _create(self, body: Any) -> Reply:
-        self.volumes.setdefault(body["Name"], {"Opts": body.get("Opts")})
-        return 200, {"Err": ""}
-
-    def _remove(self, body: Any) -> Reply:
-        self.volumes.pop(body["Name"], None)
-        return 200, {"Err": ""}
-
-    def _get(self, body: Any) -> Reply:
-        if body["Name"] not in self.volumes:
-            return 200, {"Err": "no such volume"}
-        return 200, {"Volume": {"Name": body["Name"], "Mountpoint": ""}, "Err": ""}
-
-    def _mount(self, body: Any) -> Reply:
-        path = self.root / body["Name"]
-        path.mkdir(parents=True, exist_ok=True)
-        return 200, {"Mountpoint": str(path), "Err": ""}
-
-    # serving
-    def start_unix(self, path: Path) -> FakePlugin:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.loop.submit(
-            self._start(lambda: asyncio.start_unix_server(self._serve, str(path)))
-        ).get(WAIT)
-        return self
-
-    def start_tcp(self, context: ssl.SSLContext | None = None) -> int:
-        """Listen on 127.0.0.1 only; the port."""
-        self.loop.submit(
-            self._start(lambda: asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=context))
-        ).get(WAIT)
-        assert self._server is not None
-        return int(self._server.sockets[0].getsockname()[1])
-
-    async def _start(self, starter: Callable[[], Awaitable[asyncio.Server]]) -> None:
-        self.gate = asyncio.Event()
-        self._server = await starter()
-
-    def release(self) -> None:
-        """Let handlers waiting on ``gate`` go on."""
-        gate = self.gate
-        assert gate is not None
-        self.loop.loop.call_soon_threadsafe(gate.set)
-
-    def stop(self) -> None:
-        self.loop.submit(self._stop()).get(WAIT)
-
-    async def _stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            self._server = None
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    def seen(self, method: str) -> threading.Event:
-        """Set once ``method`` was received."""
-        return self._seen[method]
-
-    def methods(self) -> list[str]:
-        return [call.method for call in self.calls]
-
-    def count(self, method: str) -> int:
-        return self.methods().count(method)
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
-        try:
-            while await self._one(reader, writer):
-                pass
-        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
-            pass
-        finally:
-            self._tasks.discard(task)
-            writer.close()
-
-    async def _one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
-        try:
-            head = await reader.readuntil(b"\r\n\r\n")
-        except asyncio.IncompleteReadError:
-            return False
-        lines = head.decode("latin-1").split("\r\n")
-        _, target, _ = lines[0].split(" ", 2)
-        headers = {}
-        for line in lines[1:]:
-            if line:
-                key, _, value = line.partition(":")
-                headers[key.strip().lower()] = value.strip()
-        raw = await reader.readexactly(int(headers.get("content-length", "0")))
-        method = target.lstrip("/")
-        try:
-            body = json.loads(raw) if raw.strip() else {}
-        except ValueError:
-            body = None
-        self.calls.append(Call(method, body, raw, headers))
-        self._seen[method].set()
-        handler = self._handlers.get(method)
-        outcome = (404, "404 page not found\n") if handler is None else handler(body)
-        reply = cast("Reply", await outcome if inspect.isawaitable(outcome) else outcome)
-        if isinstance(reply, Hang):
-            await asyncio.Event().wait()
-        if isinstance(reply, Close):
-            return False
-        assert isinstance(reply, tuple)
-        status, payload = reply
-        if isinstance(payload, bytes):
-            data = payload
-        elif isinstance(payload, str):
-            data = payload.encode()
-        else:
-            data = (json.dumps(payload) + "\n").encode()
-        writer.write(
-            f"HTTP/1.1 {status} {_REASONS.get(status, 'Whatever')}\r\n"
-            "Content-Type: application/vnd.docker.plugins.v1.1+json\r\n"
-            f"Content-Length: {len(data)}\r\n\r\n".encode()
-            + data
-        )
-        await writer.drain()
-        return True
-
-
-# -- fixtures --------------------------------------------------------------------------------
-
-
-class FakeTime:
-    """Time for a ``Backoff`` that only its own sleeps move: retries are counted, not waited.
-
-    ``sleeps`` lists every retry delay. While ``held``, a sleep also waits for ``wake()``,
-    so a test can act between two attempts.
-    """
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-        self.held = False
-        self.asleep = threading.Event()
-        self._wake: Callable[[], object] | None = None
-
-    def backoff(self, **policy: float) -> Backoff:
-        return Backoff(clock=self.clock, sleep=self.sleep, **policy)
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, delay: float) -> None:
-        self.sleeps.append(delay)
-        self.now += delay
-        if not self.held:
-            await asyncio.sleep(0)
-            return
-        loop, gate = asyncio.get_running_loop(), asyncio.Event()
-        self._wake = functools.partial(loop.call_soon_threadsafe, gate.set)
-        self.asleep.set()
-        await gate.wait()
-
-    def wake(self) -> None:
-        assert self._wake is not None, "nobody is asleep"
-        self.held = False
-        self._wake()
-
-
-class Env:
-    """Plugin dirs under a short temp root, plus factories that clean up after themselves."""
-
-    def __init__(self, root: Path, loop: EventLoopThread) -> None:
-        self.root = root
-        self.loop = loop
-        self.sockets = root / "run"
-        self.etc = root / "etc"
-        self.lib = root / "lib"
-        self.mounts = root / "mnt"
-        for directory in (self.sockets, self.etc, self.lib, self.mounts):
-            directory.mkdir()
-        self.time = FakeTime()
-        self._plugins: list[FakePlugin] = []
-        self._clients: list[DockerPluginClient] = []
-        self._stoppers: list[Callable[[], None]] = []
-
-    def plugin(self, name: str = "fake", /, **handlers: Handler) -> FakePlugin:
-        """A fake plugin serving on ``<sockets>/<name>.sock``."""
-        plugin = FakePlugin(self.loop, self.mounts, **handlers)
-        self._plugins.append(plugin)
-        return plugin.start_unix(self.sockets / f"{name}.sock")
-
-    def tcp_plugin(
-        self, context: ssl.SSLContext | None = None, **handlers: Handler
-    ) -> tuple[FakePlugin, int]:
-        plugin = FakePlugin(self.loop, self.mounts, **handlers)
-        self._plugins.append(plugin)
-        return plugin, plugin.start_tcp(context)
-
-    def client(self, **overrides: Any) -> DockerPluginClient:
-        """A client whose retries run on ``self.time``: 0.02 s, then doubling, for 0.3 s."""
-        arguments: dict[str, Any] = {
-            "socket_dir": str(self.sockets),
-            "spec_dirs": [str(self.etc), str(self.lib)],
-            "mount_timeout": 5.0,
-            "unmount_timeout": 5.0,
-            "query_timeout": 5.0,
-            "backoff": self.time.backoff(budget=0.3, base_delay=0.02),
-        }
-        arguments.update(overrides)
-        client = DockerPluginClient(**arguments)
-        self._clients.append(client)
-        return client
-
-    def on_cleanup(self, stopper: Callable[[], None]) -> None:
-        self._stoppers.append(stopper)
-
-    def cleanup(self) -> None:
-        for client in self._clients:
-            client.close()
-        for plugin in self._plugins:
-            plugin.stop()
-        for stopper in self._stoppers:
-            stopper()
 
 
 @pytest.fixture(scope="module")
 def server_loop() -> Iterator[EventLoopThread]:
-    loop = EventLoopThread(name="fake-plugins")
-    yield loop
-    loop.stop()
+    with fake_plugin_loop() as loop:
+        yield loop
 
 
 @pytest.fixture
 def env(server_loop: EventLoopThread) -> Iterator[Env]:
-    root = Path(tempfile.mkdtemp(dir="/tmp"))  # short: unix socket paths max ~107 bytes
-    environment = Env(root, server_loop)
-    try:
+    with plugin_env(server_loop) as environment:
         yield environment
-    finally:
-        environment.cleanup()
-        shutil.rmtree(root, ignore_errors=True)
-
-
-def submit(client: DockerPluginClient, call: Coroutine[Any, Any, T]) -> Future[T]:
-    """Run one ``client.api`` call on the client's loop, as ``isolator-dvdcli`` does."""
-    return client.loop.submit(call)
-
-
-def failure(future: Future[Any], timeout: float = WAIT) -> BaseException:
-    """The exception ``future`` fails with (waiting at most ``timeout``)."""
-    assert future.wait(timeout), "the future is still pending"
-    error = future.failure()
-    assert error is not None, f"expected a failure, got {future!r}"
-    return error
 
 
 # -- mount / unmount -------------------------------------------------------------------------
@@ -403,7 +106,7 @@ def test_every_form_of_absent_leads_to_create(env: Env, get_reply: Reply) -> Non
 def test_explicit_create_refuses_a_missing_volume(env: Env) -> None:
     plugin = env.plugin()
     error = failure(env.client(explicit_create=True).mount("fake", "vol", {"a": "b"}))
-    assert isinstance(error, DriverError)
+    assert isinstance(error, MountRefusedError)  # nothing mounted: nothing to unmount
     assert str(error) == (
         "Docker volume 'vol' of plugin 'fake' does not exist and explicit create is on, "
         "so it is not created (VolumeDriver.Get: no such volume)"
@@ -454,7 +157,8 @@ def test_a_failed_activation_is_not_cached(env: Env) -> None:
     plugin = env.plugin(Plugin_Activate=lambda body: next(answers))
     client = env.client()
     error = failure(client.mount("fake", "vol", {}))
-    assert isinstance(error, PluginCallError)
+    assert isinstance(error, MountRefusedError)
+    assert isinstance(error.__cause__, PluginCallError)
     assert str(error) == "Plugin.Activate: starting up"
     assert client.mount("fake", "vol", {}).get(WAIT)
     assert plugin.count("Plugin.Activate") == 2
@@ -509,9 +213,11 @@ def test_implements_is_read_case_insensitively(env: Env) -> None:
 def test_every_error_form(env: Env, reply: Reply, status: int, message: str) -> None:
     plugin = env.plugin(VolumeDriver_Mount=lambda body: reply)
     error = failure(env.client().mount("fake", "vol", {}))
-    assert isinstance(error, PluginCallError)
+    assert isinstance(error, MountRefusedError)  # the plugin said no: nothing to unmount
     assert str(error) == f"VolumeDriver.Mount: {message}"
-    assert (error.plugin, error.method, error.status) == ("fake", "VolumeDriver.Mount", status)
+    cause = error.__cause__
+    assert isinstance(cause, PluginCallError)
+    assert (cause.plugin, cause.method, cause.status) == ("fake", "VolumeDriver.Mount", status)
     assert plugin.count("VolumeDriver.Mount") == 1  # HTTP errors are never retried
 
 
@@ -628,10 +334,12 @@ def test_a_plugin_that_never_answers_times_out_without_retry(env: Env) -> None:
     client = env.client(mount_timeout=0.3)
     error = failure(client.mount("fake", "vol", {}))
     assert env.time.sleeps == []
+    # The mount timeout bounds the whole mount; it ran out while Mount was unanswered.
     assert str(error) == (
-        f"Docker volume plugin 'fake' at unix://{env.sockets}/fake.sock did not answer "
-        "VolumeDriver.Mount within 0.3 s"
+        "Docker volume plugin 'fake' did not mount volume 'vol' within 0.3 s: "
+        "still waiting for VolumeDriver.Mount"
     )
+    assert not isinstance(error, MountRefusedError)  # it may have mounted
     assert plugin.count("VolumeDriver.Mount") == 1
 
 
@@ -639,7 +347,10 @@ def test_unmount_has_its_own_timeout(env: Env) -> None:
     env.plugin(VolumeDriver_Unmount=lambda body: Hang())
     client = env.client(mount_timeout=5.0, unmount_timeout=0.2)
     error = failure(client.unmount("fake", "vol"))
-    assert str(error).endswith("did not answer VolumeDriver.Unmount within 0.2 s")
+    assert str(error) == (
+        "Docker volume plugin 'fake' did not unmount volume 'vol' within 0.2 s: "
+        "still waiting for VolumeDriver.Unmount"
+    )
 
 
 def test_activation_that_hangs_times_out(env: Env) -> None:
@@ -666,9 +377,10 @@ def test_a_stale_socket_fails_by_name_within_the_retry_budget(env: Env) -> None:
 
 
 def test_no_retries_with_a_zero_budget(env: Env) -> None:
-    answers: list[Reply] = [Close(), (200, {"Err": ""})]
-    env.plugin(VolumeDriver_Unmount=lambda body: answers.pop(0))
-    error = failure(env.client(backoff=env.time.backoff(budget=0)).unmount("fake", "vol"))
+    answers: list[Reply] = [Close(), (200, {"Mountpoint": "/"})]
+    env.plugin(VolumeDriver_Path=lambda body: answers.pop(0))  # Path may be re-sent
+    client = env.client(backoff=env.time.backoff(budget=0))
+    error = failure(submit(client, client.api.path("fake", "vol")))
     assert str(error).endswith("(gave up after 1 attempt(s) in 0.0 s)")
     assert env.time.sleeps == []
 
@@ -676,7 +388,8 @@ def test_no_retries_with_a_zero_budget(env: Env) -> None:
 def test_a_missing_plugin_fails_by_name_with_the_paths(env: Env) -> None:
     error = failure(env.client().mount("ghost", "vol", {}))
     assert env.time.sleeps == [0.02, 0.04, 0.08]  # discovery retries as requests do
-    assert isinstance(error, PluginNotFoundError)
+    assert isinstance(error, MountRefusedError)
+    assert isinstance(error.__cause__, PluginNotFoundError)
     assert str(error).startswith(
         f"Docker volume plugin 'ghost' not found; looked for {env.sockets}/ghost.sock, "
         f"{env.sockets}/ghost/ghost.sock, {env.etc}/ghost.spec,"
@@ -695,13 +408,14 @@ def test_a_plugin_that_appears_while_retrying_is_found(env: Env) -> None:
     assert env.time.sleeps == [0.02]
 
 
-def test_a_connection_closed_before_the_answer_is_retried(env: Env) -> None:
+def test_a_query_whose_connection_closed_before_the_answer_is_sent_again(env: Env) -> None:
     answers: list[Reply] = [Close(), Close()]
     plugin = env.plugin(
-        VolumeDriver_Mount=lambda body: answers.pop(0) if answers else (200, {"Mountpoint": "/"})
+        VolumeDriver_Get=lambda body: answers.pop(0) if answers else (200, {"Volume": {}})
     )
-    assert env.client().mount("fake", "vol", {}).get(WAIT) == "/"
-    assert plugin.count("VolumeDriver.Mount") == 3
+    assert env.client().mount("fake", "vol", {}).get(WAIT) == str(env.mounts / "vol")
+    assert plugin.count("VolumeDriver.Get") == 3  # Get changes nothing: safe to re-send
+    assert plugin.count("VolumeDriver.Mount") == 1
 
 
 def test_a_bad_spec_file_is_reported_at_once(env: Env) -> None:

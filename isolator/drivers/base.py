@@ -26,7 +26,12 @@ class DriverClient(ABC):
 
     @abstractmethod
     def mount(self, driver: str, name: str, options: Mapping[str, str]) -> Future[str]:
-        """Mount volume ``name`` of ``driver``; the future holds the host mount point."""
+        """Mount volume ``name`` of ``driver``; the future holds the host mount point.
+
+        It fails with ``MountRefusedError`` when the driver cannot have mounted anything for
+        this call (nothing to unmount), and with another ``DriverError`` when the volume may
+        be mounted (a timeout, a connection lost after the request, a bad mount point).
+        """
 
     @abstractmethod
     def unmount(self, driver: str, name: str) -> Future[None]:

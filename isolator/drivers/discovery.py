@@ -23,6 +23,7 @@ from isolator.errors import DriverError
 from isolator.names import component_problem
 
 __all__ = [
+    "MAX_SPEC_BYTES",
     "SCHEMES",
     "PluginAddress",
     "PluginNotFoundError",
@@ -38,6 +39,9 @@ __all__ = [
 SCHEMES: Final = ("unix", "tcp", "http", "https")
 """The URL schemes a spec file may use. Docker hands any other scheme to Go's dialer,
 where it fails later and less clearly; here it is refused as an unknown protocol."""
+
+MAX_SPEC_BYTES: Final = 65536
+"""A spec or JSON file holds one address: anything larger is not one."""
 
 _MISSING: Final = object()
 
@@ -204,9 +208,18 @@ def parse_address(name: str, source: str, url: str, tls: TLSOptions | None) -> P
 
 
 def _read(name: str, path: str) -> str:
+    """The text of a spec file, read only if it is a regular file of at most
+    ``MAX_SPEC_BYTES``: a FIFO (or a device) there would block the read, or never end."""
     try:
-        with open(path, encoding="utf-8") as file:
-            return file.read()
+        # O_NONBLOCK: opening a FIFO without a writer would otherwise wait for one.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with open(fd, "rb") as file:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise PluginSpecError(name, path, "cannot read it: not a regular file")
+            data = file.read(MAX_SPEC_BYTES + 1)
+        if len(data) > MAX_SPEC_BYTES:
+            raise PluginSpecError(name, path, f"cannot read it: larger than {MAX_SPEC_BYTES} bytes")
+        return data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise PluginSpecError(name, path, f"cannot read it: {error}") from None
 
@@ -266,7 +279,11 @@ def find_plugin(
     A ``.sock`` path counts only if it is a socket (symlinks are followed, so a symlink to
     a managed plugin's socket works). A spec or JSON file counts as soon as it exists; if
     it is unreadable or malformed that is a ``PluginSpecError``, not a fall-through, as in
-    Docker. Raises ``PluginNotFoundError`` listing every path looked at.
+    Docker; so is one that is not a regular file (a FIFO is refused, never read). Raises
+    ``PluginNotFoundError`` listing every path looked at.
+
+    Blocks on the file system (a hung NFS spec directory blocks it for good): run it off
+    the event loop, as ``VolumePluginAPI`` does on its ``BlockingPool``.
     """
     validate_plugin_name(name)
     notes: dict[str, str] = {}

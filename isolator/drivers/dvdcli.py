@@ -2,7 +2,12 @@
 
 Every call is a coroutine on the shared driver loop, so a call in flight costs no thread
 (``process.Child`` watches the child from the loop). On a timeout or a discard the
-child's whole process group is SIGKILLed and reaped.
+child's whole process group is SIGKILLed and reaped; so it is when dvdcli writes more
+than ``max_output`` bytes to stdout or stderr (not Mesos: it reads them whole).
+
+A failed mount is a ``MountRefusedError`` only when dvdcli could not be run at all: once
+it ran, it may have mounted before failing, so every other failure may leave the volume
+mounted.
 """
 
 from __future__ import annotations
@@ -18,8 +23,8 @@ from isolator.defaults import MOUNT_TIMEOUT, UNMOUNT_TIMEOUT
 from isolator.drivers._io import driver_loop
 from isolator.drivers.base import DriverClient
 from isolator.drivers.duration import format_duration
-from isolator.drivers.process import Child, Outcome
-from isolator.errors import DriverError, strerror
+from isolator.drivers.process import MAX_OUTPUT, Child, Outcome
+from isolator.errors import DriverError, MountRefusedError, strerror
 
 __all__ = ["DvdcliClient"]
 
@@ -63,7 +68,8 @@ class DvdcliClient(DriverClient):
     driver loop), so any number can be in flight on one thread. A call that outlives its
     timeout, or whose future is discarded, has its whole process group SIGKILLed and
     reaped; a discarded call's future is discarded at once and the kill follows on the
-    loop.
+    loop. Each of stdout and stderr is kept up to ``max_output`` bytes; beyond, the call
+    fails and the group is killed.
     """
 
     def __init__(
@@ -72,15 +78,20 @@ class DvdcliClient(DriverClient):
         *,
         mount_timeout: float = MOUNT_TIMEOUT,
         unmount_timeout: float = UNMOUNT_TIMEOUT,
+        max_output: int = MAX_OUTPUT,
         loop: EventLoopThread | None = None,
     ) -> None:
         self._dvdcli = dvdcli_path
         self._mount_timeout = mount_timeout
         self._unmount_timeout = unmount_timeout
+        self._max_output = max_output
         self._loop = loop if loop is not None else driver_loop()
 
     def mount(self, driver: str, name: str, options: Mapping[str, str]) -> Future[str]:
-        """``dvdcli mount``; the future holds its stdout untrimmed (the mount point)."""
+        """``dvdcli mount``; the future holds its stdout untrimmed (the mount point).
+
+        Fails with ``MountRefusedError`` if dvdcli cannot be run, else with ``DriverError``.
+        """
         argv = [self._dvdcli, "mount", f"--volumedriver={driver}", f"--volumename={name}"]
         argv.extend(f"--volumeopts={key}={value}" for key, value in options.items())
         return self._loop.submit(self._mount(argv))
@@ -106,11 +117,15 @@ class DvdcliClient(DriverClient):
         try:
             child = Child.spawn(argv)
         except (OSError, ValueError) as error:
-            raise DriverError(f"Failed to execute '{command}': {strerror(error)}") from error
+            # Not run at all, so nothing is mounted: a mount that never was is a refusal.
+            kind = MountRefusedError if operation == "mount" else DriverError
+            raise kind(f"Failed to execute '{command}': {strerror(error)}") from error
         try:
             try:
                 async with asyncio.timeout(timeout):
-                    outcome = await child.communicate(read_stdout=read_stdout)
+                    outcome = await child.communicate(
+                        read_stdout=read_stdout, limit=self._max_output
+                    )
             except TimeoutError:
                 await child.kill_and_reap()
                 message = f"'{operation}' timed out in {format_duration(timeout)}"
@@ -120,6 +135,11 @@ class DvdcliClient(DriverClient):
                 raise
         finally:
             child.close()
+        if outcome.overflowed is not None:
+            raise DriverError(
+                f"'{operation}' wrote more than {self._max_output} bytes to "
+                f"{outcome.overflowed}, so its process group was killed"
+            )
         return _check(outcome)
 
 

@@ -8,20 +8,26 @@ starts one ``waitpid`` thread per child.
 The child leads its own process group (``start_new_session``) and is reaped only at the
 very end, so ``kill_and_reap`` hits that group and nothing else: a zombie leader keeps
 its pid and group id from being reused.
+
+What is kept of a pipe is capped: past ``limit`` bytes the reader stops, throws away what
+it holds and kills the group at once, so a child flooding its output costs no more than
+the cap (a drained pipe keeps nothing and has no cap).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Final
 
-__all__ = ["Child", "Outcome"]
+__all__ = ["MAX_OUTPUT", "Child", "Outcome", "OutputLimitError"]
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +37,18 @@ long to reap it, then give up and leave it to ``subprocess``'s own reaping of or
 ``Popen`` objects, so a timeout is still reported in time."""
 
 _READ_CHUNK: Final = 65536
+
+MAX_OUTPUT: Final = 1 << 20
+"""Bytes kept of one pipe (1 MiB): dvdcli prints a path, or an error line."""
+
+
+class OutputLimitError(Exception):
+    """A child wrote more than the limit to a pipe that is kept; its group was killed."""
+
+    def __init__(self, what: str, limit: int) -> None:
+        self.what = what
+        self.limit = limit
+        super().__init__(f"more than {limit} bytes on {what}")
 
 
 class _PipeReader:
@@ -44,6 +62,8 @@ class _PipeReader:
         program: str,
         *,
         keep: bool,
+        limit: int,
+        on_overflow: Callable[[], None],
     ) -> None:
         self.what = what  # "stdout" or "stderr", for the log
         self._program = program
@@ -51,7 +71,10 @@ class _PipeReader:
         self._pipe = pipe
         self._fd = pipe.fileno()
         self._keep = keep
+        self._limit = limit
+        self._on_overflow = on_overflow
         self._chunks: list[bytes] = []
+        self._kept = 0
         self.done: asyncio.Future[bytes] = loop.create_future()
         os.set_blocking(self._fd, False)
         loop.add_reader(self._fd, self._on_readable)
@@ -71,10 +94,29 @@ class _PipeReader:
         if data:
             if self._keep:
                 self._chunks.append(data)
+                self._kept += len(data)
+                if self._kept > self._limit:
+                    self._overflow()
             return
         self._stop()
         if not self.done.done():
             self.done.set_result(b"".join(self._chunks))
+
+    def _overflow(self) -> None:
+        self._stop()
+        self._chunks.clear()
+        if not self.done.done():
+            self.done.set_exception(OutputLimitError(self.what, self._limit))
+        self._on_overflow()
+
+    @property
+    def overflowed(self) -> bool:
+        """Whether the child wrote more than the limit (the group is killed then)."""
+        return (
+            self.done.done()
+            and not self.done.cancelled()
+            and isinstance(self.done.exception(), OutputLimitError)
+        )
 
     def _stop(self) -> None:
         if self._reading:
@@ -99,6 +141,8 @@ class Outcome:
     stdout: asyncio.Future[bytes] | None
     """None when stdout was not kept (unmount: Mesos never reads it)."""
     stderr: asyncio.Future[bytes]
+    overflowed: str | None = None
+    """The pipe (``stdout`` or ``stderr``) that went over the limit, if one did."""
 
 
 class Child:
@@ -131,30 +175,46 @@ class Child:
         )
         return cls(popen, os.path.basename(argv[0]))
 
-    async def communicate(self, *, read_stdout: bool) -> Outcome:
+    async def communicate(self, *, read_stdout: bool, limit: int = MAX_OUTPUT) -> Outcome:
         """Wait for the exit and for EOF on the pipes that are read, then reap.
 
         Without ``read_stdout``, stdout is drained and thrown away, so a chatty child
-        cannot block on a full pipe.
+        cannot block on a full pipe. A kept pipe that goes over ``limit`` bytes gets the
+        group killed at once; ``Outcome.overflowed`` then names it.
         """
         loop = asyncio.get_running_loop()
         assert self._popen.stdout is not None
         assert self._popen.stderr is not None
-        self._stdout = _PipeReader(
-            loop, self._popen.stdout, "stdout", self.program, keep=read_stdout
+        reader = functools.partial(
+            _PipeReader, loop, program=self.program, limit=limit, on_overflow=self._kill
         )
-        self._stderr = _PipeReader(loop, self._popen.stderr, "stderr", self.program, keep=True)
+        self._stdout = reader(self._popen.stdout, "stdout", keep=read_stdout)
+        self._stderr = reader(self._popen.stderr, "stderr", keep=True)
         await self._wait_exit()
         reads = [self._stderr.done, self._stdout.done] if read_stdout else [self._stderr.done]
         await asyncio.wait(reads)
+        flooded = [r.what for r in (self._stdout, self._stderr) if r.overflowed]
         return Outcome(
             status=self._reap(),
             stdout=self._stdout.done if read_stdout else None,
             stderr=self._stderr.done,
+            overflowed=flooded[0] if flooded else None,
         )
 
     async def kill_and_reap(self) -> None:
         """SIGKILL the child's process group (and the child, should it have left it)."""
+        if self._reaped:
+            return
+        self._kill()
+        try:
+            async with asyncio.timeout(REAP_GRACE):
+                await self._wait_exit()
+        except TimeoutError:
+            logger.warning("%s process %d has not exited after SIGKILL", self.program, self.pid)
+            return
+        self._reap()
+
+    def _kill(self) -> None:
         if self._reaped:
             return
         for kill, target in ((os.killpg, self.pid), (os.kill, self.pid)):
@@ -164,13 +224,6 @@ class Child:
                 pass
             except OSError as error:
                 logger.warning("Failed to kill %s process %d: %s", self.program, self.pid, error)
-        try:
-            async with asyncio.timeout(REAP_GRACE):
-                await self._wait_exit()
-        except TimeoutError:
-            logger.warning("%s process %d has not exited after SIGKILL", self.program, self.pid)
-            return
-        self._reap()
 
     def close(self) -> None:
         """Stop reading and close every descriptor; nothing here waits."""

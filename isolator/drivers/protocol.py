@@ -1,4 +1,4 @@
-"""Docker's volume plugin protocol: one coroutine per endpoint, answers decoded as Docker does.
+"""Docker's volume plugin protocol: one coroutine per endpoint (answers decoded by ``answers``).
 
 ``VolumePluginAPI`` finds plugins the way dockerd does (``discovery.find_plugin``),
 activates each once, and sends ``/Plugin.Activate`` and ``/VolumeDriver.*`` calls through
@@ -12,7 +12,12 @@ Errors (all ``DriverError``):
   e.g. ``"VolumeDriver.Mount: no such volume"``. The message is ``Err``, else ``Error``
   (REX-Ray), else the raw body (``404 page not found``), else ``HTTP <status> <reason>``.
 - Everything the client itself finds wrong (not found, not answering, timed out, not a
-  volume driver, a bad answer) is a sentence naming the plugin.
+  volume driver, a bad or oversized answer) is a sentence naming the plugin.
+- A plugin never reached (every attempt failed to connect): ``PluginUnreachableError``.
+
+Only Activate, Get, Path, List and Capabilities are sent again after the connection failed
+once they may have reached the plugin; Create, Remove, Mount and Unmount are retried only
+when they were never sent (``transport.NOT_SENT``).
 """
 
 from __future__ import annotations
@@ -22,17 +27,29 @@ import functools
 import json
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any, Final
-
-import httpx
+from typing import Final
 
 from isolator.defaults import MOUNT_TIMEOUT, PLUGIN_SOCKET_DIR, PLUGIN_SPEC_DIRS, UNMOUNT_TIMEOUT
+from isolator.drivers.answers import (
+    VOLUME_KEYS,
+    JsonObject,
+    NoSuchVolumeError,
+    PluginCallError,
+    canonical,
+    decode,
+    invalid,
+    json_object,
+    string,
+)
+from isolator.drivers.blocking import BlockingPool
+from isolator.drivers.deadline import Deadline
 from isolator.drivers.discovery import PluginAddress, PluginNotFoundError, find_plugin, json_get
-from isolator.drivers.transport import Backoff, ClientClosedError, PluginConnection
+from isolator.drivers.transport import MAX_BODY, Backoff, ClientClosedError, PluginConnection
 from isolator.errors import DriverError
 
 __all__ = [
     "QUERY_TIMEOUT",
+    "RESENDABLE",
     "NoSuchVolumeError",
     "PluginCallError",
     "VolumePluginAPI",
@@ -41,122 +58,21 @@ __all__ = [
 QUERY_TIMEOUT: Final = 60.0
 """Seconds for one exchange of Activate, Get, Path, List or Capabilities (no storage work)."""
 
-MAX_MESSAGE: Final = 2000
-"""Raw bodies quoted in errors are cut to this many characters."""
-
-_VOLUME_KEYS: Final = ("Name", "Mountpoint", "CreatedAt", "Status")
+RESENDABLE: Final = frozenset(
+    {
+        "Plugin.Activate",
+        "VolumeDriver.Get",
+        "VolumeDriver.Path",
+        "VolumeDriver.List",
+        "VolumeDriver.Capabilities",
+    }
+)
+"""Calls that change nothing, so may be sent again after reaching the plugin: a second
+Unmount would fail (or drop another caller's mount), a second Mount would count twice."""
 
 _log = logging.getLogger(__name__)
 
-JsonObject = dict[str, Any]
 JsonObjects = list[JsonObject]  # an alias: the API has a method called "list"
-
-
-class PluginCallError(DriverError):
-    """The plugin answered a call with an error: ``"<method>: <message>"``.
-
-    ``status`` is the HTTP status (200 when the error came as ``Err`` in a 200 answer).
-    """
-
-    def __init__(self, plugin: str, method: str, status: int, message: str) -> None:
-        self.plugin = plugin
-        self.method = method
-        self.status = status
-        self.message = message
-        super().__init__(f"{method}: {message}")
-
-
-class NoSuchVolumeError(DriverError):
-    """Get answered with neither a volume nor an error (Docker's ``errNoSuchVolume``)."""
-
-    def __init__(self, plugin: str, name: str) -> None:
-        self.plugin = plugin
-        self.name = name
-        super().__init__(f"Docker volume plugin {plugin!r} has no volume {name!r}")
-
-
-# -- decoding answers -----------------------------------------------------------------------
-
-
-def _text(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value)
-
-
-def _clip(text: str) -> str:
-    text = text.strip()
-    return text if len(text) <= MAX_MESSAGE else text[:MAX_MESSAGE] + "..."
-
-
-def _failure_message(response: httpx.Response) -> str:
-    """What a non-200 answer says went wrong: ``Err``, else ``Error``, else the body."""
-    body = response.content.decode("utf-8", errors="replace")
-    try:
-        document = json.loads(body)
-    except ValueError:
-        document = None
-    if isinstance(document, dict):
-        for key in ("Err", "Error"):
-            value = json_get(document, key)
-            if value not in (None, ""):
-                return _clip(_text(value))
-    if body.strip():
-        return _clip(body)
-    return f"HTTP {response.status_code} {response.reason_phrase}".strip()
-
-
-def _canonical(obj: JsonObject, keys: Sequence[str]) -> JsonObject:
-    """``obj`` with ``keys`` spelled as Docker spells them (``mountpoint`` -> ``Mountpoint``)."""
-    folded = {key.casefold() for key in keys}
-    result = {k: v for k, v in obj.items() if k.casefold() not in folded}
-    missing = object()
-    for key in keys:
-        value = json_get(obj, key, missing)
-        if value is not missing:
-            result[key] = value
-    return result
-
-
-def _invalid(plugin: str, method: str, problem: str) -> DriverError:
-    return DriverError(
-        f"Docker volume plugin {plugin!r} sent an invalid answer to {method}: {problem}"
-    )
-
-
-def _decode(plugin: str, method: str, response: httpx.Response) -> JsonObject:
-    """The answer as a JSON object, or the error it carries, raised."""
-    if response.status_code != 200:
-        raise PluginCallError(plugin, method, response.status_code, _failure_message(response))
-    if not response.content.strip():
-        return {}  # Go would fail on an empty body; nothing in it is no error either
-    try:
-        answer = json.loads(response.content)
-    except ValueError:
-        text = _clip(response.content.decode("utf-8", "replace"))
-        raise _invalid(plugin, method, f"not JSON: {text!r}") from None
-    if answer is None:
-        return {}
-    if not isinstance(answer, dict):
-        raise _invalid(plugin, method, "not a JSON object")
-    error = json_get(answer, "Err")
-    if error not in (None, ""):
-        raise PluginCallError(plugin, method, 200, _clip(_text(error)))
-    return answer
-
-
-def _string(plugin: str, method: str, answer: JsonObject, key: str) -> str:
-    value = json_get(answer, key, "")
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise _invalid(plugin, method, f"{key} is {json.dumps(value)}, not a string")
-    return value
-
-
-def _object(plugin: str, method: str, answer: JsonObject, key: str) -> JsonObject | None:
-    value = json_get(answer, key)
-    if value is not None and not isinstance(value, dict):
-        raise _invalid(plugin, method, f"{key} is not an object")
-    return value
 
 
 # -- the API ---------------------------------------------------------------------------------
@@ -175,6 +91,12 @@ class VolumePluginAPI:
     - ``query_timeout``: per exchange of Activate, Get, Path, List and Capabilities.
     - ``backoff``: how connection failures and not-yet-discovered plugins are retried;
       ``Backoff(budget=0)`` disables retries.
+    - ``max_body``: the most bytes of one answer read (``transport.MAX_BODY``).
+    - ``blocking``: the threads discovery's file I/O runs on (a ``BlockingPool`` of its own
+      by default); ``DockerPluginClient`` checks mount points on it too.
+
+    Each endpoint takes an optional ``deadline`` (its caller's, which the caller enforces):
+    no exchange is given, and no retry started, past it.
 
     Use an instance from one event loop. Each plugin is discovered and activated on first
     use and kept until ``aclose``; a failed activation is not kept, so the next call
@@ -190,15 +112,21 @@ class VolumePluginAPI:
         unmount_timeout: float = UNMOUNT_TIMEOUT,
         query_timeout: float = QUERY_TIMEOUT,
         backoff: Backoff | None = None,
+        max_body: int = MAX_BODY,
+        blocking: BlockingPool | None = None,
     ) -> None:
         if min(mount_timeout, unmount_timeout, query_timeout) <= 0:
             raise ValueError("timeouts must be positive")
+        if max_body < 0:
+            raise ValueError("max_body must not be negative")
         self.socket_dir = socket_dir
         self.spec_dirs = tuple(spec_dirs)
         self.mount_timeout = mount_timeout
         self.unmount_timeout = unmount_timeout
         self.query_timeout = query_timeout
         self.backoff = Backoff() if backoff is None else backoff
+        self.max_body = max_body
+        self.blocking = BlockingPool() if blocking is None else blocking
         self._closed = False
         # Touched on the loop only, so no lock: activations, done or under way.
         self._plugins: dict[str, asyncio.Task[PluginConnection]] = {}
@@ -218,57 +146,71 @@ class VolumePluginAPI:
             task.add_done_callback(functools.partial(self._activated, driver))
         return await asyncio.shield(task)
 
-    async def create(self, driver: str, name: str, options: Mapping[str, str]) -> None:
+    async def create(
+        self,
+        driver: str,
+        name: str,
+        options: Mapping[str, str],
+        *,
+        deadline: Deadline | None = None,
+    ) -> None:
         """``/VolumeDriver.Create`` (plugins are expected to make it idempotent)."""
         body = {"Name": name, "Opts": dict(options)}
-        await self._call(driver, "VolumeDriver.Create", body, self.mount_timeout)
+        await self._call(driver, "VolumeDriver.Create", body, self.mount_timeout, deadline)
 
-    async def remove(self, driver: str, name: str) -> None:
+    async def remove(self, driver: str, name: str, *, deadline: Deadline | None = None) -> None:
         """``/VolumeDriver.Remove``."""
-        await self._call(driver, "VolumeDriver.Remove", {"Name": name}, self.mount_timeout)
+        body = {"Name": name}
+        await self._call(driver, "VolumeDriver.Remove", body, self.mount_timeout, deadline)
 
-    async def mount(self, driver: str, name: str, mount_id: str) -> str:
+    async def mount(
+        self, driver: str, name: str, mount_id: str, *, deadline: Deadline | None = None
+    ) -> str:
         """``/VolumeDriver.Mount`` for caller ``mount_id``: the mount point, as sent."""
         body = {"Name": name, "ID": mount_id}
-        answer = await self._call(driver, "VolumeDriver.Mount", body, self.mount_timeout)
-        return _string(driver, "VolumeDriver.Mount", answer, "Mountpoint")
+        answer = await self._call(driver, "VolumeDriver.Mount", body, self.mount_timeout, deadline)
+        return string(driver, "VolumeDriver.Mount", answer, "Mountpoint")
 
-    async def unmount(self, driver: str, name: str, mount_id: str) -> None:
+    async def unmount(
+        self, driver: str, name: str, mount_id: str, *, deadline: Deadline | None = None
+    ) -> None:
         """``/VolumeDriver.Unmount`` for caller ``mount_id``."""
         body = {"Name": name, "ID": mount_id}
-        await self._call(driver, "VolumeDriver.Unmount", body, self.unmount_timeout)
+        await self._call(driver, "VolumeDriver.Unmount", body, self.unmount_timeout, deadline)
 
-    async def path(self, driver: str, name: str) -> str:
+    async def path(self, driver: str, name: str, *, deadline: Deadline | None = None) -> str:
         """``/VolumeDriver.Path``: the mount point, ``""`` when the plugin has none."""
-        answer = await self._call(driver, "VolumeDriver.Path", {"Name": name}, self.query_timeout)
-        return _string(driver, "VolumeDriver.Path", answer, "Mountpoint")
+        body = {"Name": name}
+        answer = await self._call(driver, "VolumeDriver.Path", body, self.query_timeout, deadline)
+        return string(driver, "VolumeDriver.Path", answer, "Mountpoint")
 
-    async def get(self, driver: str, name: str) -> JsonObject:
+    async def get(self, driver: str, name: str, *, deadline: Deadline | None = None) -> JsonObject:
         """``/VolumeDriver.Get``: the volume, keys spelled as Docker does (``Name``...).
 
         Raises ``NoSuchVolumeError`` when the answer holds no volume and no error.
         """
-        answer = await self._call(driver, "VolumeDriver.Get", {"Name": name}, self.query_timeout)
-        volume = _object(driver, "VolumeDriver.Get", answer, "Volume")
+        body = {"Name": name}
+        answer = await self._call(driver, "VolumeDriver.Get", body, self.query_timeout, deadline)
+        volume = json_object(driver, "VolumeDriver.Get", answer, "Volume")
         if volume is None:
             raise NoSuchVolumeError(driver, name)
-        return _canonical(volume, _VOLUME_KEYS)
+        return canonical(volume, VOLUME_KEYS)
 
-    async def list(self, driver: str) -> JsonObjects:
+    async def list(self, driver: str, *, deadline: Deadline | None = None) -> JsonObjects:
         """``/VolumeDriver.List``: every volume of the plugin (``[]`` for ``null``)."""
-        answer = await self._call(driver, "VolumeDriver.List", {}, self.query_timeout)
+        answer = await self._call(driver, "VolumeDriver.List", {}, self.query_timeout, deadline)
         volumes = json_get(answer, "Volumes")
         if volumes is None:
             return []
         if not isinstance(volumes, list) or not all(isinstance(v, dict) for v in volumes):
-            raise _invalid(driver, "VolumeDriver.List", "Volumes is not a list of objects")
-        return [_canonical(volume, _VOLUME_KEYS) for volume in volumes]
+            raise invalid(driver, "VolumeDriver.List", "Volumes is not a list of objects")
+        return [canonical(volume, VOLUME_KEYS) for volume in volumes]
 
-    async def capabilities(self, driver: str) -> JsonObject:
+    async def capabilities(self, driver: str, *, deadline: Deadline | None = None) -> JsonObject:
         """``/VolumeDriver.Capabilities``, with ``Scope`` lowercased (``local`` if unset)."""
         method = "VolumeDriver.Capabilities"
-        answer = await self._call(driver, method, {}, self.query_timeout)
-        result = _canonical(_object(driver, method, answer, "Capabilities") or {}, ("Scope",))
+        answer = await self._call(driver, method, {}, self.query_timeout, deadline)
+        result = canonical(json_object(driver, method, answer, "Capabilities") or {}, ("Scope",))
         scope = result.get("Scope")
         result["Scope"] = scope.lower() if isinstance(scope, str) and scope else "local"
         return result
@@ -285,12 +227,24 @@ class VolumePluginAPI:
 
     # -- calls ------------------------------------------------------------------------------
 
-    async def _call(self, driver: str, method: str, body: JsonObject, timeout: float) -> JsonObject:
+    async def _call(
+        self,
+        driver: str,
+        method: str,
+        body: JsonObject,
+        timeout: float,
+        deadline: Deadline | None,
+    ) -> JsonObject:
         plugin = await self.activate(driver)
-        return await self._exchange(plugin, method, body, timeout)
+        return await self._exchange(plugin, method, body, timeout, deadline)
 
     async def _exchange(
-        self, plugin: PluginConnection, method: str, body: JsonObject | None, timeout: float
+        self,
+        plugin: PluginConnection,
+        method: str,
+        body: JsonObject | None,
+        timeout: float,
+        deadline: Deadline | None = None,
     ) -> JsonObject:
         """POST ``/<method>``; the decoded answer, or the error it carries, raised.
 
@@ -298,8 +252,15 @@ class VolumePluginAPI:
         an empty body (Activate). No Content-Type, as Docker.
         """
         content = b"" if body is None else (json.dumps(body, separators=(",", ":")) + "\n").encode()
-        response = await plugin.post(method, content, timeout=timeout, backoff=self.backoff)
-        return _decode(plugin.name, method, response)
+        answer = await plugin.post(
+            method,
+            content,
+            timeout=timeout,
+            backoff=self.backoff,
+            may_resend=method in RESENDABLE,
+            deadline=deadline,
+        )
+        return decode(plugin.name, method, answer)
 
     # -- activation -------------------------------------------------------------------------
 
@@ -309,7 +270,10 @@ class VolumePluginAPI:
             del self._plugins[driver]  # not cached: the next call tries again
 
     async def _activate(self, driver: str) -> PluginConnection:
-        plugin = PluginConnection(await self._discover(driver))
+        address = await self._discover(driver)
+        # Off the loop: an https plugin's TLS files are read here.
+        connect = functools.partial(PluginConnection, address, max_body=self.max_body)
+        plugin = await self.blocking.run(("connect", address), connect)
         try:
             answer = await self._exchange(plugin, "Plugin.Activate", None, self.query_timeout)
             implements = json_get(answer, "Implements")
@@ -327,11 +291,14 @@ class VolumePluginAPI:
         return plugin
 
     async def _discover(self, driver: str) -> PluginAddress:
-        """``find_plugin``, retried while not found (a plugin may be starting up)."""
+        """``find_plugin`` off the loop, retried while not found (a plugin may be starting)."""
+        find = functools.partial(
+            find_plugin, driver, socket_dir=self.socket_dir, spec_dirs=self.spec_dirs
+        )
 
         async def once() -> PluginAddress:
             self._check_open()
-            return find_plugin(driver, socket_dir=self.socket_dir, spec_dirs=self.spec_dirs)
+            return await self.blocking.run(("find", driver), find)
 
         def on_retry(error: Exception, delay: float) -> None:
             _log.warning("%s; retrying in %g s", error, delay)

@@ -4,6 +4,11 @@ Kept apart from the protocol so that what Docker does on the wire (its dialer's 
 its TLS rules, its ``callWithRetry`` backoff) reads in one place, and the protocol above
 sees only answers or ``DriverError``s naming the plugin. ``Backoff`` is the one retry
 policy of the drivers: discovery and requests both retry through it.
+
+Two rules Docker does not have: an answer is read up to ``max_body`` bytes and no
+further (a plugin streaming an endless body must not grow the agent), and a request that
+may have reached the plugin is sent again only if the caller says it is safe to
+(``may_resend``): a second ``Mount`` or ``Unmount`` is not harmless.
 """
 
 from __future__ import annotations
@@ -18,15 +23,20 @@ from typing import Final, TypeVar
 
 import httpx
 
+from isolator.drivers.deadline import Deadline
 from isolator.drivers.discovery import PluginAddress
 from isolator.errors import DriverError, strerror
 
 __all__ = [
     "ACCEPT",
-    "RETRIED",
+    "MAX_BODY",
+    "MAYBE_SENT",
+    "NOT_SENT",
+    "Answer",
     "Backoff",
     "ClientClosedError",
     "PluginConnection",
+    "PluginUnreachableError",
 ]
 
 ACCEPT: Final = "application/vnd.docker.plugins.v1.2+json"
@@ -49,14 +59,21 @@ MAX_BACKOFF: Final = 30.0
 
 _USER_AGENT: Final = "mesos-docker-volume-isolator"
 
-RETRIED: Final = (
-    httpx.ConnectError,  # refused, no such socket, TLS handshake
+MAX_BODY: Final = 1 << 20
+"""Bytes of one answer the client reads (1 MiB): answers are a few hundred bytes."""
+
+NOT_SENT: Final = (
+    httpx.ConnectError,  # refused, no such socket, TLS handshake: before the request
     httpx.ConnectTimeout,
-    httpx.ReadError,  # reset
-    httpx.WriteError,
-    httpx.RemoteProtocolError,  # closed before an answer
 )
-"""Transport failures, retried like Docker's ``callWithRetry``; HTTP errors never are."""
+"""Failures before any byte of the request left: any call may be sent again."""
+
+MAYBE_SENT: Final = (
+    httpx.WriteError,  # part of the request may have been written
+    httpx.ReadError,  # reset while the plugin had the request
+    httpx.RemoteProtocolError,  # closed before (or in) the answer
+)
+"""Failures once the request may have reached the plugin: re-sent only if safe to."""
 
 _log = logging.getLogger(__name__)
 
@@ -68,6 +85,20 @@ class ClientClosedError(DriverError):
 
     def __init__(self) -> None:
         super().__init__("The Docker volume plugin client is closed")
+
+
+class PluginUnreachableError(DriverError):
+    """No attempt reached the plugin (every one failed to connect): the request was never
+    sent, so the plugin did nothing for it."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A plugin's whole answer, read within the size limit."""
+
+    status: int
+    reason: str
+    body: bytes
 
 
 async def _sleep(seconds: float) -> None:
@@ -104,11 +135,13 @@ class Backoff:
         *,
         on_retry: Callable[[Exception, float], None],
         give_up: Callable[[Exception, int, float], Exception],
+        deadline: Deadline | None = None,
     ) -> T:
         """``attempt()`` until it returns, raises a non-``retryable`` error, or the budget ends.
 
-        ``on_retry(error, delay)`` is told of each retry; at the end of the budget
-        ``give_up(error, attempts, elapsed)`` gives the error to raise.
+        ``on_retry(error, delay)`` is told of each retry; at the end of the budget, or when
+        the next attempt would start at or after ``deadline``, ``give_up(error, attempts,
+        elapsed)`` gives the error to raise.
         """
         start, tries = self.clock(), 0
         while True:
@@ -117,7 +150,8 @@ class Backoff:
             except retryable as error:
                 delay = self.delay(tries)
                 elapsed = self.clock() - start
-                if elapsed + delay >= self.budget:
+                late = deadline is not None and delay >= deadline.remaining()
+                if late or elapsed + delay >= self.budget:
                     raise give_up(error, tries + 1, elapsed) from None
                 on_retry(error, delay)
             await self.sleep(delay)
@@ -128,11 +162,15 @@ class PluginConnection:
     """The HTTP client of one discovered plugin, and the one way to post to it.
 
     Use it from one event loop. Once closed, every post fails with ``ClientClosedError``,
-    including those waiting for an answer or for their next retry.
+    including those waiting for an answer or for their next retry. Building one may read
+    TLS files: do it off the loop.
     """
 
-    def __init__(self, address: PluginAddress) -> None:
+    def __init__(self, address: PluginAddress, *, max_body: int = MAX_BODY) -> None:
+        if max_body < 0:
+            raise ValueError("max_body must not be negative")
         self.address = address
+        self.max_body = max_body
         self._http = _http_client(address)
         self._closed = False
 
@@ -149,27 +187,49 @@ class PluginConnection:
         return where
 
     async def post(
-        self, method: str, content: bytes, *, timeout: float, backoff: Backoff
-    ) -> httpx.Response:
-        """POST ``content`` to ``/<method>``, retrying connection failures as ``backoff`` says.
+        self,
+        method: str,
+        content: bytes,
+        *,
+        timeout: float,
+        backoff: Backoff,
+        may_resend: bool,
+        deadline: Deadline | None = None,
+    ) -> Answer:
+        """POST ``content`` to ``/<method>``; the answer, read up to ``max_body`` bytes.
 
-        ``timeout`` bounds each exchange; a timed-out exchange is not retried, since the
-        plugin may still be doing the work.
+        Failures to connect are retried as ``backoff`` says, and so are the other
+        transport failures if ``may_resend``; a timed-out exchange never is, since the
+        plugin may still be doing the work. ``timeout`` bounds each exchange; when
+        ``deadline`` comes first, the exchange ends there with ``TimeoutError``, for the
+        deadline's owner to word. Giving up after failing to connect every time raises
+        ``PluginUnreachableError``.
         """
+        retryable = NOT_SENT + MAYBE_SENT if may_resend else NOT_SENT
 
-        async def once() -> httpx.Response:
+        async def once() -> Answer:
             self._check_open()
+            limit = timeout if deadline is None else min(timeout, deadline.remaining())
             try:
-                async with asyncio.timeout(timeout):
-                    return await self._http.post("/" + method, content=content)
+                async with asyncio.timeout(limit):
+                    return await self._exchange(method, content)
             except TimeoutError:
+                if limit < timeout:
+                    raise  # the caller's deadline, not this exchange's timeout
                 raise DriverError(
                     f"Docker volume plugin {self.name!r} at {self.where} did not answer "
                     f"{method} within {timeout:g} s"
                 ) from None
-            except RETRIED:
+            except retryable:
                 self._check_open()
                 raise
+            except MAYBE_SENT as error:
+                self._check_open()
+                raise DriverError(
+                    f"Docker volume plugin {self.name!r} at {self.where}: the connection "
+                    f"failed after {method} was sent ({strerror(error)}); not sent again, "
+                    "since the plugin may have acted on it"
+                ) from None
             except (httpx.HTTPError, RuntimeError) as error:
                 self._check_open()  # httpx raises RuntimeError on a client closed meanwhile
                 raise DriverError(
@@ -187,18 +247,42 @@ class PluginConnection:
             )
 
         def give_up(error: Exception, attempts: int, elapsed: float) -> Exception:
-            return DriverError(
+            kind = PluginUnreachableError if isinstance(error, NOT_SENT) else DriverError
+            return kind(
                 f"Docker volume plugin {self.name!r} at {self.where} is not answering "
                 f"{method}: {strerror(error)} (gave up after {attempts} attempt(s) in "
                 f"{elapsed:.1f} s)"
             )
 
-        return await backoff.retry(once, RETRIED, on_retry=on_retry, give_up=give_up)
+        return await backoff.retry(
+            once, retryable, on_retry=on_retry, give_up=give_up, deadline=deadline
+        )
 
     async def aclose(self) -> None:
         """Close the connections; posts in flight end with ``ClientClosedError``."""
         self._closed = True
         await self._http.aclose()
+
+    async def _exchange(self, method: str, content: bytes) -> Answer:
+        """One request; the body is streamed and read no further than ``max_body``."""
+        async with self._http.stream("POST", "/" + method, content=content) as response:
+            declared = response.headers.get("Content-Length", "")
+            if declared.isdigit() and int(declared) > self.max_body:
+                raise self._too_large(method)
+            body = bytearray()
+            # Raw: a body is never decompressed, so a small one cannot grow past the cap.
+            async for chunk in response.aiter_raw():
+                body += chunk
+                if len(body) > self.max_body:
+                    raise self._too_large(method)
+            return Answer(response.status_code, response.reason_phrase, bytes(body))
+
+    def _too_large(self, method: str) -> DriverError:
+        # Leaving ``stream`` with the body unread closes the connection: it cannot be reused.
+        return DriverError(
+            f"Docker volume plugin {self.name!r} at {self.where} sent an answer to {method} "
+            f"larger than {self.max_body} bytes, the limit; the connection was closed"
+        )
 
     def _check_open(self) -> None:
         if self._closed:
@@ -222,7 +306,7 @@ def _http_client(address: PluginAddress) -> httpx.AsyncClient:
         transport = httpx.AsyncHTTPTransport(verify=verify, limits=limits)
         base_url = f"{address.wire_scheme}://{address.host}"
     # No proxies from the environment: plugins are local or cluster-internal services.
-    return httpx.AsyncClient(
+    client = httpx.AsyncClient(
         transport=transport,
         base_url=base_url,
         headers={"Accept": ACCEPT, "User-Agent": _USER_AGENT},
@@ -230,6 +314,9 @@ def _http_client(address: PluginAddress) -> httpx.AsyncClient:
         trust_env=False,
         follow_redirects=False,
     )
+    # No compressed answers asked for (as Docker on a unix socket): the body is read raw.
+    del client.headers["Accept-Encoding"]
+    return client
 
 
 def _ssl_context(address: PluginAddress) -> ssl.SSLContext:
