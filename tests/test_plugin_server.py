@@ -15,11 +15,10 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
+from plugin_http import UnixConnection, call, err, ok, post
 
 from isolator.plugin import (
     CONTENT_TYPE,
@@ -34,67 +33,6 @@ ID_A = "a" * 64
 ID_B = "b" * 64
 
 
-# -- a raw client ---------------------------------------------------------------------------
-
-
-class UnixConnection(http.client.HTTPConnection):
-    """``http.client`` over a unix socket: it sends Content-Length but never a Content-Type."""
-
-    def __init__(self, path: str, timeout: float = 10.0) -> None:
-        super().__init__("plugin.moby.localhost", timeout=timeout)
-        self.unix_path = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        sock.connect(self.unix_path)
-        self.sock = sock
-
-
-@dataclass
-class Reply:
-    status: int
-    content_type: str | None
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-def post(conn: UnixConnection, method: str, body: bytes) -> Reply:
-    conn.request("POST", f"/{method}", body=body)
-    response = conn.getresponse()
-    return Reply(response.status, response.getheader("Content-Type"), response.read())
-
-
-def call(
-    plugin: VolumePlugin, method: str, body: object = None, *, raw: bytes | None = None
-) -> Reply:
-    """One request on a fresh connection; ``body`` is JSON-encoded with Go's trailing newline."""
-    data = raw if raw is not None else b"" if body is None else (json.dumps(body) + "\n").encode()
-    conn = UnixConnection(plugin.socket_path)
-    try:
-        return post(conn, method, data)
-    finally:
-        conn.close()
-
-
-def ok(plugin: VolumePlugin, method: str, body: object = None) -> Any:
-    reply = call(plugin, method, body)
-    assert reply.status == 200, reply.body
-    assert reply.content_type == CONTENT_TYPE
-    return reply.json()
-
-
-def err(plugin: VolumePlugin, method: str, body: object = None) -> str:
-    reply = call(plugin, method, body)
-    assert reply.status == 500, reply.body
-    message = reply.json()["Err"]
-    assert isinstance(message, str)
-    assert message
-    return message
-
-
 # -- fixtures -------------------------------------------------------------------------------
 
 
@@ -107,8 +45,18 @@ def workdir() -> Iterator[Path]:
 
 
 @pytest.fixture
-def plugin(workdir: Path) -> Iterator[VolumePlugin]:
-    with VolumePlugin(socket_path=workdir / "p.sock", root=workdir / "root") as running:
+def allowed(workdir: Path) -> Path:
+    """A directory the operator allows mountpoints in (``--allow-mountpoint``)."""
+    path = workdir / "allowed"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def plugin(workdir: Path, allowed: Path) -> Iterator[VolumePlugin]:
+    with VolumePlugin(
+        socket_path=workdir / "p.sock", root=workdir / "root", allowed_mountpoints=[allowed]
+    ) as running:
         yield running
 
 
@@ -204,8 +152,8 @@ def test_create_is_idempotent(plugin: VolumePlugin, body: dict[str, object]) -> 
     assert ok(plugin, "VolumeDriver.List", {})["Volumes"] == [created]
 
 
-def test_mountpoint_option(plugin: VolumePlugin, workdir: Path) -> None:
-    target = workdir / "data" / "images"
+def test_mountpoint_option(plugin: VolumePlugin, allowed: Path) -> None:
+    target = allowed / "data" / "images"
     ok(plugin, "VolumeDriver.Create", {"Name": "img", "Opts": {"mountpoint": str(target)}})
     assert target.is_dir()
     target.rmdir()  # Mount recreates a missing directory
@@ -348,11 +296,11 @@ def test_malformed_bodies_are_400_with_err(plugin: VolumePlugin, raw: bytes) -> 
 # -- state and lifecycle ----------------------------------------------------------------------
 
 
-def test_a_restarted_plugin_keeps_volumes_and_counts(workdir: Path) -> None:
-    sock, root = workdir / "p.sock", workdir / "root"
-    with VolumePlugin(socket_path=sock, root=root) as first:
+def test_a_restarted_plugin_keeps_volumes_and_counts(workdir: Path, allowed: Path) -> None:
+    sock, root, own = workdir / "p.sock", workdir / "root", allowed / "w"
+    with VolumePlugin(socket_path=sock, root=root, allowed_mountpoints=[allowed]) as first:
         ok(first, "VolumeDriver.Create", {"Name": "v"})
-        ok(first, "VolumeDriver.Create", {"Name": "w", "Opts": {"mountpoint": str(workdir / "w")}})
+        ok(first, "VolumeDriver.Create", {"Name": "w", "Opts": {"mountpoint": str(own)}})
         ok(first, "VolumeDriver.Mount", {"Name": "v", "ID": ID_A})
         ok(first, "VolumeDriver.Mount", {"Name": "v", "ID": ID_A})
         ok(first, "VolumeDriver.Mount", {"Name": "w", "ID": ID_B})
@@ -362,10 +310,10 @@ def test_a_restarted_plugin_keeps_volumes_and_counts(workdir: Path) -> None:
     assert stored["volumes"]["v"]["mounts"] == {ID_A: 2}
     assert [p.name for p in root.iterdir() if p.name.startswith(".")] == []  # no temp files
 
-    with VolumePlugin(socket_path=sock, root=root) as second:
+    with VolumePlugin(socket_path=sock, root=root, allowed_mountpoints=[allowed]) as second:
         assert second.calls == []
         assert ok(second, "VolumeDriver.List", {}) == before
-        assert ok(second, "VolumeDriver.Path", {"Name": "w"})["Mountpoint"] == str(workdir / "w")
+        assert ok(second, "VolumeDriver.Path", {"Name": "w"})["Mountpoint"] == str(own)
         assert mounts(second, "v") == {ID_A: 2}
         ok(second, "VolumeDriver.Unmount", {"Name": "v", "ID": ID_A})
         assert mounts(second, "v") == {}

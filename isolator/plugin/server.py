@@ -14,13 +14,14 @@ import socket
 import socketserver
 import stat
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from types import TracebackType
 from typing import Any, NamedTuple, Self
 
 from .errors import PluginError, VolumeError
+from .mountpoints import Confinement
 from .state import VolumeRecord
 from .volumes import DirectoryVolumes
 
@@ -290,9 +291,10 @@ class VolumePlugin:
 
     ``VolumePlugin(socket_path=..., root=...).start()`` binds and serves; ``stop()`` ends
     every connection, joins the threads and unlinks the socket. Volumes live in
-    ``<root>/volumes/<name>`` unless created with ``-o mountpoint=/abs/dir``; the state is in
-    ``state_path`` (default ``<root>/state.json``) so a new instance carries on where the
-    last one stopped.
+    ``<root>/volumes/<name>`` unless created with ``-o mountpoint=/abs/dir``, which must lie
+    inside ``<root>/volumes`` or one of ``allowed_mountpoints`` (see ``mountpoints``); the
+    state is in ``state_path`` (default ``<root>/state.json``) so a new instance carries on
+    where the last one stopped.
     """
 
     def __init__(
@@ -302,11 +304,13 @@ class VolumePlugin:
         root: str | os.PathLike[str],
         state_path: str | os.PathLike[str] | None = None,
         name: str | None = None,
+        allowed_mountpoints: Iterable[str | os.PathLike[str]] = (),
     ) -> None:
         self.socket_path = os.path.abspath(socket_path)
         self.root = Path(root).absolute()
         self.state_path = Path(state_path).absolute() if state_path else self.root / "state.json"
         self.name = name or Path(self.socket_path).stem
+        self.allowed_mountpoints = tuple(os.fspath(path) for path in allowed_mountpoints)
         self._calls: list[PluginCall] = []
         self._calls_lock = threading.Lock()
         self._server: _Server | None = None
@@ -327,13 +331,19 @@ class VolumePlugin:
     def start(self) -> Self:
         """Load the state, bind the socket and serve in a background thread.
 
-        Raises ``StateError`` for a corrupt state file and ``PluginError`` if the socket
-        path is taken by a live server or a non-socket file.
+        Raises ``StateError`` for a corrupt state file or one naming a directory outside
+        the allowed ones, and ``PluginError`` for an allowed directory that is ``/`` or
+        missing, or a socket path taken by a live server or a non-socket file.
         """
         if self._server is not None:
             raise PluginError(f"volume plugin {self.name} is already running")
-        volumes = DirectoryVolumes(self.root, self.state_path)
-        self.root.mkdir(parents=True, exist_ok=True)
+        confinement = Confinement(
+            self.root / "volumes",
+            self.allowed_mountpoints,
+            reserved=(self.root, self.state_path, self.socket_path),
+        )
+        volumes = DirectoryVolumes(confinement, self.state_path)
+        os.makedirs(confinement.volumes_dir, mode=0o755, exist_ok=True)
         Path(self.socket_path).parent.mkdir(parents=True, exist_ok=True)
         _clear_stale_socket(self.socket_path)
         server = _Server(self.socket_path, volumes, self._record)
@@ -347,7 +357,12 @@ class VolumePlugin:
         )
         self._server, self._thread = server, thread
         thread.start()
-        _log.info("volume plugin %s serving on %s", self.name, self.socket_path)
+        _log.info(
+            "volume plugin %s serving on %s; mountpoints allowed in %s",
+            self.name,
+            self.socket_path,
+            list(confinement.roots),
+        )
         return self
 
     def stop(self) -> None:
