@@ -186,10 +186,25 @@ def test_invalid_names_are_refused(plugin: VolumePlugin, name: str | None) -> No
     assert ok(plugin, "VolumeDriver.List", {})["Volumes"] == []
 
 
-def test_unknown_volume_is_an_error_everywhere(plugin: VolumePlugin) -> None:
-    for method in ("Remove", "Mount", "Unmount", "Path", "Get"):
+def test_unknown_volume_is_an_error_everywhere_but_unmount(plugin: VolumePlugin) -> None:
+    for method in ("Remove", "Mount", "Path", "Get"):
         body = {"Name": "nope", "ID": ID_A}
         assert err(plugin, f"VolumeDriver.{method}", body) == "volume nope not found"
+
+
+@pytest.mark.parametrize("name", ["nope", "a/b", ""])
+def test_unmount_of_an_unknown_volume_succeeds_and_creates_nothing(
+    plugin: VolumePlugin, name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # After a failed prepare the isolator unmounts volumes whose Create this plugin refused:
+    # an error would strand the isolator's checkpoint (issue 10).
+    caplog.set_level("INFO", logger="isolator.plugin")
+    assert ok(plugin, "VolumeDriver.Unmount", {"Name": name, "ID": ID_A}) == {"Err": ""}
+    assert ok(plugin, "VolumeDriver.List", {})["Volumes"] == []
+    assert os.listdir(plugin.root / "volumes") == []
+    assert (
+        f"Unmount of volume {name!r}, which does not exist: nothing to release" in caplog.messages
+    )
 
 
 # -- mount counting -------------------------------------------------------------------------
@@ -220,19 +235,29 @@ def test_mounts_are_counted_per_id(plugin: VolumePlugin) -> None:
     assert mount_calls == [ID_A, ID_B, ID_A]
 
 
-def test_unmount_by_an_id_that_holds_no_mount_is_refused(plugin: VolumePlugin) -> None:
+def test_unmount_by_an_id_that_holds_no_mount_succeeds_and_releases_nothing(
+    plugin: VolumePlugin, caplog: pytest.LogCaptureFixture
+) -> None:
+    # As Docker's local driver: a re-sent Unmount, or one after a plugin restart, is fine.
+    caplog.set_level("INFO", logger="isolator.plugin")
     ok(plugin, "VolumeDriver.Create", {"Name": "v"})
     ok(plugin, "VolumeDriver.Mount", {"Name": "v", "ID": ID_A})
-    message = err(plugin, "VolumeDriver.Unmount", {"Name": "v", "ID": ID_B})
-    assert message == f"volume v is not mounted by ID {ID_B!r}"
+    assert ok(plugin, "VolumeDriver.Unmount", {"Name": "v", "ID": ID_B}) == {"Err": ""}
     assert mounts(plugin, "v") == {ID_A: 1}
+    ok(plugin, "VolumeDriver.Unmount", {"Name": "v", "ID": ID_A})
+    assert ok(plugin, "VolumeDriver.Unmount", {"Name": "v", "ID": ID_A}) == {"Err": ""}  # twice
+    assert mounts(plugin, "v") == {}
+    assert (plugin.root / "volumes" / "v").is_dir()
+    expected = f"Unmount of volume v by ID {ID_A!r}, which holds no mount: nothing to release"
+    assert expected in caplog.messages
 
 
 def test_a_missing_id_counts_as_the_empty_id(plugin: VolumePlugin) -> None:
     ok(plugin, "VolumeDriver.Create", {"Name": "v", "Opts": {}})
     ok(plugin, "VolumeDriver.Mount", {"Name": "v"})  # dvdcli / Docker <= 1.11
     assert mounts(plugin, "v") == {"": 1}
-    assert "not mounted" in err(plugin, "VolumeDriver.Unmount", {"Name": "v", "ID": ID_A})
+    ok(plugin, "VolumeDriver.Unmount", {"Name": "v", "ID": ID_A})  # another caller: no change
+    assert mounts(plugin, "v") == {"": 1}
     ok(plugin, "VolumeDriver.Unmount", {"Name": "v"})
     assert mounts(plugin, "v") == {}
 
@@ -240,7 +265,13 @@ def test_a_missing_id_counts_as_the_empty_id(plugin: VolumePlugin) -> None:
 def test_remove_while_mounted_is_refused(plugin: VolumePlugin) -> None:
     ok(plugin, "VolumeDriver.Create", {"Name": "v"})
     ok(plugin, "VolumeDriver.Mount", {"Name": "v", "ID": ID_A})
-    assert "in use" in err(plugin, "VolumeDriver.Remove", {"Name": "v"})
+    ok(plugin, "VolumeDriver.Mount", {"Name": "v", "ID": ID_B})
+    message = err(plugin, "VolumeDriver.Remove", {"Name": "v"})
+    assert message == "volume v is in use (mounted by 2 ID(s))"
+    ok(plugin, "VolumeDriver.Unmount", {"Name": "v", "ID": ID_B})
+    assert err(plugin, "VolumeDriver.Remove", {"Name": "v"}) == (
+        "volume v is in use (mounted by 1 ID(s))"
+    )
     assert (plugin.root / "volumes" / "v").is_dir()
     ok(plugin, "VolumeDriver.Unmount", {"Name": "v", "ID": ID_A})
     ok(plugin, "VolumeDriver.Remove", {"Name": "v"})

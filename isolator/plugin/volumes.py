@@ -114,14 +114,28 @@ class DirectoryVolumes:
 
         An ID is one caller (Docker reuses a container's ID for repeated Mounts and sends
         one Unmount when it is done; the isolator mounts once per container and unmounts
-        once, after the last one), so its Unmount releases it. An ID that holds no mount
-        is an error.
+        once, after the last one), so its Unmount releases it.
+
+        Releasing what is not held succeeds, as Docker's ``local`` driver does for an ID:
+        afterwards the ID holds nothing, which is what the caller asked for. That covers a
+        volume that does not exist, too (where ``local`` errs): the isolator unmounts every
+        checkpointed volume after a failed prepare, also one whose Create this plugin refused,
+        and an error here would strand its checkpoint for good (issue 10). Docker itself
+        only unmounts what it mounted, so it never sees the difference.
         """
         with self._lock:
-            record = self._get(name)
+            record = self._volumes.get(name)
+            if record is None:
+                _log.info("Unmount of volume %r, which does not exist: nothing to release", name)
+                return
             mounts = dict(record.mounts)
             if mounts.pop(mount_id, 0) == 0:
-                raise VolumeError(f"volume {name} is not mounted by ID {mount_id!r}")
+                _log.info(
+                    "Unmount of volume %s by ID %r, which holds no mount: nothing to release",
+                    name,
+                    mount_id,
+                )
+                return
             self._commit(name, dataclasses.replace(record, mounts=mounts))
 
     def path(self, name: str) -> str:
