@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
+import importlib.metadata
 import json
 import os
 import select
@@ -18,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import WAIT
 from plugin_http import UnixConnection, call, err, ok, post
 
 from isolator.plugin import (
@@ -439,33 +442,117 @@ def post_ok(sock: Path) -> bool:
         conn.close()
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_console_script_serves_until_signalled(workdir: Path, signum: int) -> None:
-    sock, root = workdir / "cli.sock", workdir / "root"
+def console_script(*args: str) -> subprocess.Popen[bytes]:
+    """``python -m isolator.plugin ARGS`` from this checkout, stdout and stderr piped."""
     env = dict(
         os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "isolator.plugin", "--socket", str(sock), "--root", str(root)],
+    return subprocess.Popen(
+        [sys.executable, "-m", "isolator.plugin", *args],
         cwd=REPO,
         env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
+
+
+@contextlib.contextmanager
+def serving(*args: str) -> Iterator[tuple[subprocess.Popen[bytes], bytearray]]:
+    """The console script, once it serves; the block gets it and its stderr so far, and
+    stops it with SIGTERM unless the block did (the rest of stderr is appended)."""
+    proc = console_script(*args)
     try:
-        started = wait_until_serving(proc, time.monotonic() + 20)
-        assert post_ok(sock)
-        proc.send_signal(signum)
-        _, rest = proc.communicate(timeout=20)
-        stderr = started + rest
+        stderr = bytearray(wait_until_serving(proc, time.monotonic() + 2 * WAIT))
+        yield proc, stderr
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        stderr += proc.communicate(timeout=2 * WAIT)[1]
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_console_script_serves_until_signalled(workdir: Path, signum: int) -> None:
+    sock, root = workdir / "cli.sock", workdir / "root"
+    with serving("--socket", str(sock), "--root", str(root)) as (proc, stderr):
+        assert post_ok(sock)
+        proc.send_signal(signum)
     assert proc.returncode == 0, stderr
     assert not sock.exists()
     assert b"serving on" in stderr
+
+
+def test_console_script_json_logs_limits_and_allowed_mountpoints(workdir: Path) -> None:
+    sock, root, allowed = workdir / "cli.sock", workdir / "root", workdir / "allowed"
+    allowed.mkdir()
+    args = ["--socket", str(sock), "--root", str(root), "--allow-mountpoint", str(allowed)]
+    args += ["--log-format", "json", "--log-level", "DEBUG", "--request-timeout", "5"]
+    with serving(*args, "--max-connections", "8", "--max-workers", "2") as (proc, stderr):
+        conn = UnixConnection(str(sock))
+        try:
+            for name, mountpoint in (("in", allowed / "in"), ("out", workdir / "out")):
+                body = json.dumps({"Name": name, "Opts": {"mountpoint": str(mountpoint)}})
+                reply = post(conn, "VolumeDriver.Create", body.encode())
+                assert reply.status == (200 if name == "in" else 500), reply.body
+        finally:
+            conn.close()
+    assert proc.returncode == 0, stderr
+    assert (allowed / "in").is_dir()
+    assert not (workdir / "out").exists()
+    lines = [json.loads(line) for line in stderr.decode().splitlines()]
+    assert all(set(line) == {"time", "level", "logger", "message"} for line in lines), lines
+    assert all(time.strptime(line["time"][:19], "%Y-%m-%dT%H:%M:%S") for line in lines)
+    messages = {(line["level"], line["logger"], line["message"]) for line in lines}
+    serving_on = f"volume plugin cli serving on {sock}; mountpoints allowed in "
+    serving_on += repr([str(root / "volumes"), str(allowed)])
+    assert ("INFO", "isolator.plugin.server", serving_on) in messages
+    access = ("DEBUG", "isolator.plugin.http_server")
+    assert (*access, 'volume plugin cli: "POST /VolumeDriver.Create" 500') in messages
+
+
+@pytest.mark.parametrize(
+    ("extra", "reason"),
+    [
+        (["--allow-mountpoint", "/"], "allowed mountpoint directory '/' is the whole host"),
+        (["--state", "/proc/self/status"], "corrupt plugin state file /proc/self/status: "),
+    ],
+)
+def test_console_script_says_why_it_cannot_start(
+    workdir: Path, extra: list[str], reason: str
+) -> None:
+    sock = workdir / "p.sock"
+    argv = ["--socket", str(sock), "--root", str(workdir / "r"), "--log-level", "WARNING"]
+    proc = console_script(*argv, *extra)
+    out, err = proc.communicate(timeout=2 * WAIT)
+    assert (proc.returncode, out) == (1, b"")
+    [line] = err.decode().splitlines()  # nothing below WARNING
+    assert f" ERROR isolator.plugin.cli: cannot start the volume plugin: {reason}" in line
+    assert not sock.exists()
+
+
+def test_console_script_prints_its_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as raised:
+        main(["--version"])
+    assert raised.value.code == 0
+    version = importlib.metadata.version("docker-volume-isolator")
+    assert capsys.readouterr().out == f"isolator-volume-plugin {version}\n"
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [("--max-connections", "0"), ("--max-workers", "x"), ("--request-timeout", "-1")],
+)
+def test_console_script_refuses_a_bad_limit(
+    flag: str, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as raised:
+        main(["--socket", "s", "--root", "r", flag, value])
+    assert raised.value.code == 2
+    message = f"argument {flag}: must be a positive number, not {value!r}"
+    assert message in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
