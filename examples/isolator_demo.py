@@ -49,7 +49,13 @@ def run(workdir: Path) -> None:
         docker_plugin_spec_dirs=(),
     )
     checkpoint_root = Path(flags.docker_volume_checkpoint_dir)
-    with VolumePlugin(socket_path=sockets / f"{DRIVER}.sock", root=workdir / "plugin-data"):
+    shared_dir = workdir / "shared"  # where tasks may ask for mountpoint=... (--allow-mountpoint)
+    shared_dir.mkdir(exist_ok=True)
+    with VolumePlugin(
+        socket_path=sockets / f"{DRIVER}.sock",
+        root=workdir / "plugin-data",
+        allowed_mountpoints=[shared_dir],
+    ):
         client = DockerPluginClient(
             socket_dir=str(sockets), spec_dirs=[], backoff=Backoff(budget=2.0)
         )
@@ -57,7 +63,7 @@ def run(workdir: Path) -> None:
             print(f"1. isolator up, checkpoints in {checkpoint_root}")
             isolator = DockerVolumeIsolator.create(flags, client)
             web, worker = container_id("web"), container_id("worker")
-            shared = {"mountpoint": str(workdir / "shared")}  # honoured at Create only
+            shared = {"mountpoint": str(shared_dir / "data")}  # honoured at Create only
             for cid, volumes in (
                 (web, [docker_volume(DRIVER, "data", "data", shared),
                        docker_volume(DRIVER, "config", "config", read_only=True)]),

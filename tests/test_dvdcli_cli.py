@@ -79,7 +79,9 @@ def _no_dvdcli_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 def setup(tmp_path: Path) -> Iterator[Setup]:
     socket_dir = tempfile.mkdtemp(prefix="dvdcli-", dir="/tmp")  # unix paths: ~107 bytes
     plugin = VolumePlugin(
-        socket_path=os.path.join(socket_dir, f"{DRIVER}.sock"), root=tmp_path / "plugin"
+        socket_path=os.path.join(socket_dir, f"{DRIVER}.sock"),
+        root=tmp_path / "plugin",
+        allowed_mountpoints=[tmp_path],  # the tests' mountpoint=<tmp_path>/...
     )
     plugin.start()
     try:

@@ -62,7 +62,11 @@ class Setup:
 def setup() -> Iterator[Setup]:
     # A short path: unix socket paths are limited to about 107 bytes.
     workdir = Path(tempfile.mkdtemp(dir="/tmp", prefix="e2e-"))
-    plugin = VolumePlugin(socket_path=workdir / "plugins" / f"{DRIVER}.sock", root=workdir / "data")
+    plugin = VolumePlugin(
+        socket_path=workdir / "plugins" / f"{DRIVER}.sock",
+        root=workdir / "data",
+        allowed_mountpoints=[workdir],  # test_options_reach_the_plugin_at_create
+    )
     plugin.start()
     client = DockerPluginClient(
         socket_dir=str(workdir / "plugins"), spec_dirs=[], backoff=Backoff(budget=1.0)

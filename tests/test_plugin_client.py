@@ -734,7 +734,9 @@ def test_the_argument_checks() -> None:
 def _reference_plugin(env: Env, name: str = "ref") -> Any:
     plugin_module = pytest.importorskip("isolator.plugin")
     plugin = plugin_module.VolumePlugin(
-        socket_path=env.sockets / f"{name}.sock", root=env.root / "ref-root"
+        socket_path=env.sockets / f"{name}.sock",
+        root=env.root / "ref-root",
+        allowed_mountpoints=[env.root],  # mountpoint=<env.root>/own-dir
     )
     plugin.start()
     env.on_cleanup(plugin.stop)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
+import importlib.metadata
 import json
 import os
 import select
@@ -15,11 +17,11 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
+from conftest import WAIT
+from plugin_http import UnixConnection, call, err, ok, post
 
 from isolator.plugin import (
     CONTENT_TYPE,
@@ -34,67 +36,6 @@ ID_A = "a" * 64
 ID_B = "b" * 64
 
 
-# -- a raw client ---------------------------------------------------------------------------
-
-
-class UnixConnection(http.client.HTTPConnection):
-    """``http.client`` over a unix socket: it sends Content-Length but never a Content-Type."""
-
-    def __init__(self, path: str, timeout: float = 10.0) -> None:
-        super().__init__("plugin.moby.localhost", timeout=timeout)
-        self.unix_path = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        sock.connect(self.unix_path)
-        self.sock = sock
-
-
-@dataclass
-class Reply:
-    status: int
-    content_type: str | None
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-def post(conn: UnixConnection, method: str, body: bytes) -> Reply:
-    conn.request("POST", f"/{method}", body=body)
-    response = conn.getresponse()
-    return Reply(response.status, response.getheader("Content-Type"), response.read())
-
-
-def call(
-    plugin: VolumePlugin, method: str, body: object = None, *, raw: bytes | None = None
-) -> Reply:
-    """One request on a fresh connection; ``body`` is JSON-encoded with Go's trailing newline."""
-    data = raw if raw is not None else b"" if body is None else (json.dumps(body) + "\n").encode()
-    conn = UnixConnection(plugin.socket_path)
-    try:
-        return post(conn, method, data)
-    finally:
-        conn.close()
-
-
-def ok(plugin: VolumePlugin, method: str, body: object = None) -> Any:
-    reply = call(plugin, method, body)
-    assert reply.status == 200, reply.body
-    assert reply.content_type == CONTENT_TYPE
-    return reply.json()
-
-
-def err(plugin: VolumePlugin, method: str, body: object = None) -> str:
-    reply = call(plugin, method, body)
-    assert reply.status == 500, reply.body
-    message = reply.json()["Err"]
-    assert isinstance(message, str)
-    assert message
-    return message
-
-
 # -- fixtures -------------------------------------------------------------------------------
 
 
@@ -107,8 +48,18 @@ def workdir() -> Iterator[Path]:
 
 
 @pytest.fixture
-def plugin(workdir: Path) -> Iterator[VolumePlugin]:
-    with VolumePlugin(socket_path=workdir / "p.sock", root=workdir / "root") as running:
+def allowed(workdir: Path) -> Path:
+    """A directory the operator allows mountpoints in (``--allow-mountpoint``)."""
+    path = workdir / "allowed"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def plugin(workdir: Path, allowed: Path) -> Iterator[VolumePlugin]:
+    with VolumePlugin(
+        socket_path=workdir / "p.sock", root=workdir / "root", allowed_mountpoints=[allowed]
+    ) as running:
         yield running
 
 
@@ -204,8 +155,8 @@ def test_create_is_idempotent(plugin: VolumePlugin, body: dict[str, object]) -> 
     assert ok(plugin, "VolumeDriver.List", {})["Volumes"] == [created]
 
 
-def test_mountpoint_option(plugin: VolumePlugin, workdir: Path) -> None:
-    target = workdir / "data" / "images"
+def test_mountpoint_option(plugin: VolumePlugin, allowed: Path) -> None:
+    target = allowed / "data" / "images"
     ok(plugin, "VolumeDriver.Create", {"Name": "img", "Opts": {"mountpoint": str(target)}})
     assert target.is_dir()
     target.rmdir()  # Mount recreates a missing directory
@@ -238,10 +189,25 @@ def test_invalid_names_are_refused(plugin: VolumePlugin, name: str | None) -> No
     assert ok(plugin, "VolumeDriver.List", {})["Volumes"] == []
 
 
-def test_unknown_volume_is_an_error_everywhere(plugin: VolumePlugin) -> None:
-    for method in ("Remove", "Mount", "Unmount", "Path", "Get"):
+def test_unknown_volume_is_an_error_everywhere_but_unmount(plugin: VolumePlugin) -> None:
+    for method in ("Remove", "Mount", "Path", "Get"):
         body = {"Name": "nope", "ID": ID_A}
         assert err(plugin, f"VolumeDriver.{method}", body) == "volume nope not found"
+
+
+@pytest.mark.parametrize("name", ["nope", "a/b", ""])
+def test_unmount_of_an_unknown_volume_succeeds_and_creates_nothing(
+    plugin: VolumePlugin, name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # After a failed prepare the isolator unmounts volumes whose Create this plugin refused:
+    # an error would strand the isolator's checkpoint (issue 10).
+    caplog.set_level("INFO", logger="isolator.plugin")
+    assert ok(plugin, "VolumeDriver.Unmount", {"Name": name, "ID": ID_A}) == {"Err": ""}
+    assert ok(plugin, "VolumeDriver.List", {})["Volumes"] == []
+    assert os.listdir(plugin.root / "volumes") == []
+    assert (
+        f"Unmount of volume {name!r}, which does not exist: nothing to release" in caplog.messages
+    )
 
 
 # -- mount counting -------------------------------------------------------------------------
@@ -272,19 +238,29 @@ def test_mounts_are_counted_per_id(plugin: VolumePlugin) -> None:
     assert mount_calls == [ID_A, ID_B, ID_A]
 
 
-def test_unmount_by_an_id_that_holds_no_mount_is_refused(plugin: VolumePlugin) -> None:
+def test_unmount_by_an_id_that_holds_no_mount_succeeds_and_releases_nothing(
+    plugin: VolumePlugin, caplog: pytest.LogCaptureFixture
+) -> None:
+    # As Docker's local driver: a re-sent Unmount, or one after a plugin restart, is fine.
+    caplog.set_level("INFO", logger="isolator.plugin")
     ok(plugin, "VolumeDriver.Create", {"Name": "v"})
     ok(plugin, "VolumeDriver.Mount", {"Name": "v", "ID": ID_A})
-    message = err(plugin, "VolumeDriver.Unmount", {"Name": "v", "ID": ID_B})
-    assert message == f"volume v is not mounted by ID {ID_B!r}"
+    assert ok(plugin, "VolumeDriver.Unmount", {"Name": "v", "ID": ID_B}) == {"Err": ""}
     assert mounts(plugin, "v") == {ID_A: 1}
+    ok(plugin, "VolumeDriver.Unmount", {"Name": "v", "ID": ID_A})
+    assert ok(plugin, "VolumeDriver.Unmount", {"Name": "v", "ID": ID_A}) == {"Err": ""}  # twice
+    assert mounts(plugin, "v") == {}
+    assert (plugin.root / "volumes" / "v").is_dir()
+    expected = f"Unmount of volume v by ID {ID_A!r}, which holds no mount: nothing to release"
+    assert expected in caplog.messages
 
 
 def test_a_missing_id_counts_as_the_empty_id(plugin: VolumePlugin) -> None:
     ok(plugin, "VolumeDriver.Create", {"Name": "v", "Opts": {}})
     ok(plugin, "VolumeDriver.Mount", {"Name": "v"})  # dvdcli / Docker <= 1.11
     assert mounts(plugin, "v") == {"": 1}
-    assert "not mounted" in err(plugin, "VolumeDriver.Unmount", {"Name": "v", "ID": ID_A})
+    ok(plugin, "VolumeDriver.Unmount", {"Name": "v", "ID": ID_A})  # another caller: no change
+    assert mounts(plugin, "v") == {"": 1}
     ok(plugin, "VolumeDriver.Unmount", {"Name": "v"})
     assert mounts(plugin, "v") == {}
 
@@ -292,7 +268,13 @@ def test_a_missing_id_counts_as_the_empty_id(plugin: VolumePlugin) -> None:
 def test_remove_while_mounted_is_refused(plugin: VolumePlugin) -> None:
     ok(plugin, "VolumeDriver.Create", {"Name": "v"})
     ok(plugin, "VolumeDriver.Mount", {"Name": "v", "ID": ID_A})
-    assert "in use" in err(plugin, "VolumeDriver.Remove", {"Name": "v"})
+    ok(plugin, "VolumeDriver.Mount", {"Name": "v", "ID": ID_B})
+    message = err(plugin, "VolumeDriver.Remove", {"Name": "v"})
+    assert message == "volume v is in use (mounted by 2 ID(s))"
+    ok(plugin, "VolumeDriver.Unmount", {"Name": "v", "ID": ID_B})
+    assert err(plugin, "VolumeDriver.Remove", {"Name": "v"}) == (
+        "volume v is in use (mounted by 1 ID(s))"
+    )
     assert (plugin.root / "volumes" / "v").is_dir()
     ok(plugin, "VolumeDriver.Unmount", {"Name": "v", "ID": ID_A})
     ok(plugin, "VolumeDriver.Remove", {"Name": "v"})
@@ -348,11 +330,11 @@ def test_malformed_bodies_are_400_with_err(plugin: VolumePlugin, raw: bytes) -> 
 # -- state and lifecycle ----------------------------------------------------------------------
 
 
-def test_a_restarted_plugin_keeps_volumes_and_counts(workdir: Path) -> None:
-    sock, root = workdir / "p.sock", workdir / "root"
-    with VolumePlugin(socket_path=sock, root=root) as first:
+def test_a_restarted_plugin_keeps_volumes_and_counts(workdir: Path, allowed: Path) -> None:
+    sock, root, own = workdir / "p.sock", workdir / "root", allowed / "w"
+    with VolumePlugin(socket_path=sock, root=root, allowed_mountpoints=[allowed]) as first:
         ok(first, "VolumeDriver.Create", {"Name": "v"})
-        ok(first, "VolumeDriver.Create", {"Name": "w", "Opts": {"mountpoint": str(workdir / "w")}})
+        ok(first, "VolumeDriver.Create", {"Name": "w", "Opts": {"mountpoint": str(own)}})
         ok(first, "VolumeDriver.Mount", {"Name": "v", "ID": ID_A})
         ok(first, "VolumeDriver.Mount", {"Name": "v", "ID": ID_A})
         ok(first, "VolumeDriver.Mount", {"Name": "w", "ID": ID_B})
@@ -362,10 +344,10 @@ def test_a_restarted_plugin_keeps_volumes_and_counts(workdir: Path) -> None:
     assert stored["volumes"]["v"]["mounts"] == {ID_A: 2}
     assert [p.name for p in root.iterdir() if p.name.startswith(".")] == []  # no temp files
 
-    with VolumePlugin(socket_path=sock, root=root) as second:
+    with VolumePlugin(socket_path=sock, root=root, allowed_mountpoints=[allowed]) as second:
         assert second.calls == []
         assert ok(second, "VolumeDriver.List", {}) == before
-        assert ok(second, "VolumeDriver.Path", {"Name": "w"})["Mountpoint"] == str(workdir / "w")
+        assert ok(second, "VolumeDriver.Path", {"Name": "w"})["Mountpoint"] == str(own)
         assert mounts(second, "v") == {ID_A: 2}
         ok(second, "VolumeDriver.Unmount", {"Name": "v", "ID": ID_A})
         assert mounts(second, "v") == {}
@@ -460,33 +442,117 @@ def post_ok(sock: Path) -> bool:
         conn.close()
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_console_script_serves_until_signalled(workdir: Path, signum: int) -> None:
-    sock, root = workdir / "cli.sock", workdir / "root"
+def console_script(*args: str) -> subprocess.Popen[bytes]:
+    """``python -m isolator.plugin ARGS`` from this checkout, stdout and stderr piped."""
     env = dict(
         os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "isolator.plugin", "--socket", str(sock), "--root", str(root)],
+    return subprocess.Popen(
+        [sys.executable, "-m", "isolator.plugin", *args],
         cwd=REPO,
         env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
+
+
+@contextlib.contextmanager
+def serving(*args: str) -> Iterator[tuple[subprocess.Popen[bytes], bytearray]]:
+    """The console script, once it serves; the block gets it and its stderr so far, and
+    stops it with SIGTERM unless the block did (the rest of stderr is appended)."""
+    proc = console_script(*args)
     try:
-        started = wait_until_serving(proc, time.monotonic() + 20)
-        assert post_ok(sock)
-        proc.send_signal(signum)
-        _, rest = proc.communicate(timeout=20)
-        stderr = started + rest
+        stderr = bytearray(wait_until_serving(proc, time.monotonic() + 2 * WAIT))
+        yield proc, stderr
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        stderr += proc.communicate(timeout=2 * WAIT)[1]
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_console_script_serves_until_signalled(workdir: Path, signum: int) -> None:
+    sock, root = workdir / "cli.sock", workdir / "root"
+    with serving("--socket", str(sock), "--root", str(root)) as (proc, stderr):
+        assert post_ok(sock)
+        proc.send_signal(signum)
     assert proc.returncode == 0, stderr
     assert not sock.exists()
     assert b"serving on" in stderr
+
+
+def test_console_script_json_logs_limits_and_allowed_mountpoints(workdir: Path) -> None:
+    sock, root, allowed = workdir / "cli.sock", workdir / "root", workdir / "allowed"
+    allowed.mkdir()
+    args = ["--socket", str(sock), "--root", str(root), "--allow-mountpoint", str(allowed)]
+    args += ["--log-format", "json", "--log-level", "DEBUG", "--request-timeout", "5"]
+    with serving(*args, "--max-connections", "8", "--max-workers", "2") as (proc, stderr):
+        conn = UnixConnection(str(sock))
+        try:
+            for name, mountpoint in (("in", allowed / "in"), ("out", workdir / "out")):
+                body = json.dumps({"Name": name, "Opts": {"mountpoint": str(mountpoint)}})
+                reply = post(conn, "VolumeDriver.Create", body.encode())
+                assert reply.status == (200 if name == "in" else 500), reply.body
+        finally:
+            conn.close()
+    assert proc.returncode == 0, stderr
+    assert (allowed / "in").is_dir()
+    assert not (workdir / "out").exists()
+    lines = [json.loads(line) for line in stderr.decode().splitlines()]
+    assert all(set(line) == {"time", "level", "logger", "message"} for line in lines), lines
+    assert all(time.strptime(line["time"][:19], "%Y-%m-%dT%H:%M:%S") for line in lines)
+    messages = {(line["level"], line["logger"], line["message"]) for line in lines}
+    serving_on = f"volume plugin cli serving on {sock}; mountpoints allowed in "
+    serving_on += repr([str(root / "volumes"), str(allowed)])
+    assert ("INFO", "isolator.plugin.server", serving_on) in messages
+    access = ("DEBUG", "isolator.plugin.http_server")
+    assert (*access, 'volume plugin cli: "POST /VolumeDriver.Create" 500') in messages
+
+
+@pytest.mark.parametrize(
+    ("extra", "reason"),
+    [
+        (["--allow-mountpoint", "/"], "allowed mountpoint directory '/' is the whole host"),
+        (["--state", "/proc/self/status"], "corrupt plugin state file /proc/self/status: "),
+    ],
+)
+def test_console_script_says_why_it_cannot_start(
+    workdir: Path, extra: list[str], reason: str
+) -> None:
+    sock = workdir / "p.sock"
+    argv = ["--socket", str(sock), "--root", str(workdir / "r"), "--log-level", "WARNING"]
+    proc = console_script(*argv, *extra)
+    out, err = proc.communicate(timeout=2 * WAIT)
+    assert (proc.returncode, out) == (1, b"")
+    [line] = err.decode().splitlines()  # nothing below WARNING
+    assert f" ERROR isolator.plugin.cli: cannot start the volume plugin: {reason}" in line
+    assert not sock.exists()
+
+
+def test_console_script_prints_its_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as raised:
+        main(["--version"])
+    assert raised.value.code == 0
+    version = importlib.metadata.version("docker-volume-isolator")
+    assert capsys.readouterr().out == f"isolator-volume-plugin {version}\n"
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [("--max-connections", "0"), ("--max-workers", "x"), ("--request-timeout", "-1")],
+)
+def test_console_script_refuses_a_bad_limit(
+    flag: str, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as raised:
+        main(["--socket", "s", "--root", "r", flag, value])
+    assert raised.value.code == 2
+    message = f"argument {flag}: must be a positive number, not {value!r}"
+    assert message in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -2,17 +2,22 @@
 
 Directory-backed like MatchbookLab/local-persist, with idempotent Create, per-ID mount
 counts and a durable JSON state, so the isolator can be exercised with nothing from outside.
+It is safe to expose to tasks: mountpoints stay inside the allowed directories
+(``mountpoints``) and every client is bounded in time, connections and threads (``Limits``).
 """
 
 from __future__ import annotations
 
 from .cli import main
+from .endpoints import PluginCall
 from .errors import PluginError, StateError, VolumeError
-from .server import CONTENT_TYPE, PluginCall, VolumePlugin
+from .http_server import CONTENT_TYPE, Limits
+from .server import VolumePlugin
 from .state import VolumeRecord
 
 __all__ = [
     "CONTENT_TYPE",
+    "Limits",
     "PluginCall",
     "PluginError",
     "StateError",

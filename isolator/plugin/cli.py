@@ -3,19 +3,53 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import importlib.metadata
 import logging
+import os
 import signal
-import sys
-import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import FrameType
 
+from . import logs
 from .errors import PluginError
+from .http_server import Limits
 from .server import VolumePlugin
 
-__all__ = ["main"]
+__all__ = ["DISTRIBUTION", "main"]
+
+DISTRIBUTION = "docker-volume-isolator"
 
 _log = logging.getLogger(__name__)
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version(DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def _positive(kind: Callable[[str], float]) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = 0
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be a positive number, not {text!r}")
+        return value
+
+    return parse
+
+
+_LIMIT_FLAGS: dict[str, tuple[Callable[[str], float], str, str]] = {
+    "request_timeout": (float, "SECONDS", "drop a request not whole SECONDS after its first byte"),
+    "idle_timeout": (float, "SECONDS", "close a kept-alive connection idle for SECONDS"),
+    "max_connections": (int, "N", "connections open at most; at N the longest-waiting closes"),
+    "max_workers": (int, "N", "threads running requests at most"),
+}
+"""A flag per ``Limits`` field (``--request-timeout`` for ``request_timeout``...)."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -23,44 +57,97 @@ def _parser() -> argparse.ArgumentParser:
         prog="isolator-volume-plugin",
         description="A directory-backed Docker volume plugin (legacy v1) on a unix socket.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     parser.add_argument("--socket", required=True, help="unix socket to serve on")
     parser.add_argument("--root", required=True, help="directory for volumes and state")
     parser.add_argument("--state", help="state file (default: ROOT/state.json)")
     parser.add_argument("--name", help="plugin name for logs (default: the socket's stem)")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log every request")
+    parser.add_argument(
+        "--allow-mountpoint",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="also accept -o mountpoint=PATH strictly inside DIR (repeatable; without it "
+        "only ROOT/volumes; never '/')",
+    )
+    limits = parser.add_argument_group("limits on clients")
+    for field in dataclasses.fields(Limits):
+        kind, metavar, text = _LIMIT_FLAGS[field.name]
+        limits.add_argument(
+            "--" + field.name.replace("_", "-"),
+            type=_positive(kind),
+            default=getattr(Limits(), field.name),
+            metavar=metavar,
+            help=f"{text} (default: %(default)s)",
+        )
+    parser.add_argument(
+        "--log-level",
+        choices=logs.LEVELS,
+        default="INFO",
+        help="log this level and above, on stderr (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=logs.FORMATS,
+        default="text",
+        help="json: one object per line with time, level, logger, message (default: %(default)s)",
+    )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        dest="log_level",
+        action="store_const",
+        const="DEBUG",
+        help="the same as --log-level DEBUG: log every request",
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Serve until SIGTERM/SIGINT; 0 on a clean stop, 1 if it cannot start, 2 on bad args."""
     args = _parser().parse_args(argv)  # exits 2 on bad arguments
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(message)s",
-        stream=sys.stderr,
-    )
-    stopping = threading.Event()
+    logs.configure(args.log_level, args.log_format)
+    # The C-level handler writes each signal's number to the wakeup fd from whichever
+    # thread the kernel picked; a Python handler runs only in the main thread, and not
+    # while it blocks in a read, when the signal lands on another thread. The Python
+    # handler does nothing: taking a lock there (Event.set, a log line) can deadlock.
+    wake_read, wake_write = os.pipe()
+    os.set_blocking(wake_write, False)
+    previous_fd = signal.set_wakeup_fd(wake_write, warn_on_full_buffer=False)
 
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        _log.info("received %s, stopping", signal.Signals(signum).name)
-        stopping.set()
+    def on_signal(_signum: int, _frame: FrameType | None) -> None:
+        pass
 
     # Installed before start() so an early signal still leads to a clean stop.
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        plugin = VolumePlugin(
-            socket_path=args.socket, root=args.root, state_path=args.state, name=args.name
-        )
-        try:
-            plugin.start()
-        except (PluginError, OSError) as error:
-            _log.error("cannot start the volume plugin: %s", error)
-            return 1
-        try:
-            stopping.wait()
-        finally:
-            plugin.stop()
-        return 0
+        return _serve(args, wake_read)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        signal.set_wakeup_fd(previous_fd)
+        os.close(wake_read)
+        os.close(wake_write)
+
+
+def _serve(args: argparse.Namespace, wake: int) -> int:
+    """Start the plugin, wait for a byte on ``wake`` (a signal's number), stop it."""
+    plugin = VolumePlugin(
+        socket_path=args.socket,
+        root=args.root,
+        state_path=args.state,
+        name=args.name,
+        allowed_mountpoints=args.allow_mountpoint,
+        limits=Limits(**{field: getattr(args, field) for field in _LIMIT_FLAGS}),
+    )
+    try:
+        plugin.start()
+    except (PluginError, OSError) as error:
+        _log.error("cannot start the volume plugin: %s", error)
+        return 1
+    try:
+        signum = os.read(wake, 1)[0]
+        _log.info("received %s, stopping", signal.Signals(signum).name)
+    finally:
+        plugin.stop()
+    return 0
