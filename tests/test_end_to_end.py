@@ -250,3 +250,37 @@ def test_flags_choose_dvdcli_with_our_drop_in(setup: Setup) -> None:
         assert setup.holders("v") == {}
     finally:
         isolator.stop()
+
+
+@pytest.mark.parametrize("mountpoint", ["/etc", "/"])
+def test_a_task_cannot_have_the_plugin_hand_it_a_host_directory(
+    setup: Setup, mountpoint: str
+) -> None:
+    # With chown on, a plugin that accepted mountpoint=/etc would hand /etc to the task's
+    # user and bind it read-write: the reference plugin refuses, so nothing is mounted,
+    # chowned or created, and the cleanup has nothing to unmount.
+    isolator = setup.isolator(docker_volume_chown=True)
+    before = os.stat(mountpoint)
+    sandbox = setup.sandbox("attacker")
+    volume = docker_volume(DRIVER, "takeover", "data", {"mountpoint": mountpoint})
+    config = container_config(str(sandbox), [volume], user="nobody")
+    try:
+        with pytest.raises(IsolatorError) as refused:
+            isolator.prepare(container_id("attacker"), config).get(WAIT)
+        message = str(refused.value)
+        assert message.startswith("VolumeDriver.Create: option 'mountpoint':")
+        assert repr(mountpoint) in message
+        isolator.cleanup(container_id("attacker")).get(WAIT)
+    finally:
+        isolator.stop()
+    after = os.stat(mountpoint)
+    assert (after.st_uid, after.st_gid, after.st_mode) == (
+        before.st_uid,
+        before.st_gid,
+        before.st_mode,
+    )
+    assert "VolumeDriver.Mount" not in [call.method for call in setup.plugin.calls]
+    assert "VolumeDriver.Unmount" not in [call.method for call in setup.plugin.calls]
+    assert setup.client.loop.submit(setup.client.api.list(DRIVER)).get(WAIT) == []
+    assert list((sandbox / "data").iterdir()) == []
+    assert not (setup.workdir / "checkpoints" / "attacker").exists()
