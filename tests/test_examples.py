@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from types import ModuleType
 
@@ -75,3 +77,42 @@ def test_actors_demo() -> None:
     result = run_example("actors_demo.py")
     assert result.returncode == 0, result.stderr
     assert "sequence ran in order: [0, 1, 2, 3, 4]" in result.stdout
+
+
+def readme_block(heading: str) -> str:
+    """The first ``python`` code block under ``heading`` in the README."""
+    text = (EXAMPLES.parent / "README.md").read_text(encoding="utf-8")
+    section = text.split(f"\n{heading}\n", 1)[1]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_readme_shows_embed_py_as_it_is() -> None:
+    assert readme_block("## Using it") == (EXAMPLES / "embed.py").read_text(encoding="utf-8")
+
+
+def test_embed_runs_its_whole_story() -> None:
+    result = run_example("embed.py")
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    if os.geteuid() == 0:
+        # The reader sees what the writer wrote: one volume, shared, and still mounted.
+        assert lines[:2] == ["writer: ['writer']", "reader: ['writer', 'reader']"]
+    assert lines[-1] == "checkpoints left: []"
+    assert "Unmounting the volume with driver 'local' and name 'shared' for container reader" in (
+        result.stderr
+    )
+
+
+def test_embed_says_so_when_it_cannot_mount(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    embed = load_example("embed.py")
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    work = Path(tempfile.mkdtemp(dir="/tmp", prefix="embed-"))  # short socket path
+    try:
+        embed.main(work)
+    finally:
+        shutil.rmtree(work)
+    out = capsys.readouterr().out
+    assert "writer: prepared; not root, so not launched" in out
+    assert out.splitlines()[-1] == "checkpoints left: []"

@@ -104,7 +104,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Serve until SIGTERM/SIGINT; 0 on a clean stop, 1 if it cannot start, 2 on bad args."""
+    """Serve until SIGTERM/SIGINT; 0 on a clean stop, 1 if it cannot start, 2 on bad args.
+
+    Once it serves it prints ``serving on SOCKET`` on stdout, its only output there.
+    """
     args = _parser().parse_args(argv)  # exits 2 on bad arguments
     logs.configure(args.log_level, args.log_format)
     # The C-level handler writes each signal's number to the wakeup fd from whichever
@@ -145,6 +148,8 @@ def _serve(args: argparse.Namespace, wake: int) -> int:
     except (PluginError, OSError) as error:
         _log.error("cannot start the volume plugin: %s", error)
         return 1
+    # The one line on stdout (logs go to stderr): what a script waits for before it calls.
+    print(f"serving on {plugin.socket_path}", flush=True)
     try:
         signum = os.read(wake, 1)[0]
         _log.info("received %s, stopping", signal.Signals(signum).name)
