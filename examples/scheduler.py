@@ -29,7 +29,9 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,6 +44,7 @@ from isolator import DockerVolumeIsolator, Flags
 from isolator.drivers import Backoff, DockerPluginClient
 from isolator.launcher import launch
 from isolator.messages import container_config, container_id, docker_volume
+from isolator.observe import Gauges, Observer, OperationEvent
 from isolator.plugin import VolumePlugin
 from isolator.protos import ContainerID, ContainerLaunchInfo, ContainerState
 
@@ -252,7 +255,37 @@ def host_mounts() -> set[str]:
         return {line.split()[4] for line in mountinfo}
 
 
-def main_job(workdir: Path, volume_count: int, writer_count: int, log: Log) -> Report:
+class Tally(Observer):
+    """The isolator's operations, counted for the summary; passed on to ``forward`` too."""
+
+    def __init__(self, forward: Observer | None = None) -> None:
+        self._forward = forward or Observer()
+        self._lock = threading.Lock()
+        self.count: Counter[tuple[str, str]] = Counter()
+        self.seconds: dict[str, float] = {}
+
+    def on_operation(self, event: OperationEvent) -> None:
+        with self._lock:
+            self.count[(event.operation, event.status)] += 1
+            self.seconds[event.operation] = self.seconds.get(event.operation, 0.0) + event.seconds
+        self._forward.on_operation(event)
+
+    def on_gauges(self, gauges: Gauges) -> None:
+        self._forward.on_gauges(gauges)
+
+    def lines(self) -> list[str]:
+        with self._lock:
+            lines = []
+            for op in sorted(self.seconds):
+                ok, failed = self.count[(op, "success")], self.count[(op, "error")]
+                mean = 1000 * self.seconds[op] / (ok + failed)
+                lines.append(f"{op}: {ok} ok, {failed} failed, mean {mean:.1f} ms")
+            return lines
+
+
+def main_job(
+    workdir: Path, volume_count: int, writer_count: int, log: Log, tally: Tally | None = None
+) -> Report:
     mounts = os.geteuid() == 0
     if mounts:
         log("running as root: tasks get real bind mounts in private mount namespaces")
@@ -272,7 +305,8 @@ def main_job(workdir: Path, volume_count: int, writer_count: int, log: Log) -> R
     plugin.start()
     client = DockerPluginClient(socket_dir=str(sockets), spec_dirs=[], backoff=Backoff(budget=5.0))
     try:
-        isolator = DockerVolumeIsolator.create(flags, client)
+        tally = tally or Tally()
+        isolator = DockerVolumeIsolator.create(flags, client, observer=tally)
         scheduler = Scheduler.start(isolator, workdir, mounts, log).proxy()
 
         log(f"phase 1: {writer_count} writers on {volume_count} volumes")
@@ -313,7 +347,7 @@ def main_job(workdir: Path, volume_count: int, writer_count: int, log: Log) -> R
         log(f"isolator gone; checkpoints left behind: {checkpoints}")
 
         log("phase 5: a new isolator recovers")
-        isolator = DockerVolumeIsolator.create(flags, client)
+        isolator = DockerVolumeIsolator.create(flags, client, observer=tally)
         scheduler.attach(isolator).get(WAIT)
         known = forgotten[survivor.name]
         state = ContainerState(container_id=known.container, pid=known.process.pid,
@@ -334,7 +368,7 @@ def main_job(workdir: Path, volume_count: int, writer_count: int, log: Log) -> R
 
         isolator.stop()
         report.problems += leftovers(workdir, client, mounts_before)
-        summarize(report, plugin, volumes, log)
+        summarize(report, plugin, volumes, log, tally)
     finally:
         pykka.ActorRegistry.stop_all()
         client.close()
@@ -366,7 +400,9 @@ def mount_ids(client: DockerPluginClient) -> dict[str, int]:
     return {v["Name"]: len((v.get("Status") or {}).get("mounts", {})) for v in volumes}
 
 
-def summarize(report: Report, plugin: VolumePlugin, volumes: list[str], log: Log) -> None:
+def summarize(
+    report: Report, plugin: VolumePlugin, volumes: list[str], log: Log, tally: Tally
+) -> None:
     calls = Counter((c.method, (c.body or {}).get("Name")) for c in plugin.calls)
     print("\nSummary")
     statuses = Counter(r.status for r in report.results)
@@ -375,6 +411,9 @@ def summarize(report: Report, plugin: VolumePlugin, volumes: list[str], log: Log
     for volume in volumes:
         print(f"    {volume}: {calls[('VolumeDriver.Mount', volume)]} mounts, "
               f"{calls[('VolumeDriver.Unmount', volume)]} unmounts")
+    print("  isolator operations (the observer's figures):")
+    for line in tally.lines():
+        print(f"    {line}")
     print(f"  time: {time.monotonic() - log.started:.2f} s")
     if report.problems:
         print("  PROBLEMS:")
@@ -389,14 +428,69 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--volumes", type=int, default=3, help="shared volumes (default 3)")
     parser.add_argument("--writers", type=int, default=6, help="writer tasks (default 6)")
     parser.add_argument("--quiet", action="store_true", help="print only the summary")
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="serve Prometheus metrics on 127.0.0.1:PORT/metrics (0: any free port); "
+        "needs the [metrics] extra",
+    )
     args = parser.parse_args(argv)
     if args.volumes < 2 or args.writers < 1:
         parser.error("--volumes must be at least 2 and --writers at least 1")
     log = Log(quiet=args.quiet)
-    # Short path: unix socket paths are limited to about 107 bytes.
-    with tempfile.TemporaryDirectory(dir="/tmp", prefix="scheduler-") as workdir:
-        report = main_job(Path(workdir), args.volumes, args.writers, log)
+    metrics = None
+    if args.metrics_port is not None:
+        try:
+            metrics = MetricsEndpoint(args.metrics_port)
+        except ImportError:
+            parser.error("--metrics-port needs the [metrics] extra: "
+                         "pip install 'docker-volume-isolator[metrics]'")
+        log(f"metrics at {metrics.url}")
+    try:
+        # Short path: unix socket paths are limited to about 107 bytes.
+        with tempfile.TemporaryDirectory(dir="/tmp", prefix="scheduler-") as workdir:
+            tally = Tally(metrics.observer if metrics else None)
+            report = main_job(Path(workdir), args.volumes, args.writers, log, tally)
+        if metrics is not None:
+            print(f"  metrics served at {metrics.url}: {metrics.scrape_summary()}")
+    finally:
+        if metrics is not None:
+            metrics.close()
     return 1 if report.problems else 0
+
+
+class MetricsEndpoint:
+    """A Prometheus ``/metrics`` endpoint on loopback for the isolator's observer."""
+
+    def __init__(self, port: int) -> None:
+        import prometheus_client  # noqa: PLC0415 - optional: only with --metrics-port
+
+        from isolator.contrib.prometheus import PrometheusObserver  # noqa: PLC0415
+
+        registry = prometheus_client.CollectorRegistry()
+        self.observer: Observer = PrometheusObserver(registry=registry)
+        self._server, self._thread = prometheus_client.start_http_server(
+            port, addr="127.0.0.1", registry=registry
+        )
+        self.url = f"http://127.0.0.1:{self._server.server_port}/metrics"
+
+    def scrape_summary(self) -> str:
+        """Fetch our own endpoint once: how many prepares it reports, as a check."""
+        with urllib.request.urlopen(self.url, timeout=WAIT) as response:
+            text = response.read().decode()
+        prepares = sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("isolator_operation_duration_seconds_count{")
+            and 'operation="prepare"' in line
+        )
+        return f"{int(prepares)} prepares counted"
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(WAIT)
 
 
 if __name__ == "__main__":

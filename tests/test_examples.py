@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -51,6 +52,17 @@ def test_scheduler_main_job_on_a_small_workload() -> None:
         # Data written by one task was read by another through the shared volume.
         assert "written by writer-0\\nwritten by writer-2" in out
         assert "Read-only file system" in out
+
+
+def test_scheduler_serves_metrics_and_prints_the_figures() -> None:
+    result = run_example("scheduler.py", "--volumes", "2", "--writers", "1", "--quiet",
+                         "--metrics-port", "0")
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "isolator operations (the observer's figures):" in out
+    assert "    prepare: 9 ok, 0 failed, mean " in out
+    assert "    recover: 1 ok, 0 failed, mean " in out
+    assert re.search(r"metrics served at http://127\.0\.0\.1:\d+/metrics: 9 prepares counted", out)
 
 
 def test_scheduler_says_so_when_it_cannot_mount(
