@@ -26,6 +26,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from isolator.errors import strerror
 from isolator.names import printable
 
 __all__ = [
@@ -202,7 +203,7 @@ def resolve_in_root(
             except OSError as error:
                 if origin is None:
                     raise
-                raise ConfinementError(f"{error.strerror or error} (through {origin})") from error
+                raise ConfinementError(f"{strerror(error)} (through {origin})") from error
         if not walk.names:
             raise ConfinementError(f"it resolves to the root '{printable(real_root)}' itself")
         walk.verify()

@@ -16,14 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import WAIT
 
 from actors import EventLoopThread, Future
 from isolator.drivers import duration, dvdcli, process
 from isolator.drivers.duration import format_duration
 from isolator.drivers.dvdcli import DvdcliClient
 from isolator.errors import DriverError, MountRefusedError
-
-WAIT = 10.0  # an upper bound on any single wait; tests finish far sooner
 
 MEMORY_BOUND = 16 << 20
 """Bytes the client may allocate at its peak while stopping a flood (the cap is 1 MiB a
