@@ -41,6 +41,7 @@ from actors import Actor, Future, Promise, collect, defer
 from isolator import DockerVolumeIsolator, Flags
 from isolator.drivers import Backoff, DockerPluginClient
 from isolator.launcher import launch
+from isolator.leftovers import host_mounts, leftovers, plugin_holders
 from isolator.messages import container_config, container_id, docker_volume
 from isolator.plugin import VolumePlugin
 from isolator.protos import ContainerID, ContainerLaunchInfo, ContainerState
@@ -254,11 +255,6 @@ def run_phase(scheduler: pykka.ActorProxy[Scheduler], specs: list[TaskSpec], rep
         report.add(spec, result, log)
 
 
-def host_mounts() -> set[str]:
-    with open("/proc/self/mountinfo", encoding="utf-8") as mountinfo:
-        return {line.split()[4] for line in mountinfo}
-
-
 def main_job(workdir: Path, volume_count: int, writer_count: int, log: Log) -> Report:
     mounts = os.geteuid() == 0
     if mounts:
@@ -331,7 +327,7 @@ def main_job(workdir: Path, volume_count: int, writer_count: int, log: Log) -> R
         log(f"recovered; {len(cleanups)} unknown orphans cleaned up"
             + (f", failures: {failed}" if failed else ""))
         report.problems += [f"orphan cleanup failed: {f}" for f in failed]
-        holders = mount_ids(client)
+        holders = plugin_holders(client, DRIVER, WAIT)
         if mounts and not holders.get(volumes[0]):
             report.problems.append(f"{volumes[0]} was unmounted while the survivor used it")
         log(f"plugin mount holders now: {holders}")
@@ -340,7 +336,8 @@ def main_job(workdir: Path, volume_count: int, writer_count: int, log: Log) -> R
         report.add(survivor, adopted.get(WAIT), log)
 
         isolator.stop()
-        report.problems += leftovers(workdir, client, mounts_before)
+        holders = plugin_holders(client, DRIVER, WAIT)
+        report.problems += leftovers(workdir / "checkpoints", holders, mounts_before)
         summarize(report, plugin, volumes, log)
     finally:
         pykka.ActorRegistry.stop_all()
@@ -349,28 +346,9 @@ def main_job(workdir: Path, volume_count: int, writer_count: int, log: Log) -> R
     return report
 
 
-def leftovers(workdir: Path, client: DockerPluginClient, mounts_before: set[str]) -> list[str]:
-    """What the run left behind: checkpoints, plugin mounts, host mounts (all must be none)."""
-    problems = []
-    checkpoints = sorted(str(p) for p in (workdir / "checkpoints").iterdir())
-    if checkpoints:
-        problems.append(f"checkpoints left: {checkpoints}")
-    if any(mount_ids(client).values()):
-        problems.append(f"volumes still mounted: {mount_ids(client)}")
-    if host_mounts() != mounts_before:
-        problems.append(f"host mounts changed: {host_mounts() ^ mounts_before}")
-    return problems
-
-
 def wait_started(scheduler: pykka.ActorProxy[Scheduler], name: str) -> None:
     """A task is killable once the scheduler has launched it (prepare is done)."""
     scheduler.started(name).get(WAIT)
-
-
-def mount_ids(client: DockerPluginClient) -> dict[str, int]:
-    """How many callers (mount IDs) hold each volume, as the plugin reports it."""
-    volumes = client.loop.submit(client.api.list(DRIVER)).get(WAIT)
-    return {v["Name"]: len((v.get("Status") or {}).get("mounts", {})) for v in volumes}
 
 
 def summarize(report: Report, plugin: VolumePlugin, volumes: list[str], log: Log) -> None:
