@@ -23,7 +23,13 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from isolator.contrib.ray.agent import Agent, AgentConfig
-    from isolator.contrib.ray.remote import AgentHandle, LocalCluster, local_cluster, start_agent
+    from isolator.contrib.ray.remote import (
+        AgentHandle,
+        LocalCluster,
+        alive_nodes,
+        local_cluster,
+        start_agent,
+    )
     from isolator.contrib.ray.tasks import (
         AgentError,
         AgentInfo,
@@ -48,6 +54,7 @@ __all__ = [
     "TaskResult",
     "TaskSpec",
     "VolumeMount",
+    "alive_nodes",
     "local_cluster",
     "start_agent",
 ]
@@ -57,6 +64,7 @@ _MODULES = {
     "AgentConfig": "agent",
     "AgentHandle": "remote",
     "LocalCluster": "remote",
+    "alive_nodes": "remote",
     "local_cluster": "remote",
     "start_agent": "remote",
 }

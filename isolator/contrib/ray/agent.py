@@ -201,10 +201,14 @@ class Agent:
     async def shutdown(self, *, kill_tasks: bool = False) -> None:
         """Stop the plugin and this agent; with ``kill_tasks``, end the tasks first.
 
-        Refuses (``AgentError``) while tasks run and ``kill_tasks`` is False.
+        Refuses (``AgentError``) while tasks run and ``kill_tasks`` is False; does nothing
+        once the agent has stopped.
         """
+        if self._closed:
+            return
         await self._run(self._shutdown(kill_tasks))
-        self._ended.set_result(self._state.incarnation)
+        if not self._ended.done():
+            self._ended.set_result(self._state.incarnation)
         self._stop()
 
     def abandon(self) -> None:
