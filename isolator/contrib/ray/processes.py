@@ -13,7 +13,6 @@ Everything here is an ``async`` function for one event loop; nothing blocks it.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import ctypes
 import json
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from isolator.linux import PR_SET_CHILD_SUBREAPER
+from isolator.readable import readable
 
 __all__ = [
     "OUTPUT_FILE",
@@ -170,7 +170,7 @@ async def exited(process: ProcessId) -> None:
     try:
         # The pidfd pins the pid: if it is still our process now, the pidfd is about it.
         if process.running():
-            await _readable(pidfd)
+            await readable(pidfd)
     finally:
         os.close(pidfd)
 
@@ -226,26 +226,11 @@ def read_output(run_dir: Path, limit: int) -> str:
         return ""
 
 
-async def _readable(fd: int) -> None:
-    loop = asyncio.get_running_loop()
-    ready: asyncio.Future[None] = loop.create_future()
-
-    def _ready() -> None:
-        if not ready.done():
-            ready.set_result(None)
-
-    loop.add_reader(fd, _ready)
-    try:
-        await ready
-    finally:
-        loop.remove_reader(fd)
-
-
 async def _read_to_end(fd: int) -> bytes:
     os.set_blocking(fd, False)
     chunks: list[bytes] = []
     while True:
-        await _readable(fd)
+        await readable(fd)
         try:
             chunk = os.read(fd, _READ_CHUNK)
         except BlockingIOError:
