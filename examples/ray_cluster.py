@@ -24,7 +24,6 @@ Run: ``.venv/bin/python examples/ray_cluster.py [--tasks N] [--quiet] [--address
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import sys
 import tempfile
@@ -37,7 +36,7 @@ from pathlib import Path
 
 import ray
 from ray.exceptions import RayActorError
-from scheduler import Log
+from scheduler import Log, can_mount
 
 from isolator.contrib.ray import (
     AgentConfig,
@@ -269,12 +268,7 @@ def stop_agents(agents: list[AgentHandle]) -> None:
 
 
 def main_job(workdir: Path, tasks: int, address: str | None, log: Log) -> list[str]:
-    mounts = os.geteuid() == 0
-    if mounts:
-        log("running as root: tasks get real bind mounts in private mount namespaces")
-    else:
-        log("not root: tasks run without mounts (bind mounts need root); "
-            "everything else runs, and data is not shared between tasks")
+    mounts = can_mount(log)
     problems: list[str] = []
     with cluster(address, log, problems) as nodes:
         if len(nodes) < NODES:

@@ -255,13 +255,19 @@ def run_phase(scheduler: pykka.ActorProxy[Scheduler], specs: list[TaskSpec], rep
         report.add(spec, result, log)
 
 
-def main_job(workdir: Path, volume_count: int, writer_count: int, log: Log) -> Report:
+def can_mount(log: Log) -> bool:
+    """Whether tasks get their volumes bind mounted (as root), said either way."""
     mounts = os.geteuid() == 0
     if mounts:
         log("running as root: tasks get real bind mounts in private mount namespaces")
     else:
         log("not root: tasks run without mounts (bind mounts need root); "
             "everything else runs, and data is not shared between tasks")
+    return mounts
+
+
+def main_job(workdir: Path, volume_count: int, writer_count: int, log: Log) -> Report:
+    mounts = can_mount(log)
     report = Report()
     mounts_before = host_mounts()
     volumes = [f"vol-{i}" for i in range(volume_count)]

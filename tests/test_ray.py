@@ -12,6 +12,8 @@ import os
 import re
 import shutil
 import signal
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -264,3 +266,15 @@ def test_the_ray_cluster_example_says_so_when_it_cannot_mount(
     assert "not root: tasks run without mounts" in out
     assert "agent incarnation 2" in out
     assert "all checks held" in out
+
+
+def test_the_shim_loads_neither_ray_nor_the_actor_runtime_nor_http() -> None:
+    # It starts once per task, and its first process only forks.
+    code = (
+        "import sys, isolator.contrib.ray.shim; "
+        "print(sorted(m for m in ('ray', 'pykka', 'httpx', 'actors') if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == "[]"
