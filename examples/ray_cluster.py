@@ -299,6 +299,10 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(dir="/tmp", prefix="ray-cluster-"))
     try:
         problems = main_job(workdir, args.tasks, args.address, log)
+    except KeyboardInterrupt:  # (a SIGTERM is a SystemExit: Ray's driver makes it one)
+        print("interrupted: tasks, agents and the cluster started here are stopped",
+              file=sys.stderr)
+        return 130
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return 1 if problems else 0
