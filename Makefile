@@ -16,7 +16,7 @@ $(VENV)/.demo-installed: setup.cfg setup.py | $(VENV)/bin/python
 	touch $@
 
 $(VENV)/.test-installed: setup.cfg setup.py | $(VENV)/bin/python
-	$(PY) -m pip install --quiet -e '.[test,metrics,typing]'
+	$(PY) -m pip install --quiet -e '.[test,metrics,typing,ray]'
 	touch $@ $(VENV)/.demo-installed
 
 demo: $(VENV)/.demo-installed

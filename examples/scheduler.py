@@ -43,6 +43,7 @@ from actors import Actor, Future, Promise, collect, defer, run_blocking
 from isolator import DockerVolumeIsolator, Flags
 from isolator.drivers import Backoff, DockerPluginClient
 from isolator.launcher import launch
+from isolator.leftovers import host_mounts, leftovers, plugin_holders
 from isolator.messages import container_config, container_id, docker_volume
 from isolator.observe import Gauges, Observer, OperationEvent
 from isolator.plugin import VolumePlugin
@@ -250,11 +251,6 @@ def run_phase(scheduler: pykka.ActorProxy[Scheduler], specs: list[TaskSpec], rep
         report.add(spec, result, log)
 
 
-def host_mounts() -> set[str]:
-    with open("/proc/self/mountinfo", encoding="utf-8") as mountinfo:
-        return {line.split()[4] for line in mountinfo}
-
-
 class Tally(Observer):
     """The isolator's operations, counted for the summary; passed on to ``forward`` too."""
 
@@ -283,15 +279,21 @@ class Tally(Observer):
             return lines
 
 
-def main_job(
-    workdir: Path, volume_count: int, writer_count: int, log: Log, tally: Tally | None = None
-) -> Report:
+def can_mount(log: Log) -> bool:
+    """Whether tasks get their volumes bind mounted (as root), said either way."""
     mounts = os.geteuid() == 0
     if mounts:
         log("running as root: tasks get real bind mounts in private mount namespaces")
     else:
         log("not root: tasks run without mounts (bind mounts need root); "
             "everything else runs, and data is not shared between tasks")
+    return mounts
+
+
+def main_job(
+    workdir: Path, volume_count: int, writer_count: int, log: Log, tally: Tally | None = None
+) -> Report:
+    mounts = can_mount(log)
     report = Report()
     mounts_before = host_mounts()
     volumes = [f"vol-{i}" for i in range(volume_count)]
@@ -358,7 +360,7 @@ def main_job(
         log(f"recovered; {len(cleanups)} unknown orphans cleaned up"
             + (f", failures: {failed}" if failed else ""))
         report.problems += [f"orphan cleanup failed: {f}" for f in failed]
-        holders = mount_ids(client)
+        holders = plugin_holders(client, DRIVER, WAIT)
         if mounts and not holders.get(volumes[0]):
             report.problems.append(f"{volumes[0]} was unmounted while the survivor used it")
         log(f"plugin mount holders now: {holders}")
@@ -367,7 +369,8 @@ def main_job(
         report.add(survivor, adopted.get(WAIT), log)
 
         isolator.stop()
-        report.problems += leftovers(workdir, client, mounts_before)
+        holders = plugin_holders(client, DRIVER, WAIT)
+        report.problems += leftovers(workdir / "checkpoints", holders, mounts_before)
         summarize(report, plugin, volumes, log, tally)
     finally:
         pykka.ActorRegistry.stop_all()
@@ -376,28 +379,9 @@ def main_job(
     return report
 
 
-def leftovers(workdir: Path, client: DockerPluginClient, mounts_before: set[str]) -> list[str]:
-    """What the run left behind: checkpoints, plugin mounts, host mounts (all must be none)."""
-    problems = []
-    checkpoints = sorted(str(p) for p in (workdir / "checkpoints").iterdir())
-    if checkpoints:
-        problems.append(f"checkpoints left: {checkpoints}")
-    if any(mount_ids(client).values()):
-        problems.append(f"volumes still mounted: {mount_ids(client)}")
-    if host_mounts() != mounts_before:
-        problems.append(f"host mounts changed: {host_mounts() ^ mounts_before}")
-    return problems
-
-
 def wait_started(scheduler: pykka.ActorProxy[Scheduler], name: str) -> None:
     """A task is killable once the scheduler has launched it (prepare is done)."""
     scheduler.started(name).get(WAIT)
-
-
-def mount_ids(client: DockerPluginClient) -> dict[str, int]:
-    """How many callers (mount IDs) hold each volume, as the plugin reports it."""
-    volumes = client.loop.submit(client.api.list(DRIVER)).get(WAIT)
-    return {v["Name"]: len((v.get("Status") or {}).get("mounts", {})) for v in volumes}
 
 
 def summarize(

@@ -1,4 +1,5 @@
-"""Linux kernel constants the isolator and the launcher share (``<sched.h>``, ``<sys/mount.h>``).
+"""Linux kernel constants the isolator and the launcher share (``<sched.h>``, ``<sys/mount.h>``,
+``<sys/prctl.h>``).
 
 Named once here so that no module spells a mount flag as a bare number.
 """
@@ -21,6 +22,8 @@ __all__ = [
     "MS_REMOUNT",
     "MS_SHARED",
     "MS_SLAVE",
+    "PR_SET_CHILD_SUBREAPER",
+    "PR_SET_PDEATHSIG",
 ]
 
 CLONE_NEWNS: Final = 0x00020000
@@ -38,3 +41,8 @@ MS_REC: Final = 16384
 MS_SLAVE: Final = 1 << 19
 MS_SHARED: Final = 1 << 20
 MS_RELATIME: Final = 1 << 21
+
+PR_SET_PDEATHSIG: Final = 1
+"""``prctl(2)``: the signal this process gets when its parent dies."""
+PR_SET_CHILD_SUBREAPER: Final = 36
+"""``prctl(2)``: orphaned descendants are reparented to this process instead of init."""

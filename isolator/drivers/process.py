@@ -27,6 +27,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Final
 
+from isolator.readable import readable
+
 __all__ = ["MAX_OUTPUT", "Child", "Outcome", "OutputLimitError"]
 
 logger = logging.getLogger(__name__)
@@ -242,7 +244,7 @@ class Child:
         if self._exited:
             return
         if self._pidfd is not None:
-            await _readable(self._pidfd)
+            await readable(self._pidfd)
         else:
             delay = 0.001
             while not self._poll_exit():
@@ -274,21 +276,6 @@ class Child:
         self._popen.returncode = os.waitstatus_to_exitcode(status)
         return status
 
-
-async def _readable(fd: int) -> None:
-    """Wait until ``fd`` is readable (a pidfd is once its process has exited)."""
-    loop = asyncio.get_running_loop()
-    ready: asyncio.Future[None] = loop.create_future()
-
-    def _wake() -> None:
-        if not ready.done():
-            ready.set_result(None)
-
-    loop.add_reader(fd, _wake)
-    try:
-        await ready
-    finally:
-        loop.remove_reader(fd)
 
 
 def _open_pidfd(pid: int) -> int | None:
