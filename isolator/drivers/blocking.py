@@ -5,14 +5,14 @@ mount point. On a hung NFS server each of these blocks in the kernel, for minute
 good: on the shared driver loop one of them would stall every plugin's calls, and with a
 thread per call a flood of calls to a hung server would hold a thread each.
 
-``BlockingPool`` runs them on at most ``workers`` threads, starting one per job while
-fewer are busy and queueing the rest. Concurrent runs asking the same thing (an equal
-``key``) share one job, so one hung spec directory or mount point holds one thread however
-many calls wait on it. A waiting caller gives up at its own deadline (by being cancelled);
-the call itself cannot be interrupted and runs to its end. The threads are daemons, so a
-call stuck in the kernel cannot keep the agent from exiting.
-
-The actors layer has no blocking helper yet; when it gets a bounded one, this belongs there.
+``BlockingPool`` runs them on the actors layer's blocking executor
+(``actors.run_blocking``, daemon threads, so a call stuck in the kernel cannot keep the
+agent from exiting), at most ``workers`` at a time, queueing the rest: a few hung
+directories hold a few of the shared executor's threads, never all of them. Concurrent
+runs asking the same thing (an equal ``key``) share one job, so one hung spec directory or
+mount point holds one thread however many calls wait on it. A waiting caller gives up at
+its own deadline (by being cancelled); the call itself cannot be interrupted and runs to
+its end.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ import threading
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar, cast
+
+from actors import run_blocking
 
 __all__ = ["FS_WORKERS", "BlockingPool"]
 
@@ -48,11 +50,10 @@ class BlockingPool:
     threads are started on demand and exit as soon as no job is queued.
     """
 
-    def __init__(self, workers: int = FS_WORKERS, *, name: str = "isolator-driver-fs") -> None:
+    def __init__(self, workers: int = FS_WORKERS) -> None:
         if workers < 1:
             raise ValueError("a blocking pool needs at least one worker")
         self.workers = workers
-        self.name = name
         self._lock = threading.Lock()
         self._busy = 0  # threads alive, each running or about to take a job
         self._backlog: collections.deque[_Job] = collections.deque()
@@ -84,7 +85,7 @@ class BlockingPool:
                 self._backlog.append(job)
                 return
             self._busy += 1
-        threading.Thread(target=self._work, args=(job,), name=self.name, daemon=True).start()
+        run_blocking(self._work, job)
 
     def _work(self, job: _Job) -> None:
         while True:
