@@ -37,7 +37,7 @@ class _Gate:
 
 
 def test_at_most_workers_calls_run_at_once_and_all_complete() -> None:
-    pool, gate = BlockingPool(2, name="test-pool"), _Gate()
+    pool, gate = BlockingPool(2), _Gate()
 
     async def scenario() -> list[int]:
         runs = [asyncio.ensure_future(pool.run(i, gate.call(i))) for i in range(6)]

@@ -28,6 +28,7 @@ from plugin_fakes import (
     submit,
 )
 
+import actors
 from isolator.drivers import discovery, plugin_client, protocol
 from isolator.drivers.blocking import FS_WORKERS
 from isolator.drivers.plugin_client import DockerPluginClient
@@ -54,8 +55,10 @@ def env(server_loop: Any) -> Iterator[Env]:
         yield environment
 
 
-def _fs_threads() -> int:
-    return sum(1 for t in threading.enumerate() if t.name == "isolator-driver-fs")
+def _blocking_threads_busy() -> int:
+    """Threads of the actors layer's blocking executor running a call now."""
+    blocking = actors.statistics().blocking
+    return blocking.threads - blocking.idle
 
 
 # -- what is sent again ----------------------------------------------------------------------
@@ -364,14 +367,14 @@ def test_hung_lookups_never_hold_more_than_the_pools_threads(
     env: Env, hung: _HungFileSystem
 ) -> None:
     client = env.client(mount_timeout=0.5)
-    before = _fs_threads()
+    before = _blocking_threads_busy()
     stuck = [client.mount(f"hung{i}", "vol", {}) for i in range(3 * FS_WORKERS)]
     for _ in range(FS_WORKERS):
         assert hung.entered.acquire(timeout=WAIT)
     for future in stuck:
         assert isinstance(failure(future, 0.5 + DEADLINE_SLACK), MountRefusedError)
     assert client.api.blocking.busy() == FS_WORKERS
-    assert _fs_threads() <= before + FS_WORKERS
+    assert _blocking_threads_busy() <= before + FS_WORKERS
     assert not hung.entered.acquire(timeout=0)  # the others wait for a thread, not in one
 
 
