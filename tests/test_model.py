@@ -469,4 +469,5 @@ def test_the_isolator_keeps_its_promise_in_every_sequence() -> None:
         ),
     )
     if SLOW:
+        print(f"model-based test: {steps_run[0]} steps")
         assert steps_run[0] >= 10_000, f"the slow run made only {steps_run[0]} steps"
