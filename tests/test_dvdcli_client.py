@@ -18,9 +18,10 @@ from typing import Any
 import pytest
 
 from actors import EventLoopThread, Future
-from isolator.drivers import duration, dvdcli, process
-from isolator.drivers.duration import format_duration
+from isolator import duration
+from isolator.drivers import dvdcli, process
 from isolator.drivers.dvdcli import DvdcliClient
+from isolator.duration import format_duration
 from isolator.errors import DriverError, MountRefusedError
 
 WAIT = 10.0  # an upper bound on any single wait; tests finish far sooner
