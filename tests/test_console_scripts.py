@@ -19,6 +19,7 @@ SCRIPTS = {
     "isolator-volume-plugin": "isolator.plugin",
     "isolator-launcher": "isolator.launcher",
     "isolator-dvdcli": "isolator.dvdcli_cli",
+    "isolator-ctl": "isolator.ctl",
 }
 """Each console script and the module ``python -m`` runs it from."""
 
