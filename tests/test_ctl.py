@@ -346,3 +346,17 @@ def test_the_module_runs_as_the_console_script(root: Path) -> None:
     )
     assert (done.returncode, done.stderr) == (0, "")
     assert len(json.loads(done.stdout)["containers"]) == 5
+
+
+@pytest.mark.parametrize("command", [["status"], ["volumes"], ["recover", "--dry-run"]])
+def test_a_checkpoint_directory_that_cannot_be_listed_fails(
+    command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    not_a_directory = tmp_path / "file"
+    not_a_directory.write_text("")
+    code, out, _ = ctl(capsys, *command, "--checkpoint-dir", str(not_a_directory))
+    assert (code, out) == (
+        1,
+        f"Unable to list docker volume checkpoint directory '{not_a_directory}': "
+        "Not a directory\n",
+    )

@@ -7,6 +7,7 @@ record of who uses which volume, so reading it shows what a recovery would find.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -30,7 +31,7 @@ from isolator.paths import (
 from isolator.protos import ContainerID
 from isolator.state import VolumeKey, read_volumes, remove_checkpoint
 
-__all__ = ["Checkpoint", "forget", "read_checkpoints", "status", "volumes"]
+__all__ = ["Checkpoint", "forget", "read_checkpoints", "status", "volumes", "with_checkpoints"]
 
 State = Literal["volumes", "empty", "no file", "unreadable"]
 
@@ -90,28 +91,36 @@ def read_checkpoints(root: str) -> list[Checkpoint] | None:
     return [read_one(root, value) for value in values]
 
 
-def _read_or_fail(flags: Flags) -> tuple[str, list[Checkpoint] | None] | Outcome:
+def with_checkpoints(
+    flags: Flags,
+    render: Callable[[str, list[Checkpoint]], Outcome],
+    missing: Callable[[str], Outcome],
+) -> Outcome:
+    """``render(root, checkpoints)``; ``missing(root)`` when the directory does not exist,
+    a failure when it cannot be listed."""
     root = flags.docker_volume_checkpoint_dir
     try:
-        return root, read_checkpoints(root)
+        checkpoints = read_checkpoints(root)
     except OSError as error:
         message = f"Unable to list docker volume checkpoint directory '{root}': {strerror(error)}"
         return Outcome(EXIT_FAILED, {"checkpoint_dir": root, "error": message}, message)
+    return missing(root) if checkpoints is None else render(root, checkpoints)
 
 
-def _missing(root: str, key: str) -> Outcome:
-    text = f"No checkpoint directory at '{root}': nothing is checkpointed."
-    return Outcome(EXIT_OK, {"checkpoint_dir": root, key: []}, text)
+def _nothing(key: str) -> Callable[[str], Outcome]:
+    def missing(root: str) -> Outcome:
+        text = f"No checkpoint directory at '{root}': nothing is checkpointed."
+        return Outcome(EXIT_OK, {"checkpoint_dir": root, key: []}, text)
+
+    return missing
 
 
 def status(flags: Flags) -> Outcome:
     """Each checkpointed container and its volumes (``docker ps``-like)."""
-    read = _read_or_fail(flags)
-    if isinstance(read, Outcome):
-        return read
-    root, checkpoints = read
-    if checkpoints is None:
-        return _missing(root, "containers")
+    return with_checkpoints(flags, _status, _nothing("containers"))
+
+
+def _status(root: str, checkpoints: list[Checkpoint]) -> Outcome:
     rows = [
         [checkpoint.container, volume.driver, volume.name, ""]
         for checkpoint in checkpoints
@@ -132,12 +141,10 @@ def status(flags: Flags) -> Outcome:
 
 def volumes(flags: Flags) -> Outcome:
     """Each checkpointed volume and the containers that hold it (``docker volume ls``-like)."""
-    read = _read_or_fail(flags)
-    if isinstance(read, Outcome):
-        return read
-    root, checkpoints = read
-    if checkpoints is None:
-        return _missing(root, "volumes")
+    return with_checkpoints(flags, _volumes, _nothing("volumes"))
+
+
+def _volumes(root: str, checkpoints: list[Checkpoint]) -> Outcome:
     holders: dict[VolumeKey, list[str]] = {}
     for checkpoint in checkpoints:
         for volume in checkpoint.volumes:

@@ -18,7 +18,7 @@ from dataclasses import replace
 from typing import Any, Final
 
 from isolator.containers import Usage
-from isolator.ctl.checkpoints import Checkpoint, read_checkpoints
+from isolator.ctl.checkpoints import Checkpoint, with_checkpoints
 from isolator.ctl.tables import (
     EXIT_FAILED,
     EXIT_OK,
@@ -28,7 +28,7 @@ from isolator.ctl.tables import (
     volume_json,
     volume_text,
 )
-from isolator.errors import IsolatorError, strerror
+from isolator.errors import IsolatorError
 from isolator.flags import Flags
 from isolator.handle import DockerVolumeIsolator
 from isolator.paths import validate_container_id, volumes_path
@@ -54,24 +54,23 @@ def dry_run(flags: Flags, known: Sequence[str]) -> Outcome:
             validate_container_id(ContainerID(value=value))
         except IsolatorError as error:
             raise UsageError(f"--known {value!r}: {error}") from None
-    root = flags.docker_volume_checkpoint_dir
-    try:
-        checkpoints = read_checkpoints(root)
-    except OSError as error:
-        message = f"Unable to list docker volume checkpoint directory '{root}': {strerror(error)}"
-        return Outcome(EXIT_FAILED, {"checkpoint_dir": root, "error": message}, message)
-    if checkpoints is None:
+
+    def missing(root: str) -> Outcome:
         text = f"No checkpoint directory at '{root}': recovery has nothing to do."
         return Outcome(EXIT_OK, _document(root, known, [], [], None), text)
-    unreadable = [c for c in checkpoints if c.state == "unreadable"]
-    if unreadable:
-        return _would_fail(root, known, unreadable[0])
-    with tempfile.TemporaryDirectory(prefix="isolator-ctl-") as scratch:
-        copy = os.path.join(scratch, "checkpoints")
-        _copy(checkpoints, copy)
-        on_copy = replace(flags, docker_volume_checkpoint_dir=copy)
-        unmounts, usage = _recover(on_copy, known, scratch)
-    return _report(root, known, checkpoints, unmounts, usage)
+
+    def recover(root: str, checkpoints: list[Checkpoint]) -> Outcome:
+        unreadable = [c for c in checkpoints if c.state == "unreadable"]
+        if unreadable:
+            return _would_fail(root, known, unreadable[0])
+        with tempfile.TemporaryDirectory(prefix="isolator-ctl-") as scratch:
+            copy = os.path.join(scratch, "checkpoints")
+            _copy(checkpoints, copy)
+            on_copy = replace(flags, docker_volume_checkpoint_dir=copy)
+            unmounts, usage = _recover(on_copy, known, scratch)
+        return _report(root, known, checkpoints, unmounts, usage)
+
+    return with_checkpoints(flags, recover, missing)
 
 
 def _would_fail(root: str, known: Sequence[str], bad: Checkpoint) -> Outcome:
