@@ -33,4 +33,4 @@ bench: $(VENV)/.demo-installed
 	$(PY) -m benchmarks
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build dist *.egg-info

@@ -6,7 +6,9 @@ The modules follow Mesos's isolator folder, one concern each: ``isolator`` (the 
 reference Docker volume plugin) and ``launcher`` (applies a launch info).
 
 The names below load their modules on first use: ``isolator.launcher`` runs once per task
-launch and must not pay for the actor runtime or the HTTP client it never uses.
+launch and must not pay for the actor runtime or the HTTP client it never uses, nor for
+reading the package's metadata (``__version__``: the installed version, ``0+unknown``
+in a source tree that is not installed).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ if TYPE_CHECKING:
     from isolator.drivers.plugin_client import DockerPluginClient
     from isolator.handle import DockerVolumeIsolator
     from isolator.isolator import DockerVolumeIsolatorActor
+    from isolator.version import __version__
 
 __all__ = [
     "CheckpointError",
@@ -34,6 +37,7 @@ __all__ = [
     "DvdcliClient",
     "Flags",
     "IsolatorError",
+    "__version__",
 ]
 
 _LAZY = {
@@ -42,6 +46,7 @@ _LAZY = {
     "DockerVolumeIsolatorActor": "isolator.isolator",
     "DriverClient": "isolator.drivers.base",
     "DvdcliClient": "isolator.drivers.dvdcli",
+    "__version__": "isolator.version",
 }
 
 

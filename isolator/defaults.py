@@ -8,6 +8,7 @@ from typing import Final
 __all__ = [
     "CHECKPOINT_DIR",
     "MOUNT_TIMEOUT",
+    "PLUGIN_RETRY_BUDGET",
     "PLUGIN_SOCKET_DIR",
     "PLUGIN_SPEC_DIRS",
     "SANDBOX_DIRECTORY",
@@ -19,6 +20,17 @@ MOUNT_TIMEOUT: Final = 120.0
 
 UNMOUNT_TIMEOUT: Final = 600.0
 """Seconds an unmount may take (Mesos: ``Minutes(10)``; a detach can take ~20 min, MESOS-7439)."""
+
+PLUGIN_RETRY_BUDGET: Final = 10.0
+"""Seconds the isolator keeps retrying a plugin that is not found or not accepting
+connections (waits of 1, 2, 4 s: it gives up ~7 s after the first attempt).
+
+Smaller than Docker's 30 s budget (``transport.RETRY_BUDGET``, ~15 s of retries), which a
+``DockerPluginClient`` keeps by default: dockerd retries while a user waits on one
+command, but the isolator pays the budget for every prepare and every cleanup while a
+plugin is missing (a typo in a driver name, a plugin down for good), and each failed
+cleanup strands a checkpoint until the next try. A few seconds still cover a plugin
+that is restarting."""
 
 PLUGIN_SOCKET_DIR: Final = "/run/docker/plugins"
 """Where dockerd looks for legacy plugins' ``NAME.sock``."""

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from isolator.defaults import PLUGIN_SOCKET_DIR, PLUGIN_SPEC_DIRS
+from isolator.version import version
 
 __all__ = [
     "ENV_MOUNT_ID",
@@ -172,6 +173,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
         description="A Docker volume driver CLI, a drop-in for rexray/dvdcli.",
         allow_abbrev=False,
     )
+    parser.add_argument("--version", action="version", version=f"{PROG} {version()}")
     _add_common(parser, "")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     subparsers: dict[str, argparse.ArgumentParser] = {}

@@ -16,7 +16,8 @@ or ``Flags.dvdcli_path``), while the plugin calls go through the isolator's own 
 - ``get``     Get. Prints the volume's name and a newline.
 - ``list``    List. Prints one volume name per line.
 - ``version`` Prints dvdcli's ``Binary:``/``SemVer:``/``OsArch:``/``Branch:``/``Commit:``/
-  ``Formed:`` lines. ``help [COMMAND]`` prints the help.
+  ``Formed:`` lines (``--version`` prints ``isolator-dvdcli VERSION``, as the other
+  console scripts). ``help [COMMAND]`` prints the help.
 
 Exit status: 0 on success; 1 when the plugin or the client fails (the message on stderr as
 ``isolator-dvdcli: error: <message>``); 2 on a usage error (argparse's message on stderr);
@@ -38,7 +39,6 @@ import os
 import platform
 import sys
 from collections.abc import Callable, Coroutine, Mapping, Sequence
-from importlib import metadata
 from typing import Any, Final, TextIO, TypeVar
 
 from actors import EventLoopThread
@@ -46,6 +46,7 @@ from isolator.drivers.plugin_client import DockerPluginClient
 from isolator.drivers.transport import Backoff
 from isolator.dvdcli_args import PROG, Request, help_text, parse
 from isolator.errors import DriverError
+from isolator.version import version
 
 __all__ = ["COMMANDS", "main"]
 
@@ -53,8 +54,6 @@ EXIT_OK: Final = 0
 EXIT_FAILURE: Final = 1
 EXIT_USAGE: Final = 2
 EXIT_INTERRUPTED: Final = 130
-
-_DISTRIBUTION: Final = "docker-volume-isolator"
 
 T = TypeVar("T")
 
@@ -126,14 +125,10 @@ COMMANDS: Final[Mapping[str, Callable[[DockerPluginClient, Request], str]]] = {
 
 
 def _version() -> str:
-    try:
-        version = metadata.version(_DISTRIBUTION)
-    except metadata.PackageNotFoundError:
-        version = "unknown"
     return "".join(
         [
             f"Binary: {os.path.abspath(sys.argv[0])}\n",
-            f"SemVer: {version}\n",
+            f"SemVer: {version()}\n",
             f"OsArch: {platform.system()}-{platform.machine()}\n",
             "Branch: \n",
             "Commit: \n",

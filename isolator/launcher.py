@@ -51,6 +51,7 @@ from typing import IO, Any
 
 from google.protobuf import json_format
 
+import isolator
 from isolator.errors import strerror
 from isolator.mounting import LaunchError, apply_launch_info, validate_launch_info
 from isolator.names import printable
@@ -194,10 +195,41 @@ def _copy(launch_info: ContainerLaunchInfo | None) -> ContainerLaunchInfo:
 
 # -- the launcher process ----------------------------------------------------------------
 
-_USAGE = (
-    "usage: python -m isolator.launcher [--launch-info=JSON] [--environment-fd=FD] "
-    "[--] COMMAND [ARG]..."
-)
+_USAGE = "usage: isolator-launcher [--launch-info=JSON] [--environment-fd=FD] [--] COMMAND [ARG]..."
+
+_HELP = f"""{_USAGE}
+
+Run COMMAND with a Mesos ContainerLaunchInfo applied, as Mesos's launch helper does: a
+mount namespace of its own, '/' marked rslave, the bind mounts, the pre-exec commands, the
+working directory; then exec COMMAND (it keeps the launcher's pid, stdio and exit status).
+Creating a mount namespace and mounting needs root (CAP_SYS_ADMIN).
+
+options:
+  --launch-info=JSON   the launch info, a mesos.slave.ContainerLaunchInfo in protobuf's
+                       JSON mapping (field names as in the .proto or in lowerCamelCase),
+                       as DockerVolumeIsolator.prepare() returns it, e.g.
+                       {{"clone_namespaces": [131072], "mounts": [{{"source": "/vol",
+                       "target": "/sandbox/data", "flags": 20480}}]}}
+                       Applied: clone_namespaces (only CLONE_NEWNS, 131072), mounts
+                       (source, target, type, flags, options: each with mount(2), never
+                       through a symlink; a read-only bind is remounted MS_RDONLY),
+                       pre_exec_commands (each must exit 0), working_directory.
+                       Refused (exit 125): rootfs, user, command, enter_namespaces,
+                       other namespaces, and any string holding a NUL.
+                       Without it COMMAND runs as is, in the caller's mount namespace.
+  --environment-fd=FD  read COMMAND's environment from inherited fd FD, as one JSON
+                       object of strings (it stays out of /proc/PID/cmdline); default:
+                       the launcher's own environment
+  --version            print the version and exit
+  -h, --help           print this help and exit
+
+exit status:
+  125  the launcher failed before exec (bad launch info, not root, a failed mount or
+       pre-exec command, a bad working directory); the reason is on stderr
+  126  COMMAND was found but cannot be executed
+  127  COMMAND was not found
+  any other: COMMAND's own exit status
+"""
 
 
 def main(args: Sequence[str] | None = None) -> int:
@@ -223,9 +255,7 @@ def _parse(
         option = args.pop(0)
         if option == "--":
             break
-        if option in ("-h", "--help"):
-            print(_USAGE)
-            raise SystemExit(0)
+        _print_and_exit_if_asked(option)
         name, has_value, value = option.partition("=")
         if name not in ("--launch-info", "--environment-fd"):
             raise LaunchError(f"Unknown option '{printable(name)}'\n{_USAGE}")
@@ -243,6 +273,16 @@ def _parse(
     if not args:
         raise LaunchError(f"No command to execute\n{_USAGE}")
     return launch_info, environment, args
+
+
+def _print_and_exit_if_asked(option: str) -> None:
+    """``--help`` and ``--version``: print, and exit 0."""
+    if option in ("-h", "--help"):
+        print(_HELP, end="")
+        raise SystemExit(0)
+    if option == "--version":
+        print(f"isolator-launcher {isolator.__version__}")
+        raise SystemExit(0)
 
 
 def _read_environment(fd_text: str) -> dict[str, str]:

@@ -23,6 +23,7 @@ from isolator.drivers.discovery import (
     find_plugin,
     json_get,
     parse_address,
+    scan_plugins,
 )
 from isolator.errors import DriverError
 
@@ -42,6 +43,9 @@ class Dirs:
         return find_plugin(
             name, socket_dir=str(self.sockets), spec_dirs=(str(self.etc), str(self.lib))
         )
+
+    def scan(self) -> list[str]:
+        return scan_plugins(socket_dir=str(self.sockets), spec_dirs=(str(self.etc), str(self.lib)))
 
     def candidates(self, name: str) -> list[str]:
         return candidate_paths(
@@ -121,6 +125,31 @@ def test_the_whole_order_first_match_wins(dirs: Dirs) -> None:
         path.unlink()
     with pytest.raises(PluginNotFoundError):
         dirs.find("p")
+
+
+def test_scan_lists_every_plugin_once_in_dockers_order(dirs: Dirs) -> None:
+    make_socket(dirs.sockets / "b.sock")
+    make_socket(dirs.sockets / "a" / "a.sock")
+    make_socket(dirs.sockets / "z" / "other.sock")  # not NAME/NAME.sock: no plugin
+    write(dirs.sockets / "fake.sock", "")  # not a socket
+    write(dirs.etc / "c.spec", "tcp://127.0.0.1:9000")
+    write(dirs.etc / "b.json", json.dumps({"Addr": "tcp://127.0.0.1:9001"}))  # b.sock wins
+    write(dirs.etc / "d" / "d.json", json.dumps({"Addr": "tcp://127.0.0.1:9002"}))
+    write(dirs.etc / "notes.txt", "")
+    write(dirs.lib / "a.spec", "tcp://127.0.0.1:9003")
+    write(dirs.lib / "e.spec", "tcp://127.0.0.1:9004")
+    assert dirs.scan() == ["a", "b", "c", "d", "e"]
+    assert [dirs.find(name).source for name in dirs.scan()] == [
+        str(dirs.sockets / "a" / "a.sock"),
+        str(dirs.sockets / "b.sock"),
+        str(dirs.etc / "c.spec"),
+        str(dirs.etc / "d" / "d.json"),
+        str(dirs.lib / "e.spec"),
+    ]
+
+
+def test_scan_of_missing_directories_finds_nothing(tmp_path: Path) -> None:
+    assert scan_plugins(socket_dir=str(tmp_path / "none"), spec_dirs=[str(tmp_path / "x")]) == []
 
 
 def test_not_found_names_the_plugin_and_every_path(dirs: Dirs) -> None:

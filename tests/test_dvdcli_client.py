@@ -19,9 +19,10 @@ import pytest
 from conftest import WAIT
 
 from actors import EventLoopThread, Future
-from isolator.drivers import duration, dvdcli, process
-from isolator.drivers.duration import format_duration
+from isolator import duration
+from isolator.drivers import dvdcli, process
 from isolator.drivers.dvdcli import DvdcliClient
+from isolator.duration import format_duration
 from isolator.errors import DriverError, MountRefusedError
 
 MEMORY_BOUND = 16 << 20

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Any
 
 import pytest
 
+from isolator.drivers import DockerPluginClient, create_client
+from isolator.drivers.mount_id import default_mount_id
 from isolator.flags import Flags
 
 
@@ -23,6 +26,8 @@ def test_defaults() -> None:
     assert flags.docker_plugin_socket_dir == "/run/docker/plugins"
     assert flags.docker_plugin_spec_dirs == ("/etc/docker/plugins", "/usr/lib/docker/plugins")
     assert flags.docker_volume_explicit_create is False
+    assert flags.docker_plugin_retry_budget == 10.0
+    assert flags.docker_plugin_mount_id is None
 
 
 def test_accepts_valid_values() -> None:
@@ -38,8 +43,12 @@ def test_accepts_valid_values() -> None:
         docker_plugin_socket_dir="/tmp/plugins",
         docker_plugin_spec_dirs=(),
         docker_volume_explicit_create=True,
+        docker_plugin_retry_budget=0,
+        docker_plugin_mount_id="",
     )
     assert flags.docker_volume_unmount_timeout == 1.0
+    assert flags.docker_plugin_retry_budget == 0.0
+    assert isinstance(flags.docker_plugin_retry_budget, float)
     assert isinstance(flags.docker_volume_unmount_timeout, float)
     assert flags.docker_plugin_spec_dirs == ()
 
@@ -123,48 +132,48 @@ REJECTIONS: list[tuple[str, Any, str]] = [
         "docker_volume_mount_timeout",
         0,
         "Invalid flag 'docker_volume_mount_timeout': 0 is not greater than 0; "
-        "expected a finite number of seconds greater than 0",
+        "expected a finite number of seconds, greater than 0",
     ),
     (
         "docker_volume_mount_timeout",
         -1.5,
         "Invalid flag 'docker_volume_mount_timeout': -1.5 is not greater than 0; "
-        "expected a finite number of seconds greater than 0",
+        "expected a finite number of seconds, greater than 0",
     ),
     (
         "docker_volume_mount_timeout",
         float("inf"),
         "Invalid flag 'docker_volume_mount_timeout': inf is not finite; "
-        "expected a finite number of seconds greater than 0",
+        "expected a finite number of seconds, greater than 0",
     ),
     (
         "docker_volume_mount_timeout",
         float("nan"),
         "Invalid flag 'docker_volume_mount_timeout': nan is not finite; "
-        "expected a finite number of seconds greater than 0",
+        "expected a finite number of seconds, greater than 0",
     ),
     (
         "docker_volume_mount_timeout",
         "120",
         "Invalid flag 'docker_volume_mount_timeout': '120' is not a number; "
-        "expected a finite number of seconds greater than 0",
+        "expected a finite number of seconds, greater than 0",
     ),
     (
         "docker_volume_mount_timeout",
         True,
         "Invalid flag 'docker_volume_mount_timeout': True is not a number; "
-        "expected a finite number of seconds greater than 0",
+        "expected a finite number of seconds, greater than 0",
     ),
     (
         "docker_volume_unmount_timeout",
         -600,
         "Invalid flag 'docker_volume_unmount_timeout': -600 is not greater than 0; "
-        "expected a finite number of seconds greater than 0",
+        "expected a finite number of seconds, greater than 0",
     ),
     (
         "docker_volume_unmount_timeout",
         10**400,
-        "is not finite; expected a finite number of seconds greater than 0",
+        "is not finite; expected a finite number of seconds, greater than 0",
     ),
     (
         "dvdcli_path",
@@ -206,6 +215,23 @@ REJECTIONS: list[tuple[str, Any, str]] = [
         "yes",
         "Invalid flag 'docker_volume_explicit_create': 'yes' is not a bool; expected True or False",
     ),
+    (
+        "docker_plugin_retry_budget",
+        -1,
+        "Invalid flag 'docker_plugin_retry_budget': -1 is negative; "
+        "expected a finite number of seconds, 0 or more",
+    ),
+    (
+        "docker_plugin_retry_budget",
+        float("inf"),
+        "Invalid flag 'docker_plugin_retry_budget': inf is not finite; "
+        "expected a finite number of seconds, 0 or more",
+    ),
+    (
+        "docker_plugin_mount_id",
+        42,
+        "Invalid flag 'docker_plugin_mount_id': 42 is not a string; expected a string or None",
+    ),
 ]
 
 
@@ -227,3 +253,24 @@ def test_rejects_bad_values(name: str, value: Any, message: str) -> None:
 def test_every_field_has_a_rejection_test() -> None:
     fields = {field.name for field in dataclasses.fields(Flags)}
     assert fields == {name for name, _, _ in REJECTIONS}
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="create_client checks for root, as Mesos")
+def test_the_plugin_client_gets_the_retry_budget_and_mount_id() -> None:
+    flags = Flags(docker_plugin_retry_budget=3, docker_plugin_mount_id="agent-7")
+    client = create_client(flags)
+    try:
+        assert isinstance(client, DockerPluginClient)
+        assert client.api.backoff.budget == 3.0
+        assert client.mount_id == "agent-7"
+    finally:
+        client.close()
+    default = create_client(Flags(docker_plugin_socket_dir="/srv/plugins"))
+    try:
+        assert isinstance(default, DockerPluginClient)
+        assert default.api.backoff.budget == Flags().docker_plugin_retry_budget
+        assert default.mount_id == default_mount_id(
+            socket_dir="/srv/plugins", spec_dirs=Flags().docker_plugin_spec_dirs
+        )
+    finally:
+        default.close()

@@ -4,6 +4,7 @@ and the reference plugin of ``isolator.plugin``."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -84,6 +85,23 @@ def test_mount_of_an_existing_volume_skips_create(env: Env) -> None:
     client = env.client()
     client.mount("fake", "vol", {"ignored": "x"}).get(WAIT)
     assert plugin.methods() == ["Plugin.Activate", "VolumeDriver.Get", "VolumeDriver.Mount"]
+
+
+def test_an_implicit_create_is_logged_as_such_and_nothing_looks_failed(
+    env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    env.plugin()
+    client = env.client()
+    with caplog.at_level(logging.DEBUG):
+        client.mount("fake", "vol", {}).get(WAIT)
+        client.mount("fake", "vol", {}).get(WAIT)  # it exists now: no second line
+    ours = [r for r in caplog.records if r.name.startswith("isolator")]
+    creations = [r.getMessage() for r in ours if r.getMessage().startswith("Creating")]
+    assert creations == [
+        "Creating Docker volume 'vol' with plugin 'fake': it does not exist yet "
+        "(VolumeDriver.Get: no such volume)"
+    ]
+    assert all(record.levelno < logging.WARNING for record in caplog.records), caplog.text
 
 
 @pytest.mark.parametrize(

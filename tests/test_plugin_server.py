@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import importlib.metadata
 import json
 import os
-import select
 import shutil
 import signal
 import socket
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -22,6 +18,7 @@ from pathlib import Path
 import pytest
 from conftest import WAIT
 from plugin_http import UnixConnection, call, err, ok, post
+from plugin_process import console_script, serving
 
 from isolator.plugin import (
     CONTENT_TYPE,
@@ -31,7 +28,6 @@ from isolator.plugin import (
     main,
 )
 
-REPO = Path(__file__).resolve().parent.parent
 ID_A = "a" * 64
 ID_B = "b" * 64
 
@@ -419,59 +415,12 @@ def test_stop_ends_idle_connections_and_is_idempotent(workdir: Path) -> None:
 # -- the console script -------------------------------------------------------------------------
 
 
-def wait_until_serving(proc: subprocess.Popen[bytes], deadline: float) -> bytes:
-    """Read the plugin's log until it says it serves: it logs that once its socket listens."""
-    assert proc.stderr is not None
-    seen = b""
-    while b"serving on" not in seen:
-        remaining = deadline - time.monotonic()
-        assert remaining > 0, f"the plugin did not start in time: {seen!r}"
-        readable, _, _ = select.select([proc.stderr], [], [], remaining)
-        if readable:
-            chunk = os.read(proc.stderr.fileno(), 4096)
-            assert chunk, f"the plugin exited before serving: {seen!r}"
-            seen += chunk
-    return seen
-
-
 def post_ok(sock: Path) -> bool:
     conn = UnixConnection(str(sock), timeout=5.0)
     try:
         return post(conn, "Plugin.Activate", b"").status == 200
     finally:
         conn.close()
-
-
-def console_script(*args: str) -> subprocess.Popen[bytes]:
-    """``python -m isolator.plugin ARGS`` from this checkout, stdout and stderr piped."""
-    env = dict(
-        os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
-    )
-    return subprocess.Popen(
-        [sys.executable, "-m", "isolator.plugin", *args],
-        cwd=REPO,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-
-
-@contextlib.contextmanager
-def serving(*args: str) -> Iterator[tuple[subprocess.Popen[bytes], bytearray]]:
-    """The console script, once it serves; the block gets it and its stderr so far, and
-    stops it with SIGTERM unless the block did (the rest of stderr is appended)."""
-    proc = console_script(*args)
-    try:
-        stderr = bytearray(wait_until_serving(proc, time.monotonic() + 2 * WAIT))
-        yield proc, stderr
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-        stderr += proc.communicate(timeout=2 * WAIT)[1]
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])

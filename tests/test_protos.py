@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -272,3 +273,19 @@ def test_generated_files_cover_every_proto_source() -> None:
     protos_dir = Path(isolator.protos.__file__).parent
     sources = sorted(f"isolator/protos/{p.name}" for p in protos_dir.glob("*.proto"))
     assert sources == sorted(generate_module.PROTO_FILES)
+
+
+def test_generation_without_grpc_tools_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.setitem(sys.modules, "grpc_tools", None)  # as if not installed
+    monkeypatch.setitem(sys.modules, "grpc_tools.protoc", None)
+    assert generate_module.main(["--out", str(tmp_path)]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith(
+        "python -m isolator.protos.generate: error: protoc comes from grpcio-tools, which "
+        "cannot be imported ("
+    )
+    assert err.endswith("); install the test extra: pip install -e '.[test]'\n")
+    assert not any(tmp_path.rglob("*_pb2.py"))

@@ -10,7 +10,8 @@ One concern per module, from the wire up:
 - ``protocol``: ``VolumePluginAPI``, one coroutine per plugin endpoint;
 - ``mount_id``: the caller ``ID`` sent with Mount and Unmount;
 - ``plugin_client``: ``DockerPluginClient``, the ``DriverClient`` over the protocol;
-- ``process``, ``duration``, ``dvdcli``: ``DvdcliClient``, Mesos's client running dvdcli;
+- ``process``, ``dvdcli``: ``DvdcliClient``, Mesos's client running dvdcli (its timeouts
+  printed by ``isolator.duration``);
 - ``base``: the ``DriverClient`` interface; ``factory``: ``create_client(flags)``.
 """
 

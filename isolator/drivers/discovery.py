@@ -6,6 +6,7 @@ each spec directory for ``NAME.spec``, ``NAME/NAME.spec``, ``NAME.json`` and
 for dockerd, so the isolator finds the same plugin under the same name.
 
 Managed (v2) plugins are not found here, as with dvdcli: they have no such files.
+``scan_plugins`` lists every name these directories hold, as Docker's ``plugins.Scan``.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ __all__ = [
     "find_plugin",
     "json_get",
     "parse_address",
+    "scan_plugins",
     "validate_plugin_name",
 ]
 
@@ -303,3 +305,64 @@ def find_plugin(
     raise PluginNotFoundError(
         name, candidate_paths(name, socket_dir=socket_dir, spec_dirs=spec_dirs), notes
     )
+
+
+def _entries(directory: str) -> list[os.DirEntry[str]]:
+    """The directory's entries sorted by name (Go's ``os.ReadDir``); none if unreadable."""
+    try:
+        with os.scandir(directory) as listing:
+            return sorted(listing, key=lambda entry: entry.name)
+    except OSError:
+        return []
+
+
+def _is_socket(path: str) -> bool:
+    try:
+        return stat.S_ISSOCK(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _socket_names(socket_dir: str) -> list[str]:
+    names = []
+    for entry in _entries(socket_dir):
+        if entry.is_dir():
+            if _is_socket(os.path.join(entry.path, entry.name + ".sock")):
+                names.append(entry.name)
+        elif entry.name.endswith(".sock") and _is_socket(entry.path):
+            names.append(entry.name.removesuffix(".sock"))
+    return names
+
+
+def _spec_names(spec_dir: str) -> list[str]:
+    names = []
+    for entry in _entries(spec_dir):
+        if entry.is_dir():
+            inside = {other.name for other in _entries(entry.path)}
+            if inside & {entry.name + ".spec", entry.name + ".json"}:
+                names.append(entry.name)
+            continue
+        stem, extension = os.path.splitext(entry.name)
+        if extension in (".spec", ".json"):
+            names.append(stem)
+    return names
+
+
+def scan_plugins(
+    *,
+    socket_dir: str = PLUGIN_SOCKET_DIR,
+    spec_dirs: Sequence[str] = PLUGIN_SPEC_DIRS,
+) -> list[str]:
+    """Every plugin name in the socket and spec directories, each once, in Docker's order
+    (``plugins.Scan``: the sockets, then each spec directory, each sorted by name).
+
+    ``NAME.sock`` counts if it is a socket (a symlink to one too, as in ``find_plugin``),
+    ``NAME/NAME.sock`` likewise; ``NAME.spec``, ``NAME.json`` and ``NAME/NAME.spec`` or
+    ``NAME/NAME.json`` count as soon as they exist. An unreadable directory holds none.
+    ``find_plugin(name)`` gives the address each name resolves to. Blocks on the file
+    system.
+    """
+    names = _socket_names(socket_dir)
+    for directory in spec_dirs:
+        names += _spec_names(directory)
+    return list(dict.fromkeys(names))

@@ -22,8 +22,8 @@ from actors import EventLoopThread, Future
 from isolator.defaults import MOUNT_TIMEOUT, UNMOUNT_TIMEOUT
 from isolator.drivers._io import driver_loop
 from isolator.drivers.base import DriverClient
-from isolator.drivers.duration import format_duration
 from isolator.drivers.process import MAX_OUTPUT, Child, Outcome
+from isolator.duration import format_duration
 from isolator.errors import DriverError, MountRefusedError, strerror
 
 __all__ = ["DvdcliClient"]

@@ -9,6 +9,7 @@ import shutil
 from isolator.drivers.base import DriverClient
 from isolator.drivers.dvdcli import DvdcliClient
 from isolator.drivers.plugin_client import DockerPluginClient
+from isolator.drivers.transport import Backoff
 from isolator.errors import IsolatorError
 from isolator.flags import Flags
 
@@ -26,6 +27,8 @@ def create_client(flags: Flags) -> DriverClient:
 
     Raises ``IsolatorError`` (Mesos's words) when not root, without mount namespaces, or
     when the dvdcli client is asked for and ``flags.dvdcli_path`` is not found on PATH.
+    The plugin client retries within ``flags.docker_plugin_retry_budget`` and sends
+    ``flags.docker_plugin_mount_id`` (when set) with Mount and Unmount; dvdcli has its own.
     """
     if os.geteuid() != 0:
         raise IsolatorError("The 'docker/volume' isolator requires root permissions")
@@ -47,4 +50,6 @@ def create_client(flags: Flags) -> DriverClient:
         explicit_create=flags.docker_volume_explicit_create,
         mount_timeout=flags.docker_volume_mount_timeout,
         unmount_timeout=flags.docker_volume_unmount_timeout,
+        backoff=Backoff(budget=flags.docker_plugin_retry_budget),
+        mount_id=flags.docker_plugin_mount_id,
     )

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import os
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
@@ -41,6 +42,8 @@ from isolator.errors import DriverError, MountRefusedError
 __all__ = ["DockerPluginClient"]
 
 T = TypeVar("T")
+
+_log = logging.getLogger(__name__)
 
 _ACTIVATING = "finding and activating the plugin"
 
@@ -206,12 +209,21 @@ class DockerPluginClient(DriverClient):
         why_missing: str,
         deadline: Deadline,
     ) -> None:
-        """Create the missing volume, unless explicit create is on (dvdcli's rule)."""
+        """Create the missing volume, unless explicit create is on (dvdcli's rule).
+
+        Get's error is how a plugin says "not yet": logged as the step it leads to, once.
+        """
         if self.explicit_create:
             raise DriverError(
                 f"Docker volume {name!r} of plugin {driver!r} does not exist and "
                 f"explicit create is on, so it is not created ({why_missing})"
             )
+        _log.info(
+            "Creating Docker volume %r with plugin %r: it does not exist yet (%s)",
+            name,
+            driver,
+            why_missing,
+        )
         await self.api.create(driver, name, options, deadline=deadline)
 
     async def _unmount(

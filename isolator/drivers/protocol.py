@@ -27,7 +27,7 @@ import functools
 import json
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Final
+from typing import Any, Final
 
 from isolator.defaults import MOUNT_TIMEOUT, PLUGIN_SOCKET_DIR, PLUGIN_SPEC_DIRS, UNMOUNT_TIMEOUT
 from isolator.drivers.answers import (
@@ -275,10 +275,7 @@ class VolumePluginAPI:
         connect = functools.partial(PluginConnection, address, max_body=self.max_body)
         plugin = await self.blocking.run(("connect", address), connect)
         try:
-            answer = await self._exchange(plugin, "Plugin.Activate", None, self.query_timeout)
-            implements = json_get(answer, "Implements")
-            if not isinstance(implements, list):
-                implements = []
+            implements = await self.handshake(plugin)
             if "VolumeDriver" not in implements:
                 raise DriverError(
                     f"Docker volume plugin {driver!r} at {plugin.where} is not a volume "
@@ -289,6 +286,16 @@ class VolumePluginAPI:
             raise
         _log.info("activated Docker volume plugin %r at %s", driver, plugin.where)
         return plugin
+
+    async def handshake(self, plugin: PluginConnection) -> tuple[Any, ...]:
+        """``/Plugin.Activate`` on ``plugin``: what it implements (``()`` if it says nothing).
+
+        The step ``activate`` starts with, for any kind of plugin: listing plugins shows
+        what each implements, volume driver or not.
+        """
+        answer = await self._exchange(plugin, "Plugin.Activate", None, self.query_timeout)
+        implements = json_get(answer, "Implements")
+        return tuple(implements) if isinstance(implements, list) else ()
 
     async def _discover(self, driver: str) -> PluginAddress:
         """``find_plugin`` off the loop, retried while not found (a plugin may be starting)."""

@@ -4,30 +4,22 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib.metadata
 import logging
 import os
 import signal
 from collections.abc import Callable, Sequence
 from types import FrameType
 
-from . import logs
+from isolator import logs
+from isolator.version import version
+
 from .errors import PluginError
 from .http_server import Limits
 from .server import VolumePlugin
 
-__all__ = ["DISTRIBUTION", "main"]
-
-DISTRIBUTION = "docker-volume-isolator"
+__all__ = ["main"]
 
 _log = logging.getLogger(__name__)
-
-
-def _version() -> str:
-    try:
-        return importlib.metadata.version(DISTRIBUTION)
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown (not installed)"
 
 
 def _positive(kind: Callable[[str], float]) -> Callable[[str], float]:
@@ -57,7 +49,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="isolator-volume-plugin",
         description="A directory-backed Docker volume plugin (legacy v1) on a unix socket.",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     parser.add_argument("--socket", required=True, help="unix socket to serve on")
     parser.add_argument("--root", required=True, help="directory for volumes and state")
     parser.add_argument("--state", help="state file (default: ROOT/state.json)")
@@ -80,18 +72,7 @@ def _parser() -> argparse.ArgumentParser:
             metavar=metavar,
             help=f"{text} (default: %(default)s)",
         )
-    parser.add_argument(
-        "--log-level",
-        choices=logs.LEVELS,
-        default="INFO",
-        help="log this level and above, on stderr (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--log-format",
-        choices=logs.FORMATS,
-        default="text",
-        help="json: one object per line with time, level, logger, message (default: %(default)s)",
-    )
+    logs.add_arguments(parser)
     parser.add_argument(
         "-v",
         "--verbose",

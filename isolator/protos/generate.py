@@ -9,6 +9,9 @@ Usage::
 
     python -m isolator.protos.generate            # rewrite the files next to the sources
     python -m isolator.protos.generate --out DIR  # write DIR/isolator/protos/*_pb2.py{,i}
+
+It needs the tools of the ``test`` extra (grpcio-tools, mypy-protobuf); without them it
+says what to install and exits 1. Installing the package needs neither.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["PROTO_FILES", "REPO_ROOT", "generate", "generated_files", "main"]
+__all__ = ["PROTO_FILES", "REPO_ROOT", "GenerateError", "generate", "generated_files", "main"]
 
 PROTOS_DIR = Path(__file__).resolve().parent
 REPO_ROOT = PROTOS_DIR.parent.parent
@@ -32,6 +35,13 @@ PROTO_FILES: tuple[str, ...] = (
     "isolator/protos/docker_volume_state.proto",
 )
 """The sources, relative to ``REPO_ROOT``."""
+
+
+INSTALL_HINT = "install the test extra: pip install -e '.[test]'"
+
+
+class GenerateError(RuntimeError):
+    """The code cannot be generated here; the message says what is missing."""
 
 
 def generated_files() -> list[str]:
@@ -50,9 +60,9 @@ def _mypy_plugin() -> str:
         return str(here)
     found = shutil.which("protoc-gen-mypy")
     if found is None:
-        raise RuntimeError(
-            "protoc-gen-mypy not found next to the Python interpreter or on PATH; "
-            "install mypy-protobuf (pip install -e '.[test]')"
+        raise GenerateError(
+            "protoc-gen-mypy (from mypy-protobuf) is not found next to the Python "
+            f"interpreter or on PATH; {INSTALL_HINT}"
         )
     return found
 
@@ -62,7 +72,12 @@ def generate(out_dir: Path | None = None) -> list[Path]:
 
     ``out_dir`` defaults to the repository root, which puts the modules next to the sources.
     """
-    protoc = importlib.import_module("grpc_tools.protoc")
+    try:
+        protoc = importlib.import_module("grpc_tools.protoc")
+    except ImportError as error:
+        raise GenerateError(
+            f"protoc comes from grpcio-tools, which cannot be imported ({error}); {INSTALL_HINT}"
+        ) from None
     out = (out_dir if out_dir is not None else REPO_ROOT).resolve()
     (out / "isolator" / "protos").mkdir(parents=True, exist_ok=True)
     well_known = Path(importlib.import_module("grpc_tools").__file__ or "").parent / "_proto"
@@ -77,7 +92,7 @@ def generate(out_dir: Path | None = None) -> list[Path]:
     ]
     code = protoc.main(args)
     if code != 0:
-        raise RuntimeError(f"protoc failed with exit code {code}: {' '.join(args)}")
+        raise GenerateError(f"protoc failed with exit code {code}: {' '.join(args)}")
     return [out / name for name in generated_files()]
 
 
@@ -91,7 +106,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="output root (default: the repository root, i.e. next to the .proto files)",
     )
     options = parser.parse_args(argv)
-    for path in generate(options.out):
+    try:
+        written = generate(options.out)
+    except GenerateError as error:
+        print(f"{parser.prog}: error: {error}", file=sys.stderr)
+        return 1
+    for path in written:
         print(path)
     return 0
 

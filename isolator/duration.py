@@ -1,10 +1,15 @@
-"""stout's ``Duration`` printing, so a timeout reads in a message exactly as Mesos prints it."""
+"""stout's ``Duration``: printed as Mesos prints it (timeouts in messages) and parsed as
+Mesos parses a duration flag (``--docker_volume_mount_timeout=2mins``).
+
+Stdlib only: ``isolator.flags`` parses durations and ``isolator.launcher`` imports it.
+"""
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
-__all__ = ["format_duration"]
+__all__ = ["UNIT_NAMES", "DurationError", "format_duration", "parse_duration"]
 
 _NANOSECONDS: Final = 1
 _MICROSECONDS: Final = 1000 * _NANOSECONDS
@@ -27,6 +32,49 @@ _UNITS: Final = (
     (_DAYS, "days"),
     (_WEEKS, "weeks"),
 )
+
+UNIT_NAMES: Final = tuple(name for _, name in _UNITS)
+"""The units a duration is written in: ``ns``, ``us``, ``ms``, ``secs``, ``mins``, ``hrs``,
+``days``, ``weeks``."""
+
+_SCALES: Final = {name: nanos for nanos, name in _UNITS}
+_NUMBER_THEN_UNIT: Final = re.compile(r"([0-9.]*)(.*)", re.DOTALL)
+
+
+class DurationError(ValueError):
+    """A text that is not a stout duration; the message is stout's."""
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in ``text``, read as stout's ``Duration::parse``: digits and dots, then a unit.
+
+    ``"2mins"`` is 120.0, ``"500ms"`` 0.5, ``"1.5secs"`` 1.5. A number without a unit
+    (``"120"``), a sign, or an unknown unit raise ``DurationError`` with stout's message;
+    as in stout, the nanoseconds are truncated to a whole number (``Duration`` holds an
+    int64) and a value beyond its range is refused.
+    """
+    match = _NUMBER_THEN_UNIT.fullmatch(text)
+    assert match is not None  # the pattern matches every string
+    number, unit = match.groups()
+    if not unit:
+        raise DurationError(f"Invalid duration '{text}'")
+    try:
+        value = float(number)
+    except ValueError:
+        raise DurationError(f"Failed to convert '{number}' to number") from None
+    scale = _SCALES.get(unit)
+    if scale is None:
+        supported = ", ".join(f"'{name}'" for name in UNIT_NAMES[:-1])
+        raise DurationError(
+            f"Unknown duration unit '{unit}'; supported units are {supported}, "
+            f"and '{UNIT_NAMES[-1]}'"
+        )
+    nanos = value * scale
+    if not nanos < 2**63:
+        raise DurationError(
+            "Argument out of the range that a Duration can represent due to int64_t's size limit"
+        )
+    return int(nanos) / _SECONDS
 
 
 def format_duration(seconds: float) -> str:
