@@ -7,6 +7,7 @@ import gc
 import os
 import shutil
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -123,8 +124,6 @@ def rss_kib() -> int:
 def allocated_blocks() -> int:
     """Python objects' memory blocks in use: back to the same count means nothing leaked,
     whatever the allocator keeps resident."""
-    import sys
-
     return sys.getallocatedblocks()
 
 
