@@ -22,6 +22,7 @@ import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from actors import Future, collect
 from benchmarks.doubles import ZeroLatencyDriver
@@ -120,6 +121,6 @@ def write_checkpoints(root: str, batch: list[Container]) -> None:
             file.write(encode_volumes([volume]))
 
 
-def _done(future: Future[object]) -> None:
+def _done(future: Future[Any]) -> None:
     if not future.is_ready():
         raise RuntimeError(f"the zero-latency driver answered {future!r}")
