@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar, overload
 import pykka
 from pykka._envelope import Envelope
 
+from actors._flag import Flag
 from actors._mailbox import Mailbox
 from actors._registry import install
 from actors.future import Future
@@ -69,6 +70,11 @@ class Actor(pykka.Actor):
     """
 
     actor_inbox: Mailbox
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # pykka's Event, as a Flag: a live actor is walked by every garbage collection.
+        self.actor_stopped = self._actor_ref.actor_stopped = Flag()
 
     @staticmethod
     def _create_future() -> Future[Any]:

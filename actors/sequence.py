@@ -16,6 +16,7 @@ from typing import Any, NamedTuple, TypeVar, overload
 
 import pykka
 
+from actors._flag import Flag
 from actors.actor import Actor, _Deferred, post
 from actors.future import Future, Promise
 
@@ -144,7 +145,7 @@ class Sequence:
 
     def __init__(self) -> None:
         self._stopped: Promise[None] = Promise()
-        self._stopping = threading.Event()
+        self._stopping = Flag()
         self._ref = SequenceActor.start(self._stopped, self._stopping)
 
     # Overloads so that a type checker infers T when ``fn`` returns a Future.
