@@ -14,8 +14,9 @@ Rows:
 
 - threads live - threads before; target <= 16 (issue 8);
 - (RSS live - RSS before) / N, KiB per live container; target <= 16 (issue 8);
-- threads after - threads before - the runtime's idle workers; target 0: nothing is left
-  running (the runtime keeps its few workers, idle, as libprocess keeps its own);
+- threads after - threads before - the runtime's own idle threads (its workers and its one
+  timer thread); target 0: nothing is left running (the runtime keeps its few threads,
+  idle, as libprocess keeps its own);
 - Python memory blocks still allocated after cleanup (``sys.getallocatedblocks``, after -
   idle) per container; target <= 0.05: no object is left behind per container;
 - (RSS again - RSS after) / (RSS live - RSS idle): how much a second round grows RSS, as a
@@ -26,6 +27,8 @@ Rows:
 """
 
 from __future__ import annotations
+
+import threading
 
 import actors
 from actors import collect
@@ -56,7 +59,7 @@ def checks(options: Options) -> list[Check]:
               unit="", detail="{threads_before:.0f} before, {threads_live:.0f} live"),
         Check("rss_per_container_kib", "P4 RSS per live container, KiB", 16, unit=" KiB",
               detail="{rss_before_kib:.0f} KiB before, {rss_live_kib:.0f} KiB live"),
-        Check("threads_left", "P4 threads after cleanup, over before and idle workers", 0,
+        Check("threads_left", "P4 threads after cleanup, over before and the idle runtime", 0,
               unit="", detail="{threads_after:.0f} after"),
         Check("blocks_left_per_container",
               "P4 Python memory blocks left after cleanup, per container", 0.05, unit="",
@@ -100,7 +103,8 @@ def measure(options: Options) -> dict[str, float]:
             result["sequences_live"] = isolator.sequence_count().get(WAIT)
             _cleanup_all(isolator, batch)
             _snapshot(result, "after")
-            result["idle_workers"] = actors.statistics().workers.idle
+            result["idle_runtime_threads"] = actors.statistics().workers.idle + sum(
+                thread.name == "actors-timer" for thread in threading.enumerate())
             result["sequences_left"] = isolator.sequence_count().get(WAIT)
             _prepare_all(isolator, batch)
             _cleanup_all(isolator, batch)
@@ -109,7 +113,7 @@ def measure(options: Options) -> dict[str, float]:
     result["threads_live"] = result["threads_live"] - result["threads_before"]
     result["rss_per_container_kib"] = (result["rss_live_kib"] - result["rss_before_kib"]) / count
     result["threads_left"] = (
-        result["threads_after"] - result["threads_before"] - result["idle_workers"])
+        result["threads_after"] - result["threads_before"] - result["idle_runtime_threads"])
     result["rss_regrowth"] = (result["rss_again_kib"] - result["rss_after_kib"]) / growth
     result["blocks_left_per_container"] = (
         result["blocks_after"] - result["blocks_idle"]) / count
