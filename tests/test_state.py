@@ -16,8 +16,15 @@ import pytest
 from google.protobuf import json_format
 
 from isolator.errors import CheckpointError
+from isolator.messages import container_id
 from isolator.protos import DockerVolume, DockerVolumes
-from isolator.state import VolumeKey, encode_volumes, read_volumes, write_volumes
+from isolator.state import (
+    VolumeKey,
+    checkpoint_container,
+    encode_volumes,
+    read_volumes,
+    write_volumes,
+)
 
 MESOS_BYTES = b'{"volumes":[{"driver":"rexray","name":"vol1"},{"driver":"convoy","name":"vol2"}]}'
 """What a Mesos agent writes for two volumes (compact rapidjson, keys in std::map order)."""
@@ -170,6 +177,25 @@ def test_write_fsyncs_the_parent_of_each_new_directory(
         ]
     }
     assert synced == [inode["tmp"], inode["a"], inode["file"], inode["b"]]
+
+
+def test_a_checkpoint_fsyncs_the_root_once_it_made_the_container_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Else a power loss can take the new directory, and the checkpoint in it, along."""
+    synced: list[int] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.fstat(fd).st_ino)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    checkpoint_container(str(tmp_path), container_id("c"), [VolumeKey("d", "n")])
+
+    directory = tmp_path / "c"
+    inodes = [p.stat().st_ino for p in (tmp_path, directory / "volumes", directory)]
+    assert synced == inodes
 
 
 def test_write_survives_short_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
