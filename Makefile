@@ -30,7 +30,7 @@ test: lint
 	$(PY) -m pytest
 
 bench: $(VENV)/.demo-installed
-	$(PY) -m benchmarks
+	$(PY) -m benchmarks $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

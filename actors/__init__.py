@@ -24,7 +24,7 @@ How it maps onto libprocess:
 - ``EventLoopThread``: no libprocess counterpart; one asyncio loop for blocking I/O.
 """
 
-from actors.actor import Actor, defer
+from actors.actor import Actor, call, defer
 from actors.aio import EventLoopThread
 from actors.combinators import await_, collect
 from actors.errors import DiscardedError, PoolExhaustedError, Timeout
@@ -45,6 +45,7 @@ __all__ = [
     "State",
     "Timeout",
     "await_",
+    "call",
     "collect",
     "configure",
     "defer",

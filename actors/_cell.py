@@ -7,9 +7,12 @@ Concurrency invariants, kept here and nowhere else:
   registered meanwhile runs exactly once, as do discard requests and ``on_discard``;
 - callbacks run outside the lock, so they may call back into the same future, and one
   that raises is logged on the ``actors`` logger while the others still run;
-- a cell costs a plain lock; the ``threading.Event`` a waiter sleeps on is made only when
-  somebody waits on a pending cell. Reading a complete cell takes no lock: its state is
-  written last, under the lock, and never changes again.
+- a cell owns no lock: it borrows one of ``_STRIPES`` shared locks (by its id), held only
+  for a few assignments and never while another is taken, so sharing one cannot deadlock;
+  a live future is then one object fewer for every garbage collection to walk. The
+  ``threading.Event`` a waiter sleeps on is made only when somebody waits on a pending
+  cell. Reading a complete cell takes no lock: its state is written last, under the lock,
+  and never changes again.
 """
 
 from __future__ import annotations
@@ -35,6 +38,10 @@ C = TypeVar("C")
 logger = logging.getLogger("actors")
 
 _UNSET: Any = _Unset()  # pykka's marker for "the get hook has not run yet"
+
+
+_STRIPES = 64
+_locks = tuple(threading.Lock() for _ in range(_STRIPES))
 
 
 class State(enum.Enum):
@@ -63,7 +70,8 @@ class Cell(pykka.Future[T]):
     _get_hook_result: Any = _UNSET
 
     def __init__(self) -> None:  # pykka.Future.__init__ only sets the hook fields above
-        self._lock = threading.Lock()
+        # id >> 4: objects are 16-byte aligned, so the low bits would pick few stripes.
+        self._lock = _locks[(id(self) >> 4) % _STRIPES]
         self._state = State.PENDING
         self._value: T | None = None
         self._exception: BaseException | None = None

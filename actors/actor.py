@@ -8,16 +8,23 @@ import logging
 import sys
 import threading
 from collections.abc import Callable
-from typing import Any, NamedTuple, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar, overload
 
 import pykka
 from pykka._envelope import Envelope
 
+from actors._flag import Flag
 from actors._mailbox import Mailbox
+from actors._registry import install
 from actors.future import Future
 from actors.runtime import actor_finished, actor_started
 
-__all__ = ["Actor", "defer"]
+if TYPE_CHECKING:
+    from pykka._types import OptExcInfo
+
+__all__ = ["Actor", "Reply", "call", "defer", "post"]
+
+install()  # pykka's registry list would make stopping an actor O(actors alive)
 
 T = TypeVar("T")
 
@@ -27,6 +34,19 @@ logger = logging.getLogger("pykka")  # pykka's own messages, on pykka's logger
 class _Deferred(NamedTuple):
     fn: Callable[..., Any]
     args: tuple[Any, ...]
+
+
+class _Call(NamedTuple):
+    method: str
+    args: tuple[Any, ...]
+
+
+class Reply(Protocol):
+    """Where an actor's answer goes: what pykka calls on an ask's future (``reply_to``)."""
+
+    def set(self, value: Any = None) -> None: ...
+
+    def set_exception(self, exc_info: OptExcInfo | None = None) -> None: ...
 
 
 BATCH = 32
@@ -50,6 +70,11 @@ class Actor(pykka.Actor):
     """
 
     actor_inbox: Mailbox
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # pykka's Event, as a Flag: a live actor is walked by every garbage collection.
+        self.actor_stopped = self._actor_ref.actor_stopped = Flag()
 
     @staticmethod
     def _create_future() -> Future[Any]:
@@ -133,9 +158,37 @@ class Actor(pykka.Actor):
             actor_finished()
 
     def _handle_receive(self, message: Any) -> Any:
-        if isinstance(message, _Deferred):
+        kind = type(message)
+        if kind is _Deferred:
             return message.fn(*message.args)
+        if kind is _Call:
+            return getattr(self, message.method)(*message.args)
         return super()._handle_receive(message)
+
+
+def post(actor_ref: pykka.ActorRef[Any], message: Any, reply: Reply) -> None:
+    """Send ``message``, its answer (or failure) to ``reply``: pykka's ``ask`` with the
+    caller's own reply object. A dead actor fails it with ``ActorDeadError`` at once."""
+    if actor_ref.actor_stopped.is_set():
+        error = pykka.ActorDeadError(f"{actor_ref} not found")
+        reply.set_exception((pykka.ActorDeadError, error, None))
+        return
+    actor_ref.actor_inbox.put(Envelope(message, reply_to=reply))  # type: ignore[arg-type]
+
+
+def call(
+    actor_ref: pykka.ActorRef[Any], method: str, *args: Any, reply: Future[T] | None = None
+) -> Future[T]:
+    """``actor_ref.proxy().method(*args)`` of an ``actors.Actor``, without the proxy.
+
+    The same message on the actor, answered the same way (a returned ``Future`` is
+    followed), minus pykka's attribute introspection: for the public methods an embedder
+    calls often. A name the actor lacks fails the future with ``AttributeError``.
+    ``reply`` is the future to complete (a subclass, say); a new one by default.
+    """
+    future: Future[T] = Future() if reply is None else reply
+    post(actor_ref, _Call(method, args), future)
+    return future
 
 
 # Overloads so that a ``fn`` returning a Future types as the flattened Future it gives.
@@ -167,6 +220,8 @@ def defer(actor_ref: pykka.ActorRef[Any], fn: Callable[..., Any], *bound_args: A
         )
 
     def dispatch(*more: Any) -> Future[Any]:
-        return cast("Future[Any]", actor_ref.ask(_Deferred(fn, (*bound_args, *more)), block=False))
+        future: Future[Any] = Future()
+        post(actor_ref, _Deferred(fn, (*bound_args, *more)), future)
+        return future
 
     return dispatch

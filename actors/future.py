@@ -70,6 +70,9 @@ class Future(Cell[T]):
 
     def _follow(self, source: Future[T]) -> None:
         """Complete as ``source`` does; a discard request here is passed on to it."""
+        if source._state is not State.PENDING:
+            self._complete_like(source)  # nothing left to pass a discard on to
+            return
         self.on_discard(source.discard)
         source.on_any(self._complete_like)
 

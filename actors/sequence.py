@@ -9,13 +9,15 @@ thread, so a ``Sequence`` costs memory only (a few KiB).
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 from collections.abc import Callable
-from typing import Any, NamedTuple, TypeVar, cast, overload
+from typing import Any, NamedTuple, TypeVar, overload
 
 import pykka
 
-from actors.actor import Actor, defer
+from actors._flag import Flag
+from actors.actor import Actor, _Deferred, post
 from actors.future import Future, Promise
 
 __all__ = ["Sequence", "SequenceActor"]
@@ -23,9 +25,21 @@ __all__ = ["Sequence", "SequenceActor"]
 T = TypeVar("T")
 
 
-class _Add(NamedTuple):
-    fn: Callable[[], Any]
-    promise: Promise[Any]
+class _Add:
+    """Add ``fn``; also the message's reply object: a message the actor can no longer
+    handle (it stopped first) discards the item instead of answering anybody."""
+
+    __slots__ = ("fn", "promise")
+
+    def __init__(self, fn: Callable[[], Any], promise: Promise[Any]) -> None:
+        self.fn = fn
+        self.promise = promise
+
+    def set(self, value: object = None) -> None:
+        """Handled: the item's own future answers the caller."""
+
+    def set_exception(self, exc_info: object = None) -> None:
+        self.promise.discard()
 
 
 class _Shutdown(NamedTuple):
@@ -40,18 +54,18 @@ class SequenceActor(Actor):
         self._stopped = stopped
         # Set by ``Sequence.stop()`` at once, before the actor reads its ``_Shutdown``.
         self._stopping = stopping if stopping is not None else threading.Event()
-        self._last: Future[None] = Future.ready(None)
+        self._last: Future[Any] | None = None  # the future of the item added last
         # Added, not started; a dict keeps add order and removes in O(1).
         self._waiting: dict[Promise[Any], None] = {}
         self._running: Promise[Any] | None = None
         self._shutting_down = False
 
     def on_receive(self, message: Any) -> Any:
-        if isinstance(message, _Add):
+        if type(message) is _Add:
             self._add(message.fn, message.promise)
         elif isinstance(message, _Shutdown):
             self._shutting_down = True
-            self.stop()
+            self._stop()  # what pykka's own stop message does, one message sooner
         return None
 
     def _add(self, fn: Callable[[], Any], promise: Promise[Any]) -> None:
@@ -59,19 +73,18 @@ class SequenceActor(Actor):
             promise.discard()
             return
         # The next item may start once this one's future is complete, however it ends.
-        done: Promise[None] = Promise()
-        promise.future.on_any(lambda _: done.set(None))
-        previous, self._last = self._last, done.future
+        previous, self._last = self._last, promise.future
         self._waiting[promise] = None
-        start = defer(self.actor_ref, self._start, fn, promise)
+        if previous is None or not previous.is_pending():
+            # Every earlier item has started and ended, so this one is next: start it in
+            # this very message (libprocess would dispatch once more to get here).
+            self._start(fn, promise)
+            return
+        previous.on_any(functools.partial(self._start_later, fn, promise))
 
-        def _on_previous_done(_: Future[None]) -> None:
-            try:
-                start()
-            except pykka.ActorDeadError:
-                promise.discard()
-
-        previous.on_any(_on_previous_done)
+    def _start_later(self, fn: Callable[[], Any], promise: Promise[Any], _: object) -> None:
+        """On the thread that completed the previous item: back onto the actor."""
+        post(self.actor_ref, _Deferred(self._start, (fn, promise)), _Discard(promise))
 
     def _start(self, fn: Callable[[], Any], promise: Promise[Any]) -> None:
         self._waiting.pop(promise, None)
@@ -81,13 +94,17 @@ class SequenceActor(Actor):
         if not promise.future.is_pending():
             return
         self._running = promise
-        promise.future.on_any(lambda _: self._clear_running(promise))
         try:
             result = fn()
         except Exception as error:
+            self._running = None
             promise.fail(error)
             return
         promise.set_from(result)
+        if promise.future.is_pending():
+            promise.future.on_any(lambda _: self._clear_running(promise))
+        else:
+            self._running = None
 
     def _clear_running(self, promise: Promise[Any]) -> None:
         # Runs on whichever thread completes the item; a plain compare-and-clear is enough.
@@ -104,6 +121,21 @@ class SequenceActor(Actor):
         self._stopped.set(None)
 
 
+class _Discard:
+    """The reply to a deferred start: if the actor is gone, the item is discarded."""
+
+    __slots__ = ("_promise",)
+
+    def __init__(self, promise: Promise[Any]) -> None:
+        self._promise = promise
+
+    def set(self, value: object = None) -> None:
+        """Started (or skipped): the item's own future tells the rest."""
+
+    def set_exception(self, exc_info: object = None) -> None:
+        self._promise.discard()
+
+
 class Sequence:
     """A handle on a running ``SequenceActor``; ``Sequence()`` starts one.
 
@@ -113,7 +145,7 @@ class Sequence:
 
     def __init__(self) -> None:
         self._stopped: Promise[None] = Promise()
-        self._stopping = threading.Event()
+        self._stopping = Flag()
         self._ref = SequenceActor.start(self._stopped, self._stopping)
 
     # Overloads so that a type checker infers T when ``fn`` returns a Future.
@@ -133,10 +165,11 @@ class Sequence:
         if self._stopping.is_set():
             promise.discard()
             return promise.future
-        # An ask, not a tell: pykka silently drops a told message still queued when the
-        # actor stops, but fails an asked one (or a dead actor's) with ActorDeadError.
-        added = cast("Future[None]", self._ref.ask(_Add(fn, promise), block=False))
-        added.on_failed(lambda _: promise.discard())
+        # Posted with a reply, as an ask: pykka silently drops a told message still queued
+        # when the actor stops, but fails one with a reply (or a dead actor's) with
+        # ActorDeadError, and the reply (the message itself) then discards the item.
+        add = _Add(fn, promise)
+        post(self._ref, add, add)
         return promise.future
 
     def stop(self) -> Future[None]:

@@ -8,7 +8,7 @@ Three figures, each the median of ``--repeats`` runs in one process:
   and the cost of one ask when ``--asks`` of them are in flight at once (pipelined);
 - ``future``: creating a ``Promise``, completing it and reading it back.
 
-Run: ``.venv/bin/python benchmarks/actors_runtime.py`` (not a test: it only reports).
+Run: ``.venv/bin/python -m benchmarks.actors_runtime`` (not a test: it only reports).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 
 from actors import Actor, Promise, Sequence, collect
+from benchmarks.harness import rss_kib
 
 WAIT = 120.0
 
@@ -28,14 +29,6 @@ WAIT = 120.0
 class Echo(Actor):
     def echo(self, value: object) -> object:
         return value
-
-
-def rss_kib() -> int:
-    with open("/proc/self/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise RuntimeError("no VmRSS in /proc/self/status")
 
 
 def sequences(count: int) -> dict[str, float]:

@@ -7,7 +7,8 @@ once. The ratio baseline/concurrent shows how far the per-volume sequences let s
 calls overlap; a second ratio shows the cost of sharing one volume (those calls must
 stay in order, so they cannot overlap).
 
-Run: ``.venv/bin/python benchmarks/isolator_concurrency.py`` (not a test: it only reports).
+Run: ``.venv/bin/python -m benchmarks.isolator_concurrency`` (not a test: it only reports;
+``python -m benchmarks --only p1`` is the figure with targets).
 """
 
 from __future__ import annotations

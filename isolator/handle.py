@@ -12,11 +12,11 @@ import functools
 import os
 import time
 from collections.abc import Callable, Iterable
-from typing import Any, cast
+from typing import Any
 
 import pykka
 
-from actors import DiscardedError, Future, Promise
+from actors import DiscardedError, Future, State, call
 from isolator.containers import Usage
 from isolator.drivers import create_client
 from isolator.drivers.base import DriverClient
@@ -24,7 +24,13 @@ from isolator.errors import IsolatorError, strerror
 from isolator.flags import Flags
 from isolator.isolator import DockerVolumeIsolatorActor
 from isolator.messages import copy
-from isolator.observe import Observer, Operation, OperationEvent, notify_operation
+from isolator.observe import (
+    Observer,
+    Operation,
+    OperationEvent,
+    notify_operation,
+    observes_operations,
+)
 from isolator.protos import ContainerConfig, ContainerID, ContainerLaunchInfo, ContainerState
 
 __all__ = ["STOPPED", "DockerVolumeIsolator"]
@@ -47,9 +53,9 @@ class DockerVolumeIsolator:
         observer: Observer | None = None,
     ) -> None:
         self._ref = actor_ref
-        self._proxy = actor_ref.proxy()
         self._owned_client = owned_client
         self._observer = observer or Observer()
+        self._timed = observes_operations(self._observer)
         self._stopped = False
 
     @classmethod
@@ -86,10 +92,11 @@ class DockerVolumeIsolator:
         """Read the checkpoints; clean up the unknown orphans. Once, before anything else."""
         return self._send(
             "recover",
-            lambda: self._proxy.recover(
+            "recover",
+            lambda: (
                 [copy(s, expected=ContainerState, name="states[]") for s in states],
                 [_copy_id(o, "orphans[]") for o in orphans],
-            )
+            ),
         )
 
     def prepare(
@@ -98,15 +105,16 @@ class DockerVolumeIsolator:
         """Checkpoint and mount the container's Docker volumes; the launch info, or None."""
         return self._send(
             "prepare",
-            lambda: self._proxy.prepare(
+            "prepare",
+            lambda: (
                 _copy_id(container_id),
                 copy(container_config, expected=ContainerConfig, name="container_config"),
-            )
+            ),
         )
 
     def cleanup(self, container_id: ContainerID) -> Future[None]:
         """Unmount the volumes no other container uses; remove the checkpoint."""
-        return self._send("cleanup", lambda: self._proxy.cleanup(_copy_id(container_id)))
+        return self._send("cleanup", "cleanup", lambda: (_copy_id(container_id),))
 
     def forget(self, container_id: ContainerID) -> Future[None]:
         """Drop a container's record and checkpoint WITHOUT unmounting (logged at WARNING).
@@ -114,7 +122,7 @@ class DockerVolumeIsolator:
         The way out for a volume whose plugin is gone for good, so its checkpoint stops
         failing every cleanup and recovery. Not in Mesos.
         """
-        return self._send(None, lambda: self._proxy.forget(_copy_id(container_id)))
+        return self._send(None, "forget", lambda: (_copy_id(container_id),))
 
     def orphan_cleanups(self) -> Future[list[Future[None]]]:
         """Completes once every unknown-orphan cleanup started by ``recover`` has ended.
@@ -122,15 +130,15 @@ class DockerVolumeIsolator:
         Mesos fires those cleanups and forgets them; this lets an embedder wait for them
         and see how each ended.
         """
-        return self._send(None, self._proxy.orphan_cleanups)
+        return self._send(None, "orphan_cleanups")
 
     def sequence_count(self) -> Future[int]:
         """How many per-volume sequences are alive (idle, unused ones are stopped)."""
-        return self._send(None, self._proxy.sequence_count)
+        return self._send(None, "sequence_count")
 
     def usage(self) -> Future[Usage]:
         """A snapshot: each container with its volumes and phase, each volume's holders."""
-        return self._send(None, self._proxy.usage)
+        return self._send(None, "usage")
 
     def stop(self, *, timeout: float | None = 10.0) -> None:
         """Stop the actor and its sequences; checkpoints stay (as after an agent crash)."""
@@ -139,19 +147,23 @@ class DockerVolumeIsolator:
         if self._owned_client is not None:
             self._owned_client.close()
 
-    def _send(self, operation: Operation | None, call: Callable[[], Any]) -> Future[Any]:
-        """``call()`` (a proxy call), its failures worded; ``operation`` is reported."""
-        started = time.monotonic()
+    def _send(
+        self,
+        operation: Operation | None,
+        method: str,
+        arguments: Callable[[], tuple[Any, ...]] = tuple,
+    ) -> Future[Any]:
+        """The actor's ``method(*arguments())``, its failures worded; ``operation`` is
+        reported (timed only if the observer looks at operations)."""
+        started = time.monotonic() if self._timed else 0.0
         if self._stopped:
             result: Future[Any] = Future.failed(IsolatorError(STOPPED))
         else:
             try:
-                result = _stopped_as_isolator_error(cast("Future[Any]", call()))
-            except pykka.ActorDeadError:
-                result = Future.failed(IsolatorError(STOPPED))
+                result = call(self._ref, method, *arguments(), reply=_Answer())
             except Exception as error:  # a bad argument, e.g. not a message: fail, never raise
                 result = Future.failed(error)
-        if operation is not None:
+        if operation is not None and self._timed:
             result.on_any(functools.partial(self._observe, operation, started))
         return result
 
@@ -165,16 +177,17 @@ def _copy_id(container_id: ContainerID, name: str = "container_id") -> Container
     return copy(container_id, expected=ContainerID, name=name)
 
 
-def _stopped_as_isolator_error(sent: Future[Any]) -> Future[Any]:
-    """``sent``, with pykka's "actor not found" worded as the isolator's own error."""
-    promise: Promise[Any] = Promise()
-    promise.future.on_discard(sent.discard)
+class _Answer(Future[Any]):
+    """An answer from the actor, with pykka's "actor not found" (a stopped isolator, also
+    one that stops before it answers) worded as the isolator's own error."""
 
-    def _settle(done: Future[Any]) -> None:
-        if isinstance(done.failure(), pykka.ActorDeadError):
-            promise.fail(IsolatorError(STOPPED))
-        else:
-            promise.associate(done)
-
-    sent.on_any(_settle)
-    return promise.future
+    def _complete(
+        self,
+        state: State,
+        *,
+        value: Any = None,
+        exception: BaseException | None = None,
+    ) -> bool:
+        if isinstance(exception, pykka.ActorDeadError):
+            exception = IsolatorError(STOPPED)
+        return super()._complete(state, value=value, exception=exception)

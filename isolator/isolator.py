@@ -33,7 +33,7 @@ from isolator.drivers.base import DriverClient
 from isolator.errors import IsolatorError, strerror
 from isolator.flags import Flags
 from isolator.launch_info import VolumeMount, build_launch_info
-from isolator.observe import Gauges, Observer, notify_gauges
+from isolator.observe import Gauges, Observer, notify_gauges, observes_gauges
 from isolator.paths import (
     checkpointed_containers,
     container_dir,
@@ -68,6 +68,7 @@ class DockerVolumeIsolatorActor(Actor):
         self._root = root_dir
         self._client = client
         self._observer = observer or Observer()
+        self._counted = observes_gauges(self._observer)
         self._volumes = VolumeSequences(
             serialize=self._serialize, observer=self._observer, on_change=self._report
         )
@@ -75,10 +76,15 @@ class DockerVolumeIsolatorActor(Actor):
         self._orphan_cleanups: list[Future[None]] = []
         self._recovered = False
 
+    def on_start(self) -> None:
+        self._run_here = defer(self.actor_ref, _run)
+
     def _serialize(self, fn: Callable[[], None]) -> None:
-        defer(self.actor_ref, fn)()
+        self._run_here(fn)
 
     def _report(self) -> None:
+        if not self._counted:
+            return  # nobody looks at the gauges: skip counting them
         gauges = Gauges(
             containers=len(self._containers),
             volume_sequences=self._volumes.sequence_count(),
@@ -201,9 +207,7 @@ class DockerVolumeIsolatorActor(Actor):
         sources = [f.get(timeout=0).strip(" \t\n\r") for f in futures]
         launch_info = build_launch_info(mounts, sources, flags=self._flags, user=user)
         logger.info(
-            "Prepared %d docker volume(s) for container %s",
-            len(mounts),
-            format_container_id(container_id),
+            "Prepared %d docker volume(s) for container %s", len(mounts), _Shown(container_id)
         )
         return launch_info
 
@@ -216,7 +220,7 @@ class DockerVolumeIsolatorActor(Actor):
         if container is None:
             logger.debug(
                 "Ignoring cleanup request for unknown container %s",
-                format_container_id(container_id),
+                _Shown(container_id),
             )
             return Future.ready(None)
         if container.phase is Phase.CLEANING:
@@ -239,7 +243,7 @@ class DockerVolumeIsolatorActor(Actor):
                     "since %d other container(s) use it",
                     volume.driver,
                     volume.name,
-                    format_container_id(container_id),
+                    _Shown(container_id),
                     holders,
                 )
                 continue
@@ -247,7 +251,7 @@ class DockerVolumeIsolatorActor(Actor):
                 "Unmounting the volume with driver '%s' and name '%s' for container %s",
                 volume.driver,
                 volume.name,
-                format_container_id(container_id),
+                _Shown(container_id),
             )
             call = _driver_call(self._client.unmount, volume)
             unmounts.append(self._volumes.unmount(volume, call))
@@ -312,6 +316,22 @@ class DockerVolumeIsolatorActor(Actor):
 
     def on_stop(self) -> None:
         self._volumes.stop()
+
+
+class _Shown:
+    """A container ID printed only if the log line is written (lazy %-formatting)."""
+
+    __slots__ = ("_container_id",)
+
+    def __init__(self, container_id: ContainerID) -> None:
+        self._container_id = container_id
+
+    def __str__(self) -> str:
+        return format_container_id(self._container_id)
+
+
+def _run(fn: Callable[[], None]) -> None:
+    fn()
 
 
 def _log_orphan_failure(entry: str, error: BaseException) -> None:

@@ -12,7 +12,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-__all__ = ["Gauges", "Observer", "Operation", "OperationEvent"]
+__all__ = [
+    "Gauges",
+    "Observer",
+    "Operation",
+    "OperationEvent",
+    "observes_gauges",
+    "observes_operations",
+]
 
 logger = logging.getLogger("isolator")
 
@@ -59,6 +66,16 @@ class Observer:
 
     def on_gauges(self, gauges: Gauges) -> None:
         """The counts changed (after each prepare, cleanup, recovery or forget)."""
+
+
+def observes_operations(observer: Observer) -> bool:
+    """Whether ``observer`` does anything with operations: if not, none is timed."""
+    return type(observer).on_operation is not Observer.on_operation
+
+
+def observes_gauges(observer: Observer) -> bool:
+    """Whether ``observer`` does anything with gauges: if not, none is counted."""
+    return type(observer).on_gauges is not Observer.on_gauges
 
 
 def notify_operation(observer: Observer, event: OperationEvent) -> None:

@@ -24,7 +24,7 @@ from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor
 
 from isolator.errors import CheckpointError, IsolatorError, strerror
-from isolator.fs import WriteError, remove_owned_directory, write_atomically
+from isolator.fs import WriteError, makedirs_durably, remove_owned_directory, write_atomically
 from isolator.paths import VOLUMES_FILE, container_dir, format_container_id, volumes_path
 from isolator.protos import ContainerID, DockerVolumes
 
@@ -326,7 +326,11 @@ def checkpoint_container(root: str, container_id: ContainerID, volumes: list[Vol
     """
     directory = container_dir(root, container_id)
     try:
-        os.makedirs(directory, mode=0o755, exist_ok=True)
+        # Durably: a directory whose entry a power loss can undo takes the checkpoint in
+        # it along, and the mounts it records would leak.
+        makedirs_durably(directory)
+        if not os.path.isdir(directory):  # a file in the way: os.makedirs's error
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), directory)
     except OSError as error:
         raise IsolatorError(
             f"Failed to create the container directory at '{directory}': {strerror(error)}"

@@ -26,7 +26,13 @@ from typing import Any
 from actors import DiscardedError, Future, Sequence
 from isolator import failpoints
 from isolator.errors import MountRefusedError
-from isolator.observe import Observer, Operation, OperationEvent, notify_operation
+from isolator.observe import (
+    Observer,
+    Operation,
+    OperationEvent,
+    notify_operation,
+    observes_operations,
+)
 from isolator.state import VolumeKey
 
 __all__ = ["VolumeSequences"]
@@ -59,6 +65,7 @@ class VolumeSequences:
     ) -> None:
         self._serialize = serialize
         self._observer = observer or Observer()
+        self._timed = observes_operations(self._observer)
         self._on_change = on_change  # a sequence started or stopped
         self._volumes: dict[VolumeKey, _Volume] = {}
         self._sequences = 0
@@ -150,6 +157,9 @@ class VolumeSequences:
     def _observe(
         self, future: Future[Any], operation: Operation, volume: VolumeKey, started: float
     ) -> None:
+        if not self._timed:
+            return  # nobody looks at operations
+
         def _report(done: Future[Any]) -> None:
             error = None if done.is_ready() else (done.failure() or DiscardedError())
             seconds = time.monotonic() - started

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import pykka
 import pytest
@@ -384,3 +384,65 @@ def test_shutdown_says_so_when_an_actor_is_not_gone_yet() -> None:
     gate.set()
     assert stopping.get(timeout=WAIT) is True
     assert actors.shutdown(timeout=WAIT)
+
+
+# -- hand-offs ---------------------------------------------------------------------------
+
+
+class Relay(Actor):
+    """Sends to another actor, then blocks its worker (not on a future) until answered."""
+
+    def relay_and_block(self, other: pykka.ActorRef[Any], answered: threading.Event) -> bool:
+        promise: Promise[str] = Promise()
+        promise.future.on_ready(lambda _: answered.set())
+        other.tell(_Release(promise))  # queued by this busy worker: left for it at first
+        return answered.wait(WAIT)  # a blocking wait the runtime cannot see
+
+
+class _Release(NamedTuple):
+    promise: Promise[str]
+
+
+class TellReleaser(Actor):
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, _Release):
+            message.promise.set("released")
+        return None
+
+
+def test_a_message_sent_before_its_sender_blocks_still_runs(
+    configure: Callable[..., None],
+) -> None:
+    """A task a busy worker queued does not wait for that worker's blocking handler: the
+    nudge hands it to another worker."""
+    configure(workers=2)
+    relay, releaser = Relay.start(), TellReleaser.start()
+    answered = threading.Event()
+    assert relay.proxy().relay_and_block(releaser, answered).get(timeout=WAIT)
+
+
+def test_an_actors_stopped_flag_can_still_be_waited_on() -> None:
+    ref = Counter.start()
+    stopped = threading.Event()
+
+    def wait() -> None:
+        if ref.actor_stopped.wait(WAIT):
+            stopped.set()
+
+    waiter = threading.Thread(target=wait)
+    waiter.start()
+    assert not ref.actor_stopped.is_set()
+    ref.stop()
+    waiter.join(WAIT)
+    assert stopped.is_set()
+
+
+def test_call_is_a_proxy_call_without_the_proxy() -> None:
+    ref = Counter.start()
+    actors.call(ref, "count").get(timeout=WAIT)
+    assert actors.call(ref, "count").get(timeout=WAIT) is None
+    assert ref.proxy().handled.get(timeout=WAIT) == 2
+    missing: Future[Any] = actors.call(ref, "no_such_method")
+    assert isinstance(missing.failure() if missing.wait(WAIT) else None, AttributeError)
+    ref.stop()
+    assert isinstance(actors.call(ref, "count").failure(), pykka.ActorDeadError)

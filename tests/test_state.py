@@ -16,8 +16,15 @@ import pytest
 from google.protobuf import json_format
 
 from isolator.errors import CheckpointError
+from isolator.messages import container_id
 from isolator.protos import DockerVolume, DockerVolumes
-from isolator.state import VolumeKey, encode_volumes, read_volumes, write_volumes
+from isolator.state import (
+    VolumeKey,
+    checkpoint_container,
+    encode_volumes,
+    read_volumes,
+    write_volumes,
+)
 
 MESOS_BYTES = b'{"volumes":[{"driver":"rexray","name":"vol1"},{"driver":"convoy","name":"vol2"}]}'
 """What a Mesos agent writes for two volumes (compact rapidjson, keys in std::map order)."""
@@ -146,17 +153,21 @@ def test_write_fsyncs_file_before_rename_and_directory_after(
     assert events == [("fsync", file_inode), ("rename", file_inode), ("fsync", directory_inode)]
 
 
-def test_write_fsyncs_the_parent_of_each_new_directory(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    synced: list[int] = []
+@pytest.fixture
+def synced(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The inode of every file or directory fsynced from now on, in order."""
+    inodes: list[int] = []
     real_fsync = os.fsync
 
     def fsync(fd: int) -> None:
-        synced.append(os.fstat(fd).st_ino)
+        inodes.append(os.fstat(fd).st_ino)
         real_fsync(fd)
 
     monkeypatch.setattr(os, "fsync", fsync)
+    return inodes
+
+
+def test_write_fsyncs_the_parent_of_each_new_directory(tmp_path: Path, synced: list[int]) -> None:
     path = tmp_path / "a" / "b" / "volumes"
     write_volumes(path, [VolumeKey("d", "n")])
 
@@ -170,6 +181,17 @@ def test_write_fsyncs_the_parent_of_each_new_directory(
         ]
     }
     assert synced == [inode["tmp"], inode["a"], inode["file"], inode["b"]]
+
+
+def test_a_checkpoint_fsyncs_the_root_once_it_made_the_container_directory(
+    tmp_path: Path, synced: list[int]
+) -> None:
+    """Else a power loss can take the new directory, and the checkpoint in it, along."""
+    checkpoint_container(str(tmp_path), container_id("c"), [VolumeKey("d", "n")])
+
+    directory = tmp_path / "c"
+    inodes = [p.stat().st_ino for p in (tmp_path, directory / "volumes", directory)]
+    assert synced == inodes
 
 
 def test_write_survives_short_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,12 @@
+"""The isolator's benchmarks: every figure of issue 8, each a ratio against a baseline
+measured in the same run (``python -m benchmarks``, ``make bench``).
+
+- ``p1_fanout``: slow drivers overlap across volumes (against the critical path);
+- ``p2_overhead``: prepare+cleanup throughput against a bare loop doing the same I/O;
+- ``p3_recovery``: recovering known checkpoints and cleaning up unknown orphans;
+- ``p4_resources``: threads and memory with 10,000 live containers, and after cleanup;
+- ``latency``: one prepare+cleanup round trip.
+
+``workload`` says exactly what the bare loops do; ``doubles`` holds the drivers. Benchmarks
+report, they are not tests: nothing here fails on a slow machine.
+"""

@@ -1,0 +1,29 @@
+"""``python -m benchmarks`` runs and writes its JSON (a smoke run: no timing is asserted)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_a_quick_latency_run_writes_every_row_with_its_target(tmp_path: Path) -> None:
+    output = tmp_path / "bench.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--only", "latency",
+         "--repeats", "1", "--json", str(output)],
+        cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    document = json.loads(output.read_text(encoding="utf-8"))
+    assert document["repeats"] == 1
+    [figure] = document["figures"]
+    assert figure["figure"] == "latency"
+    [row] = figure["rows"]
+    assert row["target"] == "<= 2.5x"
+    assert isinstance(row["met"], bool)
+    assert row["min"] <= row["median"] <= row["max"]
+    assert "| Latency: one prepare+cleanup round trip" in done.stdout
