@@ -148,8 +148,7 @@ class DockerVolumeIsolatorActor(Actor):
 
     def _recover_or_raise(self, container_id: ContainerID, kind: str) -> None:
         try:
-            validate_container_id(container_id)
-            volumes = read_checkpoint(self._root, container_id)
+            volumes = read_checkpoint(self._root, container_id)  # validates the ID first
         except IsolatorError as error:
             raise IsolatorError(
                 f"Failed to recover docker volumes for {kind} "

@@ -47,7 +47,7 @@ def join(path: str, *paths: str) -> str:
     """
     if not paths:
         return path
-    right = join(*paths)
+    right = paths[0] if len(paths) == 1 else join(*paths)
     return path.removesuffix("/") + "/" + right.removeprefix("/")
 
 

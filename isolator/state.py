@@ -221,7 +221,7 @@ def _read_capped(source: str) -> bytes | None:
                 f"{problem}: it has {info.st_size} bytes, more than the "
                 f"{MAX_CHECKPOINT_BYTES} bytes a checkpoint may have"
             )
-        content = _read_at_most(fd, MAX_CHECKPOINT_BYTES + 1)
+        content = _read_at_most(fd, min(info.st_size, MAX_CHECKPOINT_BYTES) + 1)
     except OSError as error:
         raise CheckpointError(f"{problem}: {strerror(error)}") from error
     finally:
@@ -233,14 +233,16 @@ def _read_capped(source: str) -> bytes | None:
     return content
 
 
-def _read_at_most(fd: int, limit: int) -> bytes:
+def _read_at_most(fd: int, size: int) -> bytes:
+    """Up to ``size`` bytes: one read when the file is shorter, as a regular file reads
+    short only at its end; up to the cap when it grew since it was stat'ed."""
     chunks = []
-    while limit > 0:
-        chunk = os.read(fd, limit)
-        if not chunk:
-            break
+    while size > 0:
+        chunk = os.read(fd, size)
         chunks.append(chunk)
-        limit -= len(chunk)
+        if len(chunk) < size:
+            break
+        size = MAX_CHECKPOINT_BYTES + 1 - sum(map(len, chunks))
     return b"".join(chunks)
 
 
