@@ -31,6 +31,7 @@ from http import HTTPStatus
 from typing import Any, NamedTuple
 
 from isolator.errors import strerror
+from isolator.readable import readable
 
 from .http_request import MAX_LINE, BadRequest, Request, read_request
 
@@ -185,19 +186,7 @@ class HttpServer:
 
     async def _peer_waiting(self) -> None:
         """Return once a connection waits in the listen backlog."""
-        loop = asyncio.get_running_loop()
-        readable: asyncio.Future[None] = loop.create_future()
-        fd = self._listener.fileno()
-
-        def wake() -> None:
-            if not readable.done():
-                readable.set_result(None)
-
-        loop.add_reader(fd, wake)
-        try:
-            await readable
-        finally:
-            loop.remove_reader(fd)
+        await readable(self._listener.fileno())
 
     def _make_room(self) -> bool:
         """Whether one more connection fits, closing the longest-waiting one if need be."""
