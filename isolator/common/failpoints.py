@@ -2,10 +2,12 @@
 
 The isolator calls ``hit(name)`` at every step that matters to its one promise (a volume
 is unmounted exactly when its last user is gone, across crashes). Nothing happens unless a
-point is armed: by a test (``arm``/``armed``) or, for a child process, by the environment
-variable ``ISOLATOR_FAILPOINTS``, e.g. ``before-mount=kill`` or
-``after-unmount=kill@2,before-checkpoint-removal=raise`` (``@N``: act on the N-th hit).
-Unarmed, ``hit`` is one truth test of an empty dict.
+point is armed, and only an explicit call arms one: a test's ``arm``/``armed``, or a test
+program's ``arm_from_env()``, which reads the environment variable ``ISOLATOR_FAILPOINTS``,
+e.g. ``before-mount=kill`` or ``after-unmount=kill@2,before-checkpoint-removal=raise``
+(``@N``: act on the N-th hit). Importing this module arms nothing and reads no environment,
+so a production process can never be armed by a stray variable. Unarmed, ``hit`` is one
+truth test of an empty dict.
 
 Actions: ``kill`` sends SIGKILL to this process (a crash: no cleanup, no flush); ``raise``
 raises ``FailpointError`` at that step.
@@ -28,6 +30,8 @@ __all__ = [
     "POINTS",
     "FailpointError",
     "arm",
+    "arm_from_env",
+    "arm_spec",
     "armed",
     "disarm",
     "hit",
@@ -128,8 +132,9 @@ def hit(name: str) -> None:
     raise FailpointError(f"Failpoint '{name}' hit")
 
 
-def _parse(spec: str) -> None:
-    """Arm the points ``ISOLATOR_FAILPOINTS`` names: ``name=action[@N],...``."""
+def arm_spec(spec: str) -> None:
+    """Arm every point ``spec`` names (``name=action[@N],...``), or none if a part is wrong."""
+    parsed: dict[str, _Arm] = {}
     for item in filter(None, (part.strip() for part in spec.split(","))):
         name, _, rest = item.partition("=")
         action, _, count = rest.partition("@")
@@ -138,7 +143,15 @@ def _parse(spec: str) -> None:
         except ValueError:
             raise ValueError(f"{ENV}: bad hit count in {item!r}") from None
         _check(name, action, on_hit)
-        _armed[name] = _Arm(cast("Action", action), on_hit)
+        parsed[name] = _Arm(cast("Action", action), on_hit)
+    with _lock:
+        _armed.update(parsed)
 
 
-_parse(os.environ.get(ENV, ""))
+def arm_from_env(environ: Mapping[str, str] | None = None) -> None:
+    """Arm the points ``ISOLATOR_FAILPOINTS`` names in ``environ`` (default ``os.environ``).
+
+    Only test programs call this (the crash agent does, first thing): production code never
+    reads the variable, so it cannot arm a point by accident.
+    """
+    arm_spec((os.environ if environ is None else environ).get(ENV, ""))
