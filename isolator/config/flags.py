@@ -4,8 +4,9 @@
 with a message naming the flag, instead of failing later in the middle of a ``prepare``.
 Build one with keyword arguments, or from the agent's own command line and environment
 (``Flags.from_args``, ``Flags.from_env``: Mesos's rules, see ``isolator.config.parsing``).
-The README's flags table is generated from the field docs below
-(``python -m isolator.config.reference``).
+Each field carries its meaning in its own metadata (``field(metadata={HELP: ...})``), so the
+flags reference (``python -m isolator.config.reference``) reads it at run time without
+parsing any source.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ import math
 import os
 import typing
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
-from typing import Any, Literal
+from dataclasses import dataclass, field, replace
+from typing import Any, Final, Literal
 
 from isolator.config.defaults import (
     CHECKPOINT_DIR,
@@ -34,7 +35,14 @@ from isolator.config.parsing import (
     parse_environment,
 )
 
-__all__ = ["DRIVER_CLIENTS", "LAUNCH_STYLES", "DriverClientName", "Flags", "LaunchStyle"]
+__all__ = [
+    "DRIVER_CLIENTS",
+    "HELP",
+    "LAUNCH_STYLES",
+    "DriverClientName",
+    "Flags",
+    "LaunchStyle",
+]
 
 LaunchStyle = Literal["mounts", "pre_exec_commands"]
 """How ``prepare`` hands the mounts to the launcher (``Flags.docker_volume_launch_style``)."""
@@ -44,6 +52,13 @@ DriverClientName = Literal["plugin", "dvdcli"]
 
 LAUNCH_STYLES: tuple[LaunchStyle, ...] = typing.get_args(LaunchStyle)
 DRIVER_CLIENTS: tuple[DriverClientName, ...] = typing.get_args(DriverClientName)
+
+HELP: Final = "help"
+"""The key of a ``Flags`` field's meaning (one paragraph) in its ``metadata``."""
+
+
+def _help(text: str) -> dict[str, str]:
+    return {HELP: text}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -55,56 +70,109 @@ class Flags:
     comparable. Raises ``ValueError`` (``flag_parsing.FlagError``) naming the bad flag.
     """
 
-    docker_volume_checkpoint_dir: str = CHECKPOINT_DIR
-    """Where each container's checkpoint (the volumes it uses) is kept: a Mesos flag.
-    Under ``/var/run`` (a tmpfs) checkpoints do not survive a reboot."""
+    docker_volume_checkpoint_dir: str = field(
+        default=CHECKPOINT_DIR,
+        metadata=_help(
+            "Where each container's checkpoint (the volumes it uses) is kept: a Mesos flag. Under "
+            "``/var/run`` (a tmpfs) checkpoints do not survive a reboot."
+        ),
+    )
 
-    docker_volume_chown: bool = False
-    """Give a mounted volume's root directory to the container's user: a Mesos flag."""
+    docker_volume_chown: bool = field(
+        default=False,
+        metadata=_help(
+            "Give a mounted volume's root directory to the container's user: a Mesos flag."
+        ),
+    )
 
-    sandbox_directory: str = SANDBOX_DIRECTORY
-    """The sandbox's path inside a container with its own root filesystem: a Mesos flag."""
+    sandbox_directory: str = field(
+        default=SANDBOX_DIRECTORY,
+        metadata=_help(
+            "The sandbox's path inside a container with its own root filesystem: a Mesos flag."
+        ),
+    )
 
-    docker_volume_launch_style: LaunchStyle = "mounts"
-    """How mounts reach the launcher: ``mounts`` (Mesos today) or ``pre_exec_commands``
-    (``mount`` commands, as Mesos before 1.5). Not in Mesos."""
+    docker_volume_launch_style: LaunchStyle = field(
+        default="mounts",
+        metadata=_help(
+            "How mounts reach the launcher: ``mounts`` (Mesos today) or ``pre_exec_commands`` "
+            "(``mount`` commands, as Mesos before 1.5). Not in Mesos."
+        ),
+    )
 
-    docker_volume_mount_timeout: float = MOUNT_TIMEOUT
-    """How long a mount may take, from finding the plugin to its mount point (Mesos:
-    ``MOUNT_TIMEOUT`` in driver.cpp, not a flag)."""
+    docker_volume_mount_timeout: float = field(
+        default=MOUNT_TIMEOUT,
+        metadata=_help(
+            "How long a mount may take, from finding the plugin to its mount point (Mesos: "
+            "``MOUNT_TIMEOUT`` in driver.cpp, not a flag)."
+        ),
+    )
 
-    docker_volume_unmount_timeout: float = UNMOUNT_TIMEOUT
-    """How long an unmount may take; a detach can take ~20 min (Mesos: ``UNMOUNT_TIMEOUT``,
-    MESOS-7439, not a flag)."""
+    docker_volume_unmount_timeout: float = field(
+        default=UNMOUNT_TIMEOUT,
+        metadata=_help(
+            "How long an unmount may take; a detach can take ~20 min (Mesos: ``UNMOUNT_TIMEOUT``, "
+            "MESOS-7439, not a flag)."
+        ),
+    )
 
-    dvdcli_path: str = "dvdcli"
-    """The dvdcli binary for the ``dvdcli`` driver client: a name looked up on ``PATH``, or
-    a path (Mesos: ``os::which("dvdcli")``)."""
+    dvdcli_path: str = field(
+        default="dvdcli",
+        metadata=_help(
+            "The dvdcli binary for the ``dvdcli`` driver client: a name looked up on ``PATH``, or "
+            'a path (Mesos: ``os::which("dvdcli")``).'
+        ),
+    )
 
-    docker_volume_driver_client: DriverClientName = "plugin"
-    """``plugin``: speak Docker's volume plugin protocol; ``dvdcli``: run dvdcli per call,
-    as Mesos does. Not in Mesos."""
+    docker_volume_driver_client: DriverClientName = field(
+        default="plugin",
+        metadata=_help(
+            "``plugin``: speak Docker's volume plugin protocol; ``dvdcli``: run dvdcli per call, "
+            "as Mesos does. Not in Mesos."
+        ),
+    )
 
-    docker_plugin_socket_dir: str = PLUGIN_SOCKET_DIR
-    """Where plugins' ``NAME.sock`` sockets are found, as dockerd finds them. Not in Mesos."""
+    docker_plugin_socket_dir: str = field(
+        default=PLUGIN_SOCKET_DIR,
+        metadata=_help(
+            "Where plugins' ``NAME.sock`` sockets are found, as dockerd finds them. Not in Mesos."
+        ),
+    )
 
-    docker_plugin_spec_dirs: tuple[str, ...] = PLUGIN_SPEC_DIRS
-    """Where plugins' ``NAME.spec``/``NAME.json`` files are found, in search order,
-    comma-separated. Not in Mesos."""
+    docker_plugin_spec_dirs: tuple[str, ...] = field(
+        default=PLUGIN_SPEC_DIRS,
+        metadata=_help(
+            "Where plugins' ``NAME.spec``/``NAME.json`` files are found, in search order, "
+            "comma-separated. Not in Mesos."
+        ),
+    )
 
-    docker_volume_explicit_create: bool = False
-    """Refuse to mount a volume the plugin does not have, instead of creating it
-    (dvdcli's ``--explicitcreate``; Mesos never sets it). Not in Mesos."""
+    docker_volume_explicit_create: bool = field(
+        default=False,
+        metadata=_help(
+            "Refuse to mount a volume the plugin does not have, instead of creating it (dvdcli's "
+            "``--explicitcreate``; Mesos never sets it). Not in Mesos."
+        ),
+    )
 
-    docker_plugin_retry_budget: float = PLUGIN_RETRY_BUDGET
-    """How long to keep retrying a plugin that is not found or refuses connections, with
-    doubling waits from 1 s: 10 s gives up after ~7 s (Docker's 30 s: ~15 s, paid by every
-    prepare and cleanup while a plugin is missing); 0: one attempt. Plugin client only."""
+    docker_plugin_retry_budget: float = field(
+        default=PLUGIN_RETRY_BUDGET,
+        metadata=_help(
+            "How long to keep retrying a plugin that is not found or refuses connections, with "
+            "doubling waits from 1 s: 10 s gives up after ~7 s (Docker's 30 s: ~15 s, paid by "
+            "every prepare and cleanup while a plugin is missing); 0: one attempt. Plugin client "
+            "only."
+        ),
+    )
 
-    docker_plugin_mount_id: str | None = None
-    """The caller ID sent with every Mount and Unmount; unset: a stable per-machine ID
-    (a hash of ``/etc/machine-id`` and the plugin directories). Keep it the same across
-    agent restarts. Plugin client only."""
+    docker_plugin_mount_id: str | None = field(
+        default=None,
+        metadata=_help(
+            "The caller ID sent with every Mount and Unmount; unset: a stable per-machine ID (a "
+            "hash of ``/etc/machine-id`` and the plugin directories). Keep it the same across "
+            "agent restarts. Plugin client only."
+        ),
+    )
 
     def __post_init__(self) -> None:
         self._check_nonempty_string("docker_volume_checkpoint_dir")
