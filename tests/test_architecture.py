@@ -1,4 +1,5 @@
-"""The house rules a reader relies on: small modules, no import cycle, a light launcher."""
+"""The house rules a reader relies on: small modules, no import cycle, a light launcher,
+no test double in production code, tests that import each other as a package."""
 
 from __future__ import annotations
 
@@ -113,6 +114,33 @@ def test_the_import_graph_has_no_cycle() -> None:
 
 def test_the_cycle_finder_finds_a_cycle() -> None:
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_production_code_imports_no_test_double() -> None:
+    modules = _modules()
+    importers = {
+        name
+        for name, path in modules.items()
+        if name != "isolator.testing" and "isolator.testing" in _imports(name, path, modules)
+    }
+    assert not importers, f"production modules import isolator.testing: {sorted(importers)}"
+
+
+def test_the_import_finder_sees_an_import_of_the_test_doubles(tmp_path: Path) -> None:
+    probe = tmp_path / "probe.py"
+    probe.write_text("def f():\n    from isolator.testing import RecordingDriverClient\n")
+    assert "isolator.testing" in _imports("isolator.probe", probe, _modules())
+
+
+def test_no_test_imports_from_conftest() -> None:
+    offenders = []
+    for path in sorted((REPO / "tests").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (isinstance(node, ast.ImportFrom) and node.module == "conftest") or (
+                isinstance(node, ast.Import) and any(a.name == "conftest" for a in node.names)
+            ):
+                offenders.append(f"{path.relative_to(REPO)}:{node.lineno}")
+    assert not offenders, f"import tests.support instead of conftest: {offenders}"
 
 
 def test_actors_knows_nothing_of_volumes() -> None:
