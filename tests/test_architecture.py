@@ -4,6 +4,7 @@ no test double in production code, tests that import each other as a package."""
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -114,6 +115,18 @@ def test_the_import_graph_has_no_cycle() -> None:
 
 def test_the_cycle_finder_finds_a_cycle() -> None:
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+_KERNEL_ACCESS = re.compile(r"ctypes\.CDLL\(|find_library\(|\bos\.pidfd_open\b|\"pidfd_open\"")
+
+
+def test_libc_and_pidfds_have_one_home() -> None:
+    found = {
+        name
+        for name, path in _modules().items()
+        if _KERNEL_ACCESS.search(path.read_text(encoding="utf-8"))
+    }
+    assert found == {"isolator.common.linux"}
 
 
 def test_production_code_imports_no_test_double() -> None:
