@@ -30,7 +30,7 @@ __all__ = [
     "update_table",
 ]
 
-TABLE_FILE: Final = "README.md"
+TABLE_FILE: Final = "docs/flags.md"
 """The document, relative to the source tree's root, that carries the generated table."""
 
 TABLE_BEGIN: Final = (
