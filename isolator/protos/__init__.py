@@ -27,11 +27,11 @@ from isolator.protos.csi_state_pb2 import VolumeState
 from isolator.protos.docker_volume_state_pb2 import DockerVolume, DockerVolumes
 from isolator.protos.mesos_pb2 import (
     CommandInfo,
+    ContainerID,
+    ContainerInfo,
     CSIPluginContainerInfo,
     CSIPluginEndpoint,
     CSIPluginInfo,
-    ContainerID,
-    ContainerInfo,
     ExecutorID,
     ExecutorInfo,
     Image,

@@ -16,9 +16,9 @@ from isolator.protos import (
     Secret,
     Volume,
     VolumeState,
+    csi_pb2_grpc,
 )
 from isolator.protos import csi_pb2 as csi
-from isolator.protos import csi_pb2_grpc
 
 CSI = Volume.Source.CSIVolume
 CAPABILITY = CSI.VolumeCapability
@@ -123,7 +123,8 @@ def test_enums_and_packages() -> None:
         "NodeStageVolume", "NodeUnstageVolume", "NodePublishVolume",
         "NodeUnpublishVolume", "NodeGetCapabilities", "NodeGetInfo",
     }  # fmt: skip
-    assert hasattr(csi_pb2_grpc, "NodeStub") and hasattr(csi_pb2_grpc, "IdentityStub")
+    assert hasattr(csi_pb2_grpc, "NodeStub")
+    assert hasattr(csi_pb2_grpc, "IdentityStub")
 
 
 def test_plugin_info_parses_from_mesos_json() -> None:
@@ -171,9 +172,10 @@ def test_csi_volume_helper_defaults() -> None:
     volume = csi_volume("p", "v", "/mnt")
     provisioning = volume.source.csi_volume.static_provisioning
     assert volume.mode == Volume.RW
-    assert provisioning.volume_capability.access_mode.mode == CAPABILITY.AccessMode.SINGLE_NODE_WRITER
+    writer = CAPABILITY.AccessMode.SINGLE_NODE_WRITER
+    assert provisioning.volume_capability.access_mode.mode == writer
     assert provisioning.volume_capability.HasField("mount")
     assert not provisioning.volume_capability.mount.HasField("fs_type")
     assert not provisioning.HasField("readonly")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="EVERYWHERE"):
         csi_volume("p", "v", "/mnt", access_mode="EVERYWHERE")
