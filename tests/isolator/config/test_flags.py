@@ -241,7 +241,8 @@ REJECTIONS: list[tuple[str, Any, str]] = [
     (
         "csi_root_dir",
         "",
-        "Invalid flag 'csi_root_dir': '' is not an absolute path; expected a path starting with '/'",
+        "Invalid flag 'csi_root_dir': '' is not an absolute path; "
+        "expected a path starting with '/'",
     ),
     (
         "csi_rpc_timeout",

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
+import isolator as isolator_package
 from isolator import CsiVolumeIsolator, IsolatorError
 from isolator.common.linux import CLONE_NEWNS, MS_BIND, MS_RDONLY, MS_REC
 from isolator.messages import container_config, container_id, csi_volume
@@ -113,8 +114,6 @@ def test_a_stopped_isolator_fails_its_futures(csi: CsiSetup) -> None:
 
 
 def test_create_is_exported_lazily() -> None:
-    import isolator
-
-    assert "CsiVolumeIsolator" in isolator.__all__
-    assert isolator.CsiVolumeIsolator is CsiVolumeIsolator
-    assert "CsiVolumeIsolatorActor" in isolator.__all__
+    assert "CsiVolumeIsolator" in isolator_package.__all__
+    assert isolator_package.CsiVolumeIsolator is CsiVolumeIsolator
+    assert "CsiVolumeIsolatorActor" in isolator_package.__all__
