@@ -164,18 +164,18 @@ class Machine:
         os.makedirs(
             self.target if self._target_path_exists else os.path.dirname(self.target), exist_ok=True
         )
-        if state.state == S.VOL_READY:
-            self._move(S.NODE_PUBLISH)
         message = csi.NodePublishVolumeRequest(
             volume_id=self.volume_id,
             target_path=self.target,
             volume_capability=_capability(state),
             readonly=state.readonly,
             volume_context=dict(state.volume_context),
-            secrets=self._resolve(request.publish_secrets),
+            secrets=self._resolve(request.publish_secrets),  # before the state says "in flight"
         )
         if self.client.capabilities().stage_unstage_volume:
             message.staging_target_path = self._staging
+        if state.state == S.VOL_READY:
+            self._move(S.NODE_PUBLISH)
         failpoints.hit("csi-before-publish")
         self._call(lambda: self.client.publish(message), back=S.VOL_READY)
         failpoints.hit("csi-after-publish")
@@ -200,15 +200,15 @@ class Machine:
             self._unstage()  # finish the interrupted unstage first
             state = self._current()
         os.makedirs(self._staging, exist_ok=True)
-        if state.state == S.NODE_READY:
-            self._move(S.NODE_STAGE)
         message = csi.NodeStageVolumeRequest(
             volume_id=self.volume_id,
             staging_target_path=self._staging,
             volume_capability=_capability(state),
             volume_context=dict(state.volume_context),
-            secrets=self._resolve(request.stage_secrets),
+            secrets=self._resolve(request.stage_secrets),  # before the state says "in flight"
         )
+        if state.state == S.NODE_READY:
+            self._move(S.NODE_STAGE)
         failpoints.hit("csi-before-stage")
         self._call(lambda: self.client.stage(message), back=S.NODE_READY)
         failpoints.hit("csi-after-stage")

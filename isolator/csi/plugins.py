@@ -39,6 +39,7 @@ class PluginConfigs:
     plugins: dict[str, Plugin]
     problems: dict[str, str]  # type (or file) -> why it cannot be used
     directory: str | None
+    unreadable: str | None = None  # why the directory itself could not be read
 
     def get(self, plugin_name: str) -> Plugin:
         """The plugin whose ``type`` is ``plugin_name``; ``IsolatorError`` naming it otherwise."""
@@ -46,6 +47,8 @@ class PluginConfigs:
         if plugin is not None:
             return plugin
         shown = printable(plugin_name)
+        if self.unreadable is not None:
+            raise IsolatorError(f"CSI plugin '{shown}' cannot be used: {self.unreadable}")
         problem = self.problems.get(plugin_name)
         if problem is not None:
             raise IsolatorError(f"CSI plugin '{shown}' cannot be used: {problem}")
@@ -116,15 +119,15 @@ def _usable(info: CSIPluginInfo, path: str) -> Plugin:
 
 
 def load_plugins(directory: str | None) -> PluginConfigs:
-    """Every ``*.json`` file of ``directory`` (none when unset); never raises for one file."""
+    """Every ``*.json`` file of ``directory`` (none when unset); never raises: what cannot
+    be used fails the ``prepare`` of the volumes that name it."""
     if directory is None:
         return PluginConfigs({}, {}, None)
     try:
         names = sorted(n for n in os.listdir(directory) if n.endswith(".json"))
     except OSError as error:
-        raise IsolatorError(
-            f"Failed to list CSI plugin config directory '{directory}': {error.strerror}"
-        ) from error
+        why = f"Failed to list CSI plugin config directory '{directory}': {error.strerror}"
+        return PluginConfigs({}, {}, directory, why)
     plugins: dict[str, Plugin] = {}
     problems: dict[str, str] = {}
     for name in names:

@@ -69,7 +69,7 @@ class CsiSetup:
 
     def volume(self, name: str, content: str = "") -> Path:
         path = self.plugin.root / name
-        path.mkdir()
+        path.mkdir(exist_ok=True)  # a plugin shared by a module's tests may have it
         if content:
             (path / "data").write_text(content)
         return path
@@ -105,23 +105,34 @@ def write_config(config_dir: Path, name: str, document: dict[str, Any] | str) ->
 
 
 @contextmanager
-def csi_setup() -> Iterator[CsiSetup]:
-    with short_tmp("csi-iso-") as workdir, running_csi_plugin(workdir) as plugin:
-        config_dir = workdir / "plugins.d"
-        config_dir.mkdir()
-        write_config(
-            config_dir,
-            "dir.json",
-            {
-                "type": PLUGIN_TYPE,
-                "endpoints": [{"csi_service": "NODE_SERVICE", "endpoint": plugin.endpoint}],
-            },
-        )
-        sandbox = workdir / "sandbox"
-        sandbox.mkdir()
-        setup = CsiSetup(workdir, plugin, config_dir, sandbox)
-        try:
-            yield setup
-        finally:
-            for isolator in setup.started:
-                isolator.stop()
+def csi_setup(plugin: PluginProcess | None = None) -> Iterator[CsiSetup]:
+    """A fresh CSI root, config directory and sandbox beside ``plugin`` (a new one if None)."""
+    if plugin is None:
+        with short_tmp("csi-iso-") as workdir, running_csi_plugin(workdir) as started:
+            with _setup(workdir, started) as setup:
+                yield setup
+        return
+    with short_tmp("csi-iso-") as workdir, _setup(workdir, plugin) as setup:
+        yield setup
+
+
+@contextmanager
+def _setup(workdir: Path, plugin: PluginProcess) -> Iterator[CsiSetup]:
+    config_dir = workdir / "plugins.d"
+    config_dir.mkdir()
+    write_config(
+        config_dir,
+        "dir.json",
+        {
+            "type": PLUGIN_TYPE,
+            "endpoints": [{"csi_service": "NODE_SERVICE", "endpoint": plugin.endpoint}],
+        },
+    )
+    sandbox = workdir / "sandbox"
+    sandbox.mkdir()
+    setup = CsiSetup(workdir, plugin, config_dir, sandbox)
+    try:
+        yield setup
+    finally:
+        for isolator in setup.started:
+            isolator.stop()

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -83,13 +84,13 @@ def _start(root: Path, sock: Path, state: Path, env: dict[str, str]) -> subproce
             "--state",
             str(state),
             "--log-level",
-            "WARNING",
+            "INFO",
         ],
         cwd=REPO,
         env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
 
 
@@ -103,11 +104,26 @@ def running_csi_plugin(
     environment = dict(os.environ if env is None else env)
     environment["PYTHONPATH"] = str(REPO)
     process = _start(root, sock, state, environment)
+    serving = threading.Event()
+    log: list[bytes] = []
+
+    def drain() -> None:  # keeps the pipe empty for the plugin's whole life
+        assert process.stderr is not None
+        for line in process.stderr:
+            log.append(line)
+            if b"serving on" in line:
+                serving.set()
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
     channel = grpc.insecure_channel(f"unix://{sock}")
     try:
+        # Connect only once it listens: a refused first attempt costs grpc's 1 s backoff.
+        assert serving.wait(WAIT), f"the CSI plugin did not start: {b''.join(log)!r}"
         grpc.channel_ready_future(channel).result(timeout=WAIT)
         yield PluginProcess(root, f"unix://{sock}", sock, state, process, channel)
     finally:
         channel.close()
         process.terminate()
         process.wait(WAIT)
+        reader.join(WAIT)
