@@ -108,9 +108,12 @@ def write_config(config_dir: Path, name: str, document: dict[str, Any] | str) ->
 def csi_setup(plugin: PluginProcess | None = None) -> Iterator[CsiSetup]:
     """A fresh CSI root, config directory and sandbox beside ``plugin`` (a new one if None)."""
     if plugin is None:
-        with short_tmp("csi-iso-") as workdir, running_csi_plugin(workdir) as started:
-            with _setup(workdir, started) as setup:
-                yield setup
+        with (
+            short_tmp("csi-iso-") as workdir,
+            running_csi_plugin(workdir) as started,
+            _setup(workdir, started) as setup,
+        ):
+            yield setup
         return
     with short_tmp("csi-iso-") as workdir, _setup(workdir, plugin) as setup:
         yield setup
