@@ -3,11 +3,13 @@ volumes are released, and a reboot (a changed boot ID) means nothing staged is t
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 
 import pytest
 
+from isolator.ctl import main as ctl_main
 from isolator.messages import container_config, container_id, csi_volume
 from isolator.protos import ContainerState
 from tests.support.csi_isolators import PLUGIN_TYPE, CsiSetup, csi_setup
@@ -108,3 +110,21 @@ def test_after_a_reboot_a_known_container_gets_its_volume_again(csi: CsiSetup) -
         isolator.cleanup(container_id("c1")).get(WAIT)
         assert csi.plugin_mounts() == []
         assert csi.state_files() == []
+
+
+def test_isolator_ctl_shows_csi_volumes_and_their_states(
+    csi: CsiSetup, capsys: pytest.CaptureFixture[str]
+) -> None:
+    csi.volume("vol")
+    _prepare(csi, ["c1", "c2"])
+    assert ctl_main(["csi", "--csi-root", str(csi.csi_root)], environ={}) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].split() == ["PLUGIN", "NAME", "VOLUME", "STATE", "CONTAINERS"]
+    assert out.splitlines()[1].split() == [PLUGIN_TYPE, "default", "vol", "PUBLISHED", "c1,", "c2"]
+    assert ctl_main(["csi", "--json", "--csi-root", str(csi.csi_root)], environ={}) == 0
+    (volume,) = json.loads(capsys.readouterr().out)["volumes"]
+    assert (volume["state"], volume["containers"]) == ("PUBLISHED", ["c1", "c2"])
+    isolator = csi.isolator()  # recovers both as unknown orphans: released
+    isolator.background().get(WAIT)
+    assert ctl_main(["csi", "--csi-root", str(csi.csi_root)], environ={}) == 0
+    assert "0 CSI volume(s)" in capsys.readouterr().out
