@@ -1,5 +1,5 @@
 """CSI calls reported to an ``Observer``, as kubelet's ``csi_operations_seconds{method_name,
-driver_name, grpc_status_code}``: an observer with ``on_csi_operation`` gets each call."""
+driver_name, grpc_status_code}``: ``Observer.on_csi_operation`` gets each call."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ _log = logging.getLogger("isolator")
 
 def reporter(observer: Observer | None) -> Report | None:
     """The client's ``report`` for ``observer``; None when it does not look at CSI calls."""
-    method = getattr(observer, "on_csi_operation", None)
-    if method is None:
+    if observer is None or type(observer).on_csi_operation is Observer.on_csi_operation:
         return None
+    method = observer.on_csi_operation
 
     def report(method_name: str, driver: str, code: str, seconds: float) -> None:
         try:
