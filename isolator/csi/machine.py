@@ -80,9 +80,12 @@ class PublishRequest:
         )
 
     def matches(self, state: VolumeState) -> bool:
+        """Whether a volume published as ``state`` serves this request too: the same
+        capability and context; a read-only request may share a read-write publish (its
+        own bind mount is read-only), never the other way round."""
         return (
             state.volume_capability == self.capability
-            and state.readonly == self.readonly
+            and (self.readonly or not state.readonly)
             and dict(state.volume_context) == dict(self.volume_context)
         )
 
@@ -144,7 +147,8 @@ class Machine:
         elif not request.matches(state):
             raise IsolatorError(
                 f"CSI volume '{self.volume_id}' of plugin '{self.paths.type}' is already in use "
-                "with another volume_capability, readonly flag or volume_context"
+                "with another volume_capability or volume_context, or read-only while this "
+                "container asks for it read-write"
             )
         self._publish(request)
         return self.target

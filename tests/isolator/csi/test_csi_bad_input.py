@@ -213,7 +213,11 @@ def test_another_capability_of_a_volume_in_use(csi: CsiSetup) -> None:
     isolator = csi.isolator()
     first = container_config(str(csi.sandbox), [csi_volume(PLUGIN_TYPE, "v", "d")])
     assert isolator.prepare(container_id("c1"), first).get(WAIT) is not None
-    other = container_config(str(csi.sandbox), [csi_volume(PLUGIN_TYPE, "v", "e", mode="RO")])
+    reader = container_config(str(csi.sandbox), [csi_volume(PLUGIN_TYPE, "v", "r", mode="RO")])
+    assert isolator.prepare(container_id("r"), reader).get(WAIT) is not None  # shares it
+    isolator.cleanup(container_id("r")).get(WAIT)
+    volume = csi_volume(PLUGIN_TYPE, "v", "e", access_mode="MULTI_NODE_MULTI_WRITER")
+    other = container_config(str(csi.sandbox), [volume])
     with pytest.raises(IsolatorError, match="already in use with another volume_capability"):
         isolator.prepare(container_id("c2"), other).get(WAIT)
     isolator.cleanup(container_id("c2")).get(WAIT)
