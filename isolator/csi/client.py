@@ -34,6 +34,9 @@ FIRST_WAIT: Final = 0.1
 MAX_WAIT: Final = 10.0
 MAX_MESSAGE_BYTES: Final = 1 << 20
 """Bound on any answer: node responses are all but empty."""
+MAX_IN_FLIGHT: Final = 8
+"""Calls to one plugin at once; more wait their turn (a plugin may refuse a crowd with
+RESOURCE_EXHAUSTED, as grpcio's ``maximum_concurrent_rpcs`` does)."""
 
 R = TypeVar("R", bound=Message)
 
@@ -81,6 +84,7 @@ class NodeClient:
         )
         self._node = csi_pb2_grpc.NodeStub(self._channel)
         self._lock = threading.Lock()
+        self._in_flight = threading.BoundedSemaphore(MAX_IN_FLIGHT)
         self._capabilities: NodeCapabilities | None = None
 
     def capabilities(self) -> NodeCapabilities:
@@ -132,7 +136,8 @@ class NodeClient:
             remaining = deadline - started
             timeout = self._rpc_timeout if remaining <= 0 else min(self._rpc_timeout, remaining)
             try:
-                response: R = stub(request, timeout=timeout)
+                with self._in_flight:
+                    response: R = stub(request, timeout=timeout)
             except grpc.RpcError as error:
                 code, details = _status(error)
                 self._observe(method, started, code.name)
