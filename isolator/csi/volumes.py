@@ -66,6 +66,14 @@ class CsiVolumes:
         if entry is not None and not entry.holders and not entry.outstanding:
             self._drop_if_idle(volume, entry)
 
+    def mount_point(self, volume: VolumeKey) -> str | None:
+        """The target path a published volume's containers are bound to; None otherwise."""
+        entry = self._entries.get(volume)
+        if entry is None or entry.machine.state is None:
+            return None
+        published = entry.machine.state.state == VolumeState.PUBLISHED
+        return entry.machine.target if published else None
+
     # -- records -----------------------------------------------------------------------------
 
     def adopt(self, volume: VolumeKey, state: VolumeState) -> None:
