@@ -4,15 +4,23 @@ copies its arguments, sends one message to the ``CsiVolumeIsolatorActor`` and re
 
 from __future__ import annotations
 
+import functools
 import os
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import pykka
 
-from actors import Future, State, call
+from actors import DiscardedError, Future, State, call
 from isolator.common.errors import IsolatorError, strerror
-from isolator.common.observe import Observer
+from isolator.common.observe import (
+    Observer,
+    Operation,
+    OperationEvent,
+    notify_operation,
+    observes_operations,
+)
 from isolator.config.flags import Flags
 from isolator.csi.actor import CsiVolumeIsolatorActor
 from isolator.csi.machine import SecretResolver
@@ -37,8 +45,12 @@ def boot_id() -> str:
 class CsiVolumeIsolator:
     """The public handle: each call is a message to the isolator actor and returns a Future."""
 
-    def __init__(self, actor_ref: pykka.ActorRef[CsiVolumeIsolatorActor]) -> None:
+    def __init__(
+        self, actor_ref: pykka.ActorRef[CsiVolumeIsolatorActor], observer: Observer | None = None
+    ) -> None:
         self._ref = actor_ref
+        self._observer = observer or Observer()
+        self._timed = observes_operations(self._observer)
         self._stopped = False
 
     @classmethod
@@ -70,7 +82,7 @@ class CsiVolumeIsolator:
             resolver=secret_resolver,
             report=reporter(observer),
         )
-        return cls(ref)
+        return cls(ref, observer)
 
     def recover(
         self, states: Iterable[ContainerState], orphans: Iterable[ContainerID]
@@ -126,12 +138,31 @@ class CsiVolumeIsolator:
         self._ref.stop(timeout=timeout)
 
     def _send(self, method: str, arguments: Callable[[], tuple[Any, ...]] = tuple) -> Future[Any]:
+        started = time.monotonic() if self._timed else 0.0
         if self._stopped:
-            return Future.failed(IsolatorError(STOPPED))
-        try:
-            return call(self._ref, method, *arguments(), reply=_Answer())
-        except Exception as error:  # a bad argument: fail, never raise
-            return Future.failed(error)
+            result: Future[Any] = Future.failed(IsolatorError(STOPPED))
+        else:
+            try:
+                result = call(self._ref, method, *arguments(), reply=_Answer())
+            except Exception as error:  # a bad argument: fail, never raise
+                result = Future.failed(error)
+        if self._timed and method in _OPERATIONS:
+            result.on_any(functools.partial(self._observe, _OPERATIONS[method], started))
+        return result
+
+    def _observe(self, operation: Operation, started: float, done: Future[Any]) -> None:
+        error = None if done.is_ready() else (done.failure() or DiscardedError())
+        notify_operation(
+            self._observer, OperationEvent(operation, time.monotonic() - started, error)
+        )
+
+
+_OPERATIONS: dict[str, Operation] = {
+    "prepare": "prepare",
+    "cleanup": "cleanup",
+    "recover": "recover",
+}
+"""The calls reported to the observer's ``on_operation``, as ``DockerVolumeIsolator`` does."""
 
 
 class _Answer(Future[Any]):

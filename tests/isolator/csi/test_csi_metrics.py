@@ -50,3 +50,14 @@ def test_each_csi_call_is_observed_with_its_status_code() -> None:
     assert count("NodeUnpublishVolume") == 1
     assert count("NodeUnstageVolume") == 1
     assert count("NodeStageVolume", "NOT_FOUND") == 1
+    operations = "isolator_operation_duration_seconds_count"
+
+    def operation(name: str, status: str) -> float | None:
+        labels = {"operation": name, "driver": "", "status": status}
+        value = registry.get_sample_value(operations, labels)
+        return None if value is None else float(value)
+
+    assert operation("prepare", "success") == 1
+    assert operation("prepare", "error") == 1
+    assert operation("cleanup", "success") == 1
+    assert operation("recover", "success") == 1
