@@ -61,7 +61,7 @@ def check_component(value: str, what: str) -> None:
     if not value:
         problem = "must not be empty"
     elif value in (".", ".."):
-        problem = f"would name a directory outside '{'<csi_root_dir>'}/plugins'"
+        problem = "would name a directory outside the CSI root directory"
     elif "/" in value or "\0" in value:
         problem = "must not contain '/' or NUL: it would reach outside the CSI root directory"
     elif len(value.encode("utf-8", "surrogateescape")) > MAX_COMPONENT_BYTES:
