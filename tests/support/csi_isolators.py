@@ -18,7 +18,7 @@ from isolator.protos import ContainerLaunchInfo
 from tests.support.csi_plugin import PluginProcess, running_csi_plugin, short_tmp
 from tests.support.waits import WAIT
 
-__all__ = ["PLUGIN_TYPE", "CsiCalls", "CsiSetup", "csi_setup"]
+__all__ = ["PLUGIN_TYPE", "CsiCalls", "CsiSetup", "csi_setup", "write_config"]
 
 PLUGIN_TYPE = "org.example.dir"
 

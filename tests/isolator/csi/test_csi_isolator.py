@@ -9,10 +9,11 @@ from collections.abc import Iterator
 import pytest
 
 import isolator as isolator_package
-from isolator import CsiVolumeIsolator, IsolatorError
+from isolator import CsiVolumeIsolator, Flags, IsolatorError
 from isolator.common.linux import CLONE_NEWNS, MS_BIND, MS_RDONLY, MS_REC
 from isolator.messages import container_config, container_id, csi_volume
-from tests.support.csi_isolators import PLUGIN_TYPE, CsiSetup, csi_setup
+from tests.support.csi_isolators import PLUGIN_TYPE, CsiCalls, CsiSetup, csi_setup, write_config
+from tests.support.csi_plugin import running_csi_plugin, short_tmp
 from tests.support.waits import WAIT
 
 pytestmark = [
@@ -117,3 +118,43 @@ def test_create_is_exported_lazily() -> None:
     assert "CsiVolumeIsolator" in isolator_package.__all__
     assert isolator_package.CsiVolumeIsolator is CsiVolumeIsolator
     assert "CsiVolumeIsolatorActor" in isolator_package.__all__
+
+
+def test_an_unavailable_plugin_is_retried_until_it_serves() -> None:
+    with short_tmp("csi-retry-") as workdir:
+        (workdir / "volumes" / "vol").mkdir(parents=True)
+        config_dir = workdir / "plugins.d"
+        config_dir.mkdir()
+        write_config(
+            config_dir,
+            "dir.json",
+            {
+                "type": PLUGIN_TYPE,
+                "endpoints": [
+                    {"csi_service": "NODE_SERVICE", "endpoint": f"unix://{workdir}/csi.sock"}
+                ],
+            },
+        )
+        (workdir / "sandbox").mkdir()
+        calls = CsiCalls()
+        flags = Flags(
+            csi_plugin_config_dir=str(config_dir),
+            csi_root_dir=str(workdir / "csi"),
+            csi_retry_budget=WAIT,
+        )
+        isolator = CsiVolumeIsolator.create(flags, observer=calls)
+        try:
+            isolator.recover([], []).get(WAIT)
+            config = container_config(
+                str(workdir / "sandbox"), [csi_volume(PLUGIN_TYPE, "vol", "d")]
+            )
+            prepared = isolator.prepare(container_id("c1"), config)  # the plugin is not up yet
+            with running_csi_plugin(workdir) as plugin:
+                assert prepared.get(WAIT) is not None
+                assert calls.count("NodeGetCapabilities", "UNAVAILABLE") >= 1
+                assert calls.count("NodeGetCapabilities") == 1
+                assert len(plugin.mounts_under(workdir / "csi")) == 2
+                isolator.cleanup(container_id("c1")).get(WAIT)
+                assert plugin.mounts_under(workdir / "csi") == []
+        finally:
+            isolator.stop()
