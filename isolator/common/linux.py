@@ -16,6 +16,7 @@ from typing import Final
 
 __all__ = [
     "CLONE_NEWNS",
+    "MNT_DETACH",
     "MS_BIND",
     "MS_NOATIME",
     "MS_NODEV",
@@ -50,6 +51,9 @@ MS_SLAVE: Final = 1 << 19
 MS_SHARED: Final = 1 << 20
 MS_RELATIME: Final = 1 << 21
 
+MNT_DETACH: Final = 2
+"""``umount2(2)``: detach now, finish when the mount is no longer busy."""
+
 PR_SET_PDEATHSIG: Final = 1
 """``prctl(2)``: the signal this process gets when its parent dies."""
 PR_SET_CHILD_SUBREAPER: Final = 36
@@ -59,7 +63,8 @@ PR_SET_CHILD_SUBREAPER: Final = 36
 @functools.cache
 def libc() -> ctypes.CDLL:
     """The C library, loaded once, keeping ``errno`` for ``ctypes.get_errno()``, with the
-    prototypes of the calls this package makes (``unshare``, ``mount``, ``prctl``).
+    prototypes of the calls this package makes (``unshare``, ``mount``, ``umount2``,
+    ``prctl``).
 
     A process that forks and calls it in the child (a ``preexec_fn``) calls it once before,
     so the child never loads a library between fork and exec.
@@ -75,6 +80,8 @@ def libc() -> ctypes.CDLL:
         ctypes.c_char_p,
     ]
     library.mount.restype = ctypes.c_int
+    library.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+    library.umount2.restype = ctypes.c_int
     library.prctl.argtypes = [ctypes.c_int] + [ctypes.c_ulong] * 4
     library.prctl.restype = ctypes.c_int
     return library

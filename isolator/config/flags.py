@@ -71,7 +71,9 @@ class Flags:
 
     Keyword-only; ``docker_plugin_spec_dirs`` also accepts a list (stored as a tuple) and the
     durations accept ints (stored as float seconds), so a ``Flags`` is hashable and
-    comparable. Raises ``ValueError`` (``flag_parsing.FlagError``) naming the bad flag.
+    comparable. Raises ``ValueError`` (``parsing.FlagError``) naming the bad flag.
+    Each field says what it means in its metadata (``metadata=_help(...)``): the flags
+    reference and ``--help`` are written from it.
     """
 
     docker_volume_checkpoint_dir: str = field(
@@ -178,22 +180,38 @@ class Flags:
         ),
     )
 
-    csi_plugin_config_dir: str | None = None
-    """A directory of JSON ``CSIPluginInfo`` files, one per CSI plugin (Mesos's field
-    names; a volume's ``plugin_name`` is a file's ``type``): a Mesos flag. Unset: no CSI
-    plugin is known and every CSI volume fails ``prepare``."""
+    csi_plugin_config_dir: str | None = field(
+        default=None,
+        metadata=_help(
+            "A directory of JSON ``CSIPluginInfo`` files, one per CSI plugin (Mesos's field "
+            "names; a volume's ``plugin_name`` is a file's ``type``): a Mesos flag. Unset: no CSI "
+            "plugin is known and every CSI volume fails ``prepare``."
+        ),
+    )
 
-    csi_root_dir: str = CSI_ROOT_DIR
-    """Where the CSI isolator keeps each volume's state, its staging and target paths and
-    each container's CSI checkpoint (Mesos: ``<work_dir>/csi``, not a flag)."""
+    csi_root_dir: str = field(
+        default=CSI_ROOT_DIR,
+        metadata=_help(
+            "Where the CSI isolator keeps each volume's state, its staging and target paths and "
+            "each container's CSI checkpoint (Mesos: ``<work_dir>/csi``, not a flag)."
+        ),
+    )
 
-    csi_rpc_timeout: float = CSI_RPC_TIMEOUT
-    """How long one CSI call may take; a call past it is retried as ``DEADLINE_EXCEEDED``
-    (Mesos: ``DEFAULT_RPC_TIMEOUT``, not a flag). Not in Mesos."""
+    csi_rpc_timeout: float = field(
+        default=CSI_RPC_TIMEOUT,
+        metadata=_help(
+            "How long one CSI call may take; a call past it is retried as ``DEADLINE_EXCEEDED`` "
+            "(Mesos: ``DEFAULT_RPC_TIMEOUT``, not a flag). Not in Mesos."
+        ),
+    )
 
-    csi_retry_budget: float = CSI_RETRY_BUDGET
-    """How long a CSI operation keeps retrying ``UNAVAILABLE`` and ``DEADLINE_EXCEEDED``,
-    with doubling waits from 0.1 s up to 10 s; 0: one attempt. Not in Mesos."""
+    csi_retry_budget: float = field(
+        default=CSI_RETRY_BUDGET,
+        metadata=_help(
+            "How long a CSI operation keeps retrying ``UNAVAILABLE`` and ``DEADLINE_EXCEEDED``, "
+            "with doubling waits from 0.1 s up to 10 s; 0: one attempt. Not in Mesos."
+        ),
+    )
 
     def __post_init__(self) -> None:
         self._check_nonempty_string("docker_volume_checkpoint_dir")

@@ -49,8 +49,9 @@ _HEADER: Final = (
 
 
 def field_docs() -> dict[str, str]:
-    """Each ``Flags`` field's meaning, from its metadata, in declaration order."""
-    return {field.name: field.metadata[HELP] for field in dataclasses.fields(Flags)}
+    """Each ``Flags`` field's meaning, from its metadata, in declaration order (empty for a
+    field declared without one: a test refuses that)."""
+    return {field.name: str(field.metadata.get(HELP, "")) for field in dataclasses.fields(Flags)}
 
 
 def default_text(value: object, kind: Kind) -> str:

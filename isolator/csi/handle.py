@@ -4,7 +4,6 @@ copies its arguments, sends one message to the ``CsiVolumeIsolatorActor`` and re
 
 from __future__ import annotations
 
-import functools
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -12,14 +11,13 @@ from typing import Any
 
 import pykka
 
-from actors import DiscardedError, Future, State, call
+from actors import Future, State, call
 from isolator.common.errors import IsolatorError, strerror
 from isolator.common.observe import (
     Observer,
     Operation,
-    OperationEvent,
-    notify_operation,
     observes_operations,
+    report_when_done,
 )
 from isolator.config.flags import Flags
 from isolator.csi.actor import CsiVolumeIsolatorActor
@@ -147,14 +145,8 @@ class CsiVolumeIsolator:
             except Exception as error:  # a bad argument: fail, never raise
                 result = Future.failed(error)
         if self._timed and method in _OPERATIONS:
-            result.on_any(functools.partial(self._observe, _OPERATIONS[method], started))
+            report_when_done(self._observer, result, _OPERATIONS[method], started)
         return result
-
-    def _observe(self, operation: Operation, started: float, done: Future[Any]) -> None:
-        error = None if done.is_ready() else (done.failure() or DiscardedError())
-        notify_operation(
-            self._observer, OperationEvent(operation, time.monotonic() - started, error)
-        )
 
 
 _OPERATIONS: dict[str, Operation] = {

@@ -4,25 +4,13 @@ is a mount point now (``/proc/self/mountinfo``), so every call can check before 
 from __future__ import annotations
 
 import ctypes
-import functools
 import os
 
-from isolator.common.linux import MS_BIND, MS_RDONLY, MS_REC, MS_REMOUNT
+from isolator.common.linux import MNT_DETACH, MS_BIND, MS_RDONLY, MS_REC, MS_REMOUNT, libc
 
 __all__ = ["bind", "is_mount_point", "unmount"]
 
-_MNT_DETACH = 2
 _EINVAL = 22
-
-
-@functools.cache
-def _libc() -> ctypes.CDLL:
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.mount.argtypes = [ctypes.c_char_p] * 3 + [ctypes.c_ulong, ctypes.c_char_p]
-    libc.mount.restype = ctypes.c_int
-    libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
-    libc.umount2.restype = ctypes.c_int
-    return libc
 
 
 def _check(result: int, what: str, path: str) -> None:
@@ -34,25 +22,24 @@ def _check(result: int, what: str, path: str) -> None:
 def bind(source: str, target: str, *, read_only: bool = False) -> None:
     """Bind ``source`` at ``target`` (recursively), then make it read-only if asked:
     a bind mount takes ``MS_RDONLY`` only on a remount."""
-    libc = _libc()
     _check(
-        libc.mount(os.fsencode(source), os.fsencode(target), None, MS_BIND | MS_REC, None),
+        libc().mount(os.fsencode(source), os.fsencode(target), None, MS_BIND | MS_REC, None),
         "mount",
         target,
     )
     if read_only:
         flags = MS_BIND | MS_REMOUNT | MS_RDONLY
-        result = libc.mount(None, os.fsencode(target), None, flags, None)
+        result = libc().mount(None, os.fsencode(target), None, flags, None)
         if result != 0:
             error = ctypes.get_errno()
-            libc.umount2(os.fsencode(target), _MNT_DETACH)
+            libc().umount2(os.fsencode(target), MNT_DETACH)
             raise OSError(error, f"remount read-only '{target}': {os.strerror(error)}")
 
 
 def unmount(target: str) -> None:
     """Unmount ``target`` (lazily, as a busy mount must still go); not mounted is fine."""
     while is_mount_point(target):
-        result = _libc().umount2(os.fsencode(target), _MNT_DETACH)
+        result = libc().umount2(os.fsencode(target), MNT_DETACH)
         if result != 0 and ctypes.get_errno() == _EINVAL:
             return  # not a mount point after all (raced)
         _check(result, "umount", target)

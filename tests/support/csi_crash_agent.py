@@ -8,7 +8,8 @@
 It recovers with no known container (whatever a previous round left is an unknown
 orphan), prints ``recovered``, then runs the actions in order, printing ``preparing NAME``,
 ``prepared NAME``, ``cleaning NAME`` and ``cleaned NAME`` (or ``... failed: WHY``), and
-``done``. ``ISOLATOR_FAILPOINTS`` may kill it at any step; the test may also kill it.
+``done``. ``ISOLATOR_FAILPOINTS`` (armed first thing) may kill it at any step; the test
+may also kill it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import sys
 from typing import Any
 
 from isolator import CsiVolumeIsolator, Flags
+from isolator.common import failpoints
 from isolator.messages import container_config, container_id, csi_volume
 
 WAIT = 30.0
@@ -68,4 +70,5 @@ def run(plan: dict[str, Any]) -> int:
 
 
 if __name__ == "__main__":
+    failpoints.arm_from_env()  # importing the isolator arms none
     sys.exit(run(json.loads(sys.argv[1])))

@@ -12,7 +12,8 @@ import pytest
 from isolator.common import failpoints
 from tests.support.repo import REPO
 
-EVERY_POINT = ",".join(f"{point}=raise" for point in failpoints.POINTS)
+ALL_POINTS = failpoints.POINTS + failpoints.CSI_POINTS
+EVERY_POINT = ",".join(f"{point}=raise" for point in ALL_POINTS)
 
 # Imports every module under isolator/ (but the ``__main__`` ones, which run a program),
 # passes every point, then arms from the environment on purpose: the points must raise now.
@@ -24,12 +25,13 @@ for module in pkgutil.walk_packages(isolator.__path__, "isolator."):
     if module.name.rpartition(".")[2] != "__main__":
         importlib.import_module(module.name)
         imported.append(module.name)
-for point in failpoints.POINTS:
+every = failpoints.POINTS + failpoints.CSI_POINTS
+for point in every:
     failpoints.hit(point)  # raises if importing armed it
 assert not failpoints.hits(), failpoints.hits()
 failpoints.arm_from_env()
 raised = 0
-for point in failpoints.POINTS:
+for point in every:
     try:
         failpoints.hit(point)
     except failpoints.FailpointError:
@@ -58,7 +60,7 @@ def test_importing_every_module_with_the_variable_set_arms_nothing() -> None:
     assert done.returncode == 0, done.stderr
     imported, raised = map(int, done.stdout.split())
     assert imported > 50  # every module, not a few
-    assert raised == len(failpoints.POINTS)  # the explicit call did arm them
+    assert raised == len(ALL_POINTS)  # the explicit call did arm them
 
 
 def test_arm_from_env_reads_only_the_mapping_it_is_given() -> None:
