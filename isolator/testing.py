@@ -20,7 +20,7 @@ Response = object
 class DriverCall(NamedTuple):
     """One call the isolator made to its driver."""
 
-    op: str  # "mount" or "unmount"
+    op: str  # "mount", "unmount" or "path"
     driver: str
     name: str
     options: dict[str, str] | None
@@ -31,7 +31,8 @@ class RecordingDriverClient(DriverClient):
     """A ``DriverClient`` that records every call and answers as the test scripts it.
 
     Unscripted mounts answer ``<base_dir>/<driver>/<name>`` (made on the spot, so give it
-    a directory the test owns) and unscripted unmounts succeed. ``hold()`` makes calls
+    a directory the test owns), unscripted unmounts succeed, and an unscripted path
+    answers that directory if a mount made it, else ``""``. ``hold()`` makes calls
     wait on promises the test completes, to reproduce slow or hanging drivers.
     """
 
@@ -83,6 +84,9 @@ class RecordingDriverClient(DriverClient):
     def unmount(self, driver: str, name: str) -> Future[None]:
         return cast("Future[None]", self._call("unmount", driver, name, None))
 
+    def path(self, driver: str, name: str) -> Future[str]:
+        return cast("Future[str]", self._call("path", driver, name, None))
+
     def _call(self, op: str, driver: str, name: str, options: dict[str, str] | None) -> Any:
         key = (op, driver, name)
         promise: Promise[Any] = Promise()
@@ -109,6 +113,8 @@ class RecordingDriverClient(DriverClient):
         if op == "unmount":
             return None
         path = os.path.join(self._base_dir, driver, name)
+        if op == "path":
+            return path if os.path.isdir(path) else ""
         os.makedirs(path, exist_ok=True)
         return path + "\n"  # like dvdcli: the isolator trims it
 
@@ -120,4 +126,3 @@ def _answer(promise: Promise[Any], response: Response) -> None:
         promise.associate(response)
     else:
         promise.set(response)
-

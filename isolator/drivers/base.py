@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from actors import Future
+from actors import Future
+from isolator.common.errors import DriverError
 
 __all__ = ["DriverClient"]
 
@@ -15,7 +14,7 @@ __all__ = ["DriverClient"]
 class DriverClient(ABC):
     """Mounts and unmounts Docker volumes for the isolator.
 
-    Contract: both calls return an ``actors.Future`` at once and never block the caller
+    Contract: every call returns an ``actors.Future`` at once and never block the caller
     (the isolator actor, which shares a few worker threads with every other actor). Wrap
     a blocking driver with ``actors.run_blocking(fn, ...)``: it runs the call on a bounded
     executor and returns its future.
@@ -36,6 +35,17 @@ class DriverClient(ABC):
     @abstractmethod
     def unmount(self, driver: str, name: str) -> Future[None]:
         """Unmount volume ``name`` of ``driver``."""
+
+    def path(self, driver: str, name: str) -> Future[str]:
+        """Where ``driver`` has volume ``name`` mounted (``VolumeDriver.Path``): an absolute
+        host path, or ``""`` when the driver says it is not mounted.
+
+        It mounts nothing and counts nothing: the isolator asks it after a restart to
+        find a volume it still holds without a second Mount. It fails with a
+        ``DriverError`` when the driver cannot answer; the default, for clients that
+        predate it, always does.
+        """
+        return Future.failed(DriverError(f"{type(self).__name__} cannot ask a volume's path"))
 
     def close(self) -> None:  # noqa: B027 - optional hook, most clients hold nothing
         """Release what the client holds (connections, threads); the default holds nothing."""
