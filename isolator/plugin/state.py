@@ -7,7 +7,7 @@ volumes (issue 20): the single ``state.json`` of before was rewritten whole on e
 
 Layout of the state directory (default ``<root>/state``)::
 
-    v-<name, percent-encoded>.json    one volume (h-<sha256 of the name>.json if that is long)
+    v-<name, percent-encoded>.json    one volume (v#<sha256 of the name>.json if that is long)
 
 A file holds ``{"version": 2, "name": ..., "mountpoint": ..., "created_at": ...,
 "options": {...}, "managed": bool, "count": N, "mounts": {ID: n}}``. The name is never used
@@ -20,7 +20,6 @@ old single file) is read by ``read_legacy`` and carried over once by ``import_le
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import stat
@@ -28,9 +27,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from isolator.common.fs import WriteError, fsync_directory, write_atomically
+from isolator.common.names import encoded_file_name
 
 from .errors import StateError
 
@@ -48,8 +47,6 @@ __all__ = [
 
 STATE_VERSION = 2
 LEGACY_VERSION = 1
-_MAX_ENCODED = 200
-"""Longest percent-encoded name kept readable; file names are limited to 255 bytes."""
 _MAX_FILE = 1 << 20
 """A volume file is a few hundred bytes; a larger one is not ours."""
 
@@ -115,11 +112,7 @@ class VolumeRecord:
 
 def volume_file_name(name: str) -> str:
     """The file holding volume ``name``: never a path, never hidden, at most ~200 bytes."""
-    raw = name.encode("utf-8", "surrogatepass")
-    encoded = quote(raw, safe="")
-    if len(encoded) <= _MAX_ENCODED:
-        return f"v-{encoded}.json"
-    return f"h-{hashlib.sha256(raw).hexdigest()}.json"
+    return encoded_file_name(name, kind="v", suffix=".json")
 
 
 def _read(path: Path) -> bytes:

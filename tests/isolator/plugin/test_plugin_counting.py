@@ -212,8 +212,8 @@ def test_volume_file_names_are_never_a_path(name: str, expected: str) -> None:
 
 def test_a_long_name_gets_a_hashed_file_name(workdir: Path) -> None:
     name = "ü" * 200  # 400 bytes of UTF-8: longer than a file name may be
-    assert volume_file_name(name).startswith("h-")
-    assert len(volume_file_name(name)) == len("h-.json") + 64
+    assert volume_file_name(name).startswith("v#")
+    assert len(volume_file_name(name)) == len("v#.json") + 64
     plugin = start(workdir, allowed_mountpoints=[workdir])
     try:
         target = str(workdir / "long")
