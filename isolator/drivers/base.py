@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
-from actors import Future
-from isolator.common.errors import DriverError
+if TYPE_CHECKING:
+    from actors import Future
 
 __all__ = ["DriverClient"]
 
@@ -14,7 +15,7 @@ __all__ = ["DriverClient"]
 class DriverClient(ABC):
     """Mounts and unmounts Docker volumes for the isolator.
 
-    Contract: every call returns an ``actors.Future`` at once and never block the caller
+    Contract: both calls return an ``actors.Future`` at once and never block the caller
     (the isolator actor, which shares a few worker threads with every other actor). Wrap
     a blocking driver with ``actors.run_blocking(fn, ...)``: it runs the call on a bounded
     executor and returns its future.
@@ -37,15 +38,15 @@ class DriverClient(ABC):
         """Unmount volume ``name`` of ``driver``."""
 
     def path(self, driver: str, name: str) -> Future[str]:
-        """Where ``driver`` has volume ``name`` mounted (``VolumeDriver.Path``): an absolute
-        host path, or ``""`` when the driver says it is not mounted.
+        """Where volume ``name`` of ``driver`` is mounted now (``VolumeDriver.Path``); the
+        empty string when it is not mounted.
 
-        It mounts nothing and counts nothing: the isolator asks it after a restart to
-        find a volume it still holds without a second Mount. It fails with a
-        ``DriverError`` when the driver cannot answer; the default, for clients that
-        predate it, always does.
+        The isolator asks it only when a Mount's outcome is unknown (a timeout, or a volume
+        read from a checkpoint after a restart), to reuse that mount instead of sending a
+        second Mount. The default says nothing: a client without it makes the isolator send
+        a Mount in that case, as Mesos does.
         """
-        return Future.failed(DriverError(f"{type(self).__name__} cannot ask a volume's path"))
+        raise NotImplementedError(f"{type(self).__name__} does not implement path()")
 
     def close(self) -> None:  # noqa: B027 - optional hook, most clients hold nothing
         """Release what the client holds (connections, threads); the default holds nothing."""
