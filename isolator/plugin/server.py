@@ -120,8 +120,8 @@ class VolumePlugin:
     every connection, joins the threads and unlinks the socket. Volumes live in
     ``<root>/volumes/<name>`` unless created with ``-o mountpoint=/abs/dir``, which must lie
     inside ``<root>/volumes`` or one of ``allowed_mountpoints`` (see ``mountpoints``); the
-    state is in ``state_path`` (default ``<root>/state.json``) so a new instance carries on
-    where the last one stopped. ``limits`` bounds connections, time and threads.
+    state is in ``state_dir`` (default ``<root>/state``, a file per volume) so a new
+    instance carries on where the last one stopped. ``limits`` bounds connections, time and threads.
 
     ``count`` is how Mounts and Unmounts are counted (``"calls"``, Docker's ``local``
     driver, or ``"ids"``) and ``refuse_duplicate_id`` refuses a second Mount of a (Name, ID)
