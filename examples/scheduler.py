@@ -13,7 +13,9 @@ ends. The workload:
    one task survives (a checkpointed, known container), one dies with the agent (an
    unknown orphan);
 5. a new isolator recovers from the checkpoints, cleans up the unknown orphan without
-   unmounting the volume the survivor still uses, and the survivor is killed later.
+   unmounting the volume the survivor still uses, and the survivor is killed later;
+6. (as root) tasks on CSI volumes of the reference CSI plugin, through a crash and a
+   recovery of a ``CsiVolumeIsolator`` (``csi_tasks.py``).
 
 It ends by checking that no checkpoint, no plugin mount and no host mount is left, and
 prints a summary. Exit status 0 means every check held.
@@ -38,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pykka
+from csi_tasks import run_csi_phase  # the CSI phase, beside this file
 
 from actors import Actor, Future, Promise, collect, defer, run_blocking
 from isolator import DockerVolumeIsolator, Flags
@@ -229,6 +232,7 @@ def service(name: str, volume: str) -> TaskSpec:
 class Report:
     results: list[TaskResult] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # more summary lines (the CSI phase's)
 
     def add(self, spec: TaskSpec, result: TaskResult, log: Log) -> None:
         self.results.append(result)
@@ -371,6 +375,11 @@ def main_job(
         isolator.stop()
         holders = plugin_holders(client, DRIVER, WAIT)
         report.problems += leftovers(workdir / "checkpoints", holders, mounts_before)
+        if mounts:  # the CSI plugin bind mounts in a namespace of its own: root only
+            log("phase 6: tasks on CSI volumes, through an agent crash and recovery")
+            notes, problems = run_csi_phase(workdir / "csi", log)
+            report.notes += notes
+            report.problems += problems
         summarize(report, plugin, volumes, log, tally)
     finally:
         pykka.ActorRegistry.stop_all()
@@ -395,6 +404,8 @@ def summarize(
     for volume in volumes:
         print(f"    {volume}: {calls[('VolumeDriver.Mount', volume)]} mounts, "
               f"{calls[('VolumeDriver.Unmount', volume)]} unmounts")
+    for note in report.notes:
+        print(f"  {note}")
     print("  isolator operations (the observer's figures):")
     for line in tally.lines():
         print(f"    {line}")
