@@ -54,7 +54,10 @@ from google.protobuf import json_format
 import isolator
 from isolator.common.errors import strerror
 from isolator.common.names import printable
+from isolator.launch.launcher_help import HELP as _HELP
+from isolator.launch.launcher_help import USAGE as _USAGE
 from isolator.launch.mounting import LaunchError, apply_launch_info, validate_launch_info
+from isolator.launch.oci_launch import RootfsProcess, launch_in_rootfs, named, rootfs_options
 from isolator.protos import ContainerLaunchInfo
 
 __all__ = [
@@ -62,6 +65,7 @@ __all__ = [
     "EXIT_COMMAND_NOT_FOUND",
     "EXIT_LAUNCH_FAILURE",
     "LaunchError",
+    "RootfsProcess",
     "apply_launch_info",
     "launch",
     "launcher_command",
@@ -82,17 +86,25 @@ _File = int | IO[Any] | None
 # -- the parent side ---------------------------------------------------------------------
 
 
-def launcher_command(launch_info: ContainerLaunchInfo | None, argv: Sequence[str]) -> list[str]:
+def launcher_command(
+    launch_info: ContainerLaunchInfo | None,
+    argv: Sequence[str],
+    *,
+    rootfs: Mapping[str, str] | None = None,
+) -> list[str]:
     """The launcher's command line for ``argv``: to wrap it (e.g. in ``setpriv``) or log it.
 
-    Raises :class:`LaunchError` for a launch info this launcher cannot apply and
-    :class:`ValueError` for an empty command.
+    ``rootfs``: the options :func:`isolator.launch.oci_launch.rootfs_options` made, for a
+    container with its own root filesystem. Raises :class:`LaunchError` for a launch info
+    this launcher cannot apply and :class:`ValueError` for an empty command.
     """
     if not argv:
         raise ValueError("No command to launch")
     command = [sys.executable, "-m", "isolator.launcher"]
+    command += [f"{name}={value}" for name, value in (rootfs or {}).items()]
     if launch_info is not None:
-        validate_launch_info(launch_info)
+        if rootfs is None:
+            validate_launch_info(launch_info)
         text = json_format.MessageToJson(launch_info, preserving_proto_field_name=True, indent=None)
         if len(text.encode()) > _MAX_ARGUMENT:
             raise LaunchError(
@@ -106,6 +118,10 @@ def launch(
     launch_info: ContainerLaunchInfo | None,
     argv: Sequence[str],
     *,
+    rootfs: str | os.PathLike[str] | None = None,
+    sandbox: str | os.PathLike[str] | None = None,
+    runtime: str | None = None,
+    runtime_root: str | os.PathLike[str] | None = None,
     cwd: str | os.PathLike[str] | None = None,
     env: Mapping[str, str] | None = None,
     stdin: _File = None,
@@ -119,18 +135,30 @@ def launch(
     only. ``launch_info=None`` execs the command as is, in the caller's mount namespace. A
     failure before exec shows as the process's exit status (:data:`EXIT_LAUNCH_FAILURE` ...)
     and its message on its stderr.
+
+    With ``rootfs`` (or the launch info's), the command runs inside that root filesystem
+    under an OCI runtime (``runtime``: ``None`` for ``runc``, ``"crun"``, or a binary's
+    absolute path; ``runtime_root`` its ``--root``, by default
+    ``/run/isolator/oci/<runtime>``), with ``sandbox`` bound at ``/mnt/mesos/sandbox``;
+    ``cwd`` is then a path inside the container and the process a :class:`RootfsProcess`,
+    whose exit status is the command's (see ``docs/oci.md``).
     """
+    options = rootfs_options(
+        launch_info, rootfs=rootfs, sandbox=sandbox, runtime=runtime, runtime_root=runtime_root
+    )
     if cwd is not None:
         launch_info = _copy(launch_info)
         launch_info.working_directory = os.fspath(cwd)
-    command = launcher_command(launch_info, argv)
+    command = launcher_command(launch_info, argv, rootfs=options)
+    process_class = subprocess.Popen if options is None else RootfsProcess
     if env is None:
-        return subprocess.Popen(command, stdin=stdin, stdout=stdout, stderr=stderr)
+        process = process_class(command, stdin=stdin, stdout=stdout, stderr=stderr)
+        return process if options is None else named(process, options)
 
     data = json.dumps(dict(env)).encode()
     read_end, write_end = os.pipe()
     try:
-        process = subprocess.Popen(
+        process = process_class(
             [*command[:3], f"--environment-fd={read_end}", *command[3:]],
             stdin=stdin,
             stdout=stdout,
@@ -150,7 +178,7 @@ def launch(
         pass  # The launcher died before reading; its status tells why.
     finally:
         os.close(write_end)
-    return process
+    return process if options is None else named(process, options)
 
 
 def run(
@@ -158,6 +186,10 @@ def run(
     argv: Sequence[str],
     *,
     timeout: float | None,
+    rootfs: str | os.PathLike[str] | None = None,
+    sandbox: str | os.PathLike[str] | None = None,
+    runtime: str | None = None,
+    runtime_root: str | os.PathLike[str] | None = None,
     cwd: str | os.PathLike[str] | None = None,
     env: Mapping[str, str] | None = None,
     stdin: _File = None,
@@ -170,7 +202,17 @@ def run(
     raised, so no process outlives the call.
     """
     with launch(
-        launch_info, argv, cwd=cwd, env=env, stdin=stdin, stdout=stdout, stderr=stderr
+        launch_info,
+        argv,
+        rootfs=rootfs,
+        sandbox=sandbox,
+        runtime=runtime,
+        runtime_root=runtime_root,
+        cwd=cwd,
+        env=env,
+        stdin=stdin,
+        stdout=stdout,
+        stderr=stderr,
     ) as process:
         try:
             out, err = process.communicate(timeout=timeout)
@@ -195,47 +237,19 @@ def _copy(launch_info: ContainerLaunchInfo | None) -> ContainerLaunchInfo:
 
 # -- the launcher process ----------------------------------------------------------------
 
-_USAGE = "usage: isolator-launcher [--launch-info=JSON] [--environment-fd=FD] [--] COMMAND [ARG]..."
-
-_HELP = f"""{_USAGE}
-
-Run COMMAND with a Mesos ContainerLaunchInfo applied, as Mesos's launch helper does: a
-mount namespace of its own, '/' marked rslave, the bind mounts, the pre-exec commands, the
-working directory; then exec COMMAND (it keeps the launcher's pid, stdio and exit status).
-Creating a mount namespace and mounting needs root (CAP_SYS_ADMIN).
-
-options:
-  --launch-info=JSON   the launch info, a mesos.slave.ContainerLaunchInfo in protobuf's
-                       JSON mapping (field names as in the .proto or in lowerCamelCase),
-                       as DockerVolumeIsolator.prepare() returns it, e.g.
-                       {{"clone_namespaces": [131072], "mounts": [{{"source": "/vol",
-                       "target": "/sandbox/data", "flags": 20480}}]}}
-                       Applied: clone_namespaces (only CLONE_NEWNS, 131072), mounts
-                       (source, target, type, flags, options: each with mount(2), never
-                       through a symlink; a read-only bind is remounted MS_RDONLY),
-                       pre_exec_commands (each must exit 0), working_directory.
-                       Refused (exit 125): rootfs, user, command, enter_namespaces,
-                       other namespaces, and any string holding a NUL.
-                       Without it COMMAND runs as is, in the caller's mount namespace.
-  --environment-fd=FD  read COMMAND's environment from inherited fd FD, as one JSON
-                       object of strings (it stays out of /proc/PID/cmdline); default:
-                       the launcher's own environment
-  --version            print the version and exit
-  -h, --help           print this help and exit
-
-exit status:
-  125  the launcher failed before exec (bad launch info, not root, a failed mount or
-       pre-exec command, a bad working directory); the reason is on stderr
-  126  COMMAND was found but cannot be executed
-  127  COMMAND was not found
-  any other: COMMAND's own exit status
-"""
+_ROOTFS_OPTIONS = ("--rootfs", "--sandbox", "--runtime", "--runtime-root", "--container-id")
 
 
 def main(args: Sequence[str] | None = None) -> int:
     """The launcher process: apply the launch info, then exec; returns only on failure."""
     try:
-        launch_info, environment, argv = _parse(list(sys.argv[1:] if args is None else args))
+        launch_info, environment, argv, rootfs = _parse(
+            list(sys.argv[1:] if args is None else args)
+        )
+        if rootfs:
+            if "--rootfs" not in rootfs:
+                raise LaunchError(f"The options {', '.join(rootfs)} need --rootfs\n{_USAGE}")
+            return launch_in_rootfs(launch_info or ContainerLaunchInfo(), argv, rootfs, environment)
         if launch_info is not None:
             apply_launch_info(launch_info)
     except LaunchError as error:
@@ -248,22 +262,25 @@ def main(args: Sequence[str] | None = None) -> int:
 
 def _parse(
     args: list[str],
-) -> tuple[ContainerLaunchInfo | None, dict[str, str] | None, list[str]]:
+) -> tuple[ContainerLaunchInfo | None, dict[str, str] | None, list[str], dict[str, str]]:
     launch_info: ContainerLaunchInfo | None = None
     environment: dict[str, str] | None = None
+    rootfs: dict[str, str] = {}
     while args and args[0].startswith("-"):
         option = args.pop(0)
         if option == "--":
             break
         _print_and_exit_if_asked(option)
         name, has_value, value = option.partition("=")
-        if name not in ("--launch-info", "--environment-fd"):
+        if name not in ("--launch-info", "--environment-fd", *_ROOTFS_OPTIONS):
             raise LaunchError(f"Unknown option '{printable(name)}'\n{_USAGE}")
         if not has_value:
             if not args:
                 raise LaunchError(f"Option '{name}' needs a value\n{_USAGE}")
             value = args.pop(0)
-        if name == "--launch-info":
+        if name in _ROOTFS_OPTIONS:
+            rootfs[name] = value
+        elif name == "--launch-info":
             try:
                 launch_info = json_format.Parse(value, ContainerLaunchInfo())
             except json_format.ParseError as error:
@@ -272,7 +289,7 @@ def _parse(
             environment = _read_environment(value)
     if not args:
         raise LaunchError(f"No command to execute\n{_USAGE}")
-    return launch_info, environment, args
+    return launch_info, environment, args, rootfs
 
 
 def _print_and_exit_if_asked(option: str) -> None:
