@@ -189,6 +189,10 @@ def _remount_read_only(mount: ContainerMountInfo, source_fd: int | None, failure
         try:
             kept = _mount_flags(os.fstatvfs(mounted).f_flag)
             _mount(None, _fd_path(mounted), None, mount.flags | MS_REMOUNT | kept, options)
+            if mount.flags & MS_REC:
+                # The remount reaches the top mount only: submounts the rbind carried
+                # (a volume's own mounts) would stay writable.
+                _set_read_only_recursively(mounted)
         except OSError as error:
             raise LaunchError(f"{failure} read-only: {strerror(error)}") from None
 
@@ -306,6 +310,41 @@ def _libc() -> ctypes.CDLL:
     ]
     libc.mount.restype = ctypes.c_int
     return libc
+
+
+class _MountAttr(ctypes.Structure):
+    _fields_ = [
+        ("attr_set", ctypes.c_uint64),
+        ("attr_clr", ctypes.c_uint64),
+        ("propagation", ctypes.c_uint64),
+        ("userns_fd", ctypes.c_uint64),
+    ]
+
+
+_SYS_MOUNT_SETATTR = 442  # the same number on every architecture (new syscalls are unified)
+_MOUNT_ATTR_RDONLY = 0x1
+_AT_EMPTY_PATH = 0x1000
+_AT_RECURSIVE = 0x8000
+
+
+def _set_read_only_recursively(fd: int) -> None:
+    """``mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, {MOUNT_ATTR_RDONLY})``.
+
+    Linux 5.12 and later; an older kernel fails with ENOSYS, and the mount is refused rather
+    than left writable below.
+    """
+    attr = _MountAttr(attr_set=_MOUNT_ATTR_RDONLY)
+    result = _libc().syscall(
+        _SYS_MOUNT_SETATTR,
+        ctypes.c_int(fd),
+        ctypes.c_char_p(b""),
+        ctypes.c_uint(_AT_EMPTY_PATH | _AT_RECURSIVE),
+        ctypes.byref(attr),
+        ctypes.c_size_t(ctypes.sizeof(attr)),
+    )
+    if result != 0:
+        error = ctypes.get_errno()
+        raise OSError(error, f"{os.strerror(error)} (making the submounts read-only)")
 
 
 def _unshare_mount_namespace() -> None:

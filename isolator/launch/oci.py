@@ -125,11 +125,11 @@ def _runtime(
 
 
 def list_containers(
-    runtime: str | None = None, runtime_root: str | None = None
+    runtime: str | None = None, runtime_root: str | os.PathLike[str] | None = None
 ) -> list[RuntimeContainer]:
     """Every container in the runtime's state (``runtime list``); none if it has no state."""
     binary = resolve_runtime(runtime)
-    root = runtime_root or default_runtime_root(binary)
+    root = os.fspath(runtime_root or default_runtime_root(binary))
     if not os.path.isdir(root) or not os.listdir(root):
         return []
     done = _runtime(binary, root, "list", "--format", "json", capture_output=True)
@@ -153,7 +153,7 @@ def list_containers(
 
 
 def running_containers(
-    runtime: str | None = None, runtime_root: str | None = None
+    runtime: str | None = None, runtime_root: str | os.PathLike[str] | None = None
 ) -> list[RuntimeContainer]:
     """The launcher's containers that still run: what an agent restart recovers as known."""
     return [

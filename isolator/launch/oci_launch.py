@@ -63,8 +63,6 @@ def rootfs_options(
     runtime_root: str | os.PathLike[str] | None,
 ) -> dict[str, str] | None:
     """The launcher's ``--rootfs`` options for this launch, or ``None`` for a host launch."""
-    if rootfs is None and launch_info is not None and launch_info.HasField("rootfs"):
-        rootfs = launch_info.rootfs
     if rootfs is None:
         given = [n for n, v in (("sandbox", sandbox), ("runtime", runtime),
                                 ("runtime_root", runtime_root)) if v is not None]  # fmt: skip
@@ -72,6 +70,12 @@ def rootfs_options(
             raise LaunchError(f"{', '.join(given)} apply only to a container with a rootfs")
         return None
     check_rootfs_launch_info(launch_info or ContainerLaunchInfo())
+    if launch_info is not None and launch_info.HasField("rootfs"):
+        if os.path.realpath(launch_info.rootfs) != os.path.realpath(os.fspath(rootfs)):
+            raise LaunchError(
+                f"The launch info's rootfs '{printable(launch_info.rootfs)}' is not the "
+                f"rootfs '{printable(os.fspath(rootfs))}' to launch in"
+            )
     binary = resolve_runtime(runtime)
     options = {
         "--rootfs": os.fspath(rootfs),

@@ -18,9 +18,9 @@ __all__ = [
     "RUNTIMES",
     "delete_all",
     "make_rootfs",
+    "minimal_config",
     "runtime_containers",
     "runtime_problem",
-    "runtime_state",
 ]
 
 BUSYBOX = "/bin/busybox"
@@ -50,6 +50,18 @@ def make_rootfs(where: Path) -> Path:
     return rootfs
 
 
+def minimal_config(rootfs: Path, args: list[str]) -> dict[str, object]:
+    """A hand-written bundle config: the least a runtime needs to run ``args``."""
+    return {
+        "ociVersion": "1.0.2",
+        "process": {"args": args, "cwd": "/", "user": {"uid": 0, "gid": 0},
+                    "env": ["PATH=/bin"]},
+        "root": {"path": str(rootfs)},
+        "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"}],
+        "linux": {"namespaces": [{"type": "mount"}, {"type": "pid"}]},
+    }  # fmt: skip
+
+
 @functools.cache
 def runtime_problem(runtime: str) -> str | None:
     """Why ``runtime`` cannot run a container on this host, or ``None``: run one to see."""
@@ -63,14 +75,7 @@ def runtime_problem(runtime: str) -> str | None:
     with tempfile.TemporaryDirectory(prefix="isolator-probe-") as work:
         rootfs = make_rootfs(Path(work))
         bundle = Path(work)
-        config = {
-            "ociVersion": "1.0.2",
-            "process": {"args": ["true"], "cwd": "/", "user": {"uid": 0, "gid": 0},
-                        "env": ["PATH=/bin"]},
-            "root": {"path": str(rootfs)},
-            "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"}],
-            "linux": {"namespaces": [{"type": "mount"}, {"type": "pid"}]},
-        }  # fmt: skip
+        config = minimal_config(rootfs, ["true"])
         (bundle / "config.json").write_text(json.dumps(config))
         state = str(bundle / "state")
         done = subprocess.run(

@@ -135,7 +135,7 @@ def test_the_passwd_file_is_never_read_through_a_link_out(rootfs: Path, tmp_path
     ids=["outside", "the_rootfs_itself", "dotdot", "link_out", "sandbox_link_out", "any_link"],
 )
 def test_hostile_targets_are_refused(
-    rootfs: Path, box: Path, volume: Path, tmp_path: Path, target: str, reason: str
+    rootfs: Path, box: Path, volume: Path, tmp_path: Path, *, target: str, reason: str
 ) -> None:
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
@@ -168,7 +168,9 @@ def test_what_a_bundle_cannot_carry_is_refused(rootfs: Path, field: str) -> None
         info.clone_namespaces.append(0x10000000)  # CLONE_NEWUSER
     else:
         info.command.value = "true"
-    with pytest.raises(LaunchError, match=f"Unsupported launch info for a rootfs container: {field}"):
+    with pytest.raises(
+        LaunchError, match=f"Unsupported launch info for a rootfs container: {field}"
+    ):
         bundle_config(info, ["true"], rootfs=str(rootfs), sandbox=None, env={}, cwd=None)
 
 

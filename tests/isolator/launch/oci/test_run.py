@@ -95,9 +95,7 @@ def test_a_read_only_volume_and_a_submount_under_it_refuse_writes(
     )
     command = launcher_command(info, ["sh", "-c", script], rootfs=options)
     # The submount exists only in a mount namespace of the test's own (private /).
-    wrapper = (
-        'mount -t tmpfs tmpfs "$0/sub" && touch "$0/sub/on-tmpfs" && exec "$@"'
-    )
+    wrapper = 'mount -t tmpfs tmpfs "$0/sub" && touch "$0/sub/on-tmpfs" && exec "$@"'
     done = subprocess.run(
         ["unshare", "-m", "--propagation", "private", "sh", "-c", wrapper, str(volume), *command],
         capture_output=True,
@@ -135,7 +133,7 @@ def test_host_only_files_are_not_visible(
     ids=["0", "7", "143_is_not_a_signal", "127_missing", "126_not_executable"],
 )
 def test_the_exit_status_is_the_commands(
-    runtime: str, runtime_state: Path, rootfs: Path, argv: list[str], status: int, message: str
+    runtime: str, runtime_state: Path, rootfs: Path, *, argv: list[str], status: int, message: str
 ) -> None:
     done = run(None, argv, rootfs=rootfs, runtime=runtime, runtime_root=runtime_state,
                timeout=WAIT)  # fmt: skip
