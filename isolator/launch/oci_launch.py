@@ -70,12 +70,15 @@ def rootfs_options(
             raise LaunchError(f"{', '.join(given)} apply only to a container with a rootfs")
         return None
     check_rootfs_launch_info(launch_info or ContainerLaunchInfo())
-    if launch_info is not None and launch_info.HasField("rootfs"):
-        if os.path.realpath(launch_info.rootfs) != os.path.realpath(os.fspath(rootfs)):
-            raise LaunchError(
-                f"The launch info's rootfs '{printable(launch_info.rootfs)}' is not the "
-                f"rootfs '{printable(os.fspath(rootfs))}' to launch in"
-            )
+    if (
+        launch_info is not None
+        and launch_info.HasField("rootfs")
+        and os.path.realpath(launch_info.rootfs) != os.path.realpath(os.fspath(rootfs))
+    ):
+        raise LaunchError(
+            f"The launch info's rootfs '{printable(launch_info.rootfs)}' is not the "
+            f"rootfs '{printable(os.fspath(rootfs))}' to launch in"
+        )
     binary = resolve_runtime(runtime)
     options = {
         "--rootfs": os.fspath(rootfs),
