@@ -13,7 +13,8 @@ helper: :func:`launch` starts ``python -m isolator.launcher``, which
    *private* ``/`` would cut off,
 3. applies ``mounts`` in order with ``mount(2)``; a read-only bind is a bind followed by a
    ``MS_REMOUNT | MS_BIND | MS_RDONLY`` remount (the kernel ignores ``MS_RDONLY`` on a new
-   bind), as stout's ``fs::mount`` does. Each mount goes through ``O_PATH`` descriptors
+   bind), as stout's ``fs::mount`` does, then, for a recursive bind, ``mount_setattr`` with
+   ``MOUNT_ATTR_RDONLY`` and ``AT_RECURSIVE``, so the submounts are read-only too. Each mount goes through ``O_PATH`` descriptors
    (``/proc/self/fd/N``, as runc): the target is opened without following a link at any
    component and a bind's source without following one at its last, so a link planted
    after ``prepare`` (or inside a volume mounted just before) is refused, not followed,
@@ -23,6 +24,8 @@ helper: :func:`launch` starts ``python -m isolator.launcher``, which
 6. execs the command, which thus keeps the launcher's pid, stdio and exit status.
 
 Steps 1 to 5 are :mod:`isolator.launch.mounting`; this module starts the process and execs.
+With a ``rootfs``, the launcher instead runs the command in that root filesystem under an
+OCI runtime (runc, crun): :mod:`isolator.launch.oci_launch`, ``docs/oci.md``.
 
 How the child gets its inputs: the launch info goes on the command line as JSON
 (``--launch-info=...``, as Mesos passes ``--launch_info`` to its helper; it holds only paths

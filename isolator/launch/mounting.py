@@ -2,7 +2,8 @@
 
 This is the part of Mesos's ``mesos-containerizer launch`` that the docker/volume isolator
 relies on: a mount namespace of its own, ``/`` marked recursively *slave*, the bind mounts
-(a read-only bind is a bind followed by a read-only remount, as stout's ``fs::mount``), the
+(a read-only bind is a bind followed by a read-only remount, as stout's ``fs::mount``, and
+recursively read-only when the bind is recursive, submounts included), the
 pre-exec commands, the working directory. ``isolator.launcher`` runs it in a fresh process.
 
 It applies only what it can apply safely: no string with a NUL, and no mount through a link
