@@ -17,7 +17,8 @@ helper: :func:`launch` starts ``python -m isolator.launcher``, which
    ``MOUNT_ATTR_RDONLY`` and ``AT_RECURSIVE``, so the submounts are read-only too. Each
    mount goes through ``O_PATH`` descriptors (``/proc/self/fd/N``, as runc): the target is
    opened without following a link at any component and a bind's source without following
-   one at its last, so a link planted after ``prepare`` (or inside a volume mounted just before) is refused, not followed,
+   one at its last, so a link planted after ``prepare`` (or inside a volume mounted just
+   before) is refused, not followed,
 4. runs ``pre_exec_commands`` in order (non-shell: ``value`` exec'd with ``arguments`` as its
    argv; shell: ``/bin/sh -c value``); any non-zero exit is a failure,
 5. changes to ``working_directory`` (after the mounts, so it may lie inside a volume), and
