@@ -51,7 +51,7 @@ import subprocess
 import sys
 import traceback
 from collections.abc import Mapping, Sequence
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from google.protobuf import json_format
 
@@ -61,8 +61,10 @@ from isolator.common.names import printable
 from isolator.launch.launcher_help import HELP as _HELP
 from isolator.launch.launcher_help import USAGE as _USAGE
 from isolator.launch.mounting import LaunchError, apply_launch_info, validate_launch_info
-from isolator.launch.oci_launch import RootfsProcess, launch_in_rootfs, named, rootfs_options
 from isolator.protos import ContainerLaunchInfo
+
+if TYPE_CHECKING:
+    from isolator.launch.oci_launch import RootfsProcess
 
 __all__ = [
     "EXIT_CANNOT_EXECUTE",
@@ -147,17 +149,22 @@ def launch(
     ``cwd`` is then a path inside the container and the process a :class:`RootfsProcess`,
     whose exit status is the command's (see ``docs/oci.md``).
     """
-    options = rootfs_options(
-        launch_info, rootfs=rootfs, sandbox=sandbox, runtime=runtime, runtime_root=runtime_root
-    )
+    options = None
+    if any(option is not None for option in (rootfs, sandbox, runtime, runtime_root)):
+        # Only here: a host launch (once per task) loads none of the OCI modules.
+        from isolator.launch import oci_launch  # noqa: PLC0415
+
+        options = oci_launch.rootfs_options(
+            launch_info, rootfs=rootfs, sandbox=sandbox, runtime=runtime, runtime_root=runtime_root
+        )
     if cwd is not None:
         launch_info = _copy(launch_info)
         launch_info.working_directory = os.fspath(cwd)
     command = launcher_command(launch_info, argv, rootfs=options)
-    process_class = subprocess.Popen if options is None else RootfsProcess
+    process_class = subprocess.Popen if options is None else _rootfs_process()
     if env is None:
         process = process_class(command, stdin=stdin, stdout=stdout, stderr=stderr)
-        return process if options is None else named(process, options)
+        return process if options is None else _named(process, options)
 
     data = json.dumps(dict(env)).encode()
     read_end, write_end = os.pipe()
@@ -182,7 +189,7 @@ def launch(
         pass  # The launcher died before reading; its status tells why.
     finally:
         os.close(write_end)
-    return process if options is None else named(process, options)
+    return process if options is None else _named(process, options)
 
 
 def run(
@@ -232,6 +239,25 @@ def run(
     return subprocess.CompletedProcess(process.args, process.returncode, out, err)
 
 
+def _rootfs_process() -> type[subprocess.Popen[bytes]]:
+    from isolator.launch.oci_launch import RootfsProcess  # noqa: PLC0415
+
+    return RootfsProcess
+
+
+def _named(process: subprocess.Popen[bytes], options: Mapping[str, str]) -> RootfsProcess:
+    from isolator.launch.oci_launch import named  # noqa: PLC0415
+
+    return named(process, options)
+
+
+def __getattr__(name: str) -> Any:
+    """``RootfsProcess``, loaded on first use (see :func:`launch`)."""
+    if name == "RootfsProcess":
+        return _rootfs_process()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def _copy(launch_info: ContainerLaunchInfo | None) -> ContainerLaunchInfo:
     copy = ContainerLaunchInfo()
     if launch_info is not None:
@@ -253,6 +279,8 @@ def main(args: Sequence[str] | None = None) -> int:
         if rootfs:
             if "--rootfs" not in rootfs:
                 raise LaunchError(f"The options {', '.join(rootfs)} need --rootfs\n{_USAGE}")
+            from isolator.launch.oci_launch import launch_in_rootfs  # noqa: PLC0415
+
             return launch_in_rootfs(launch_info or ContainerLaunchInfo(), argv, rootfs, environment)
         if launch_info is not None:
             apply_launch_info(launch_info)

@@ -20,7 +20,6 @@ import ctypes
 import json
 import os
 import resource
-import secrets
 import shutil
 import signal
 import subprocess
@@ -109,7 +108,7 @@ def default_runtime_root(runtime: str) -> str:
 
 
 def new_container_id() -> str:
-    return f"{ID_PREFIX}{secrets.token_hex(8)}"
+    return f"{ID_PREFIX}{os.urandom(8).hex()}"
 
 
 def _runtime(
