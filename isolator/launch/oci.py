@@ -20,6 +20,7 @@ import ctypes
 import json
 import os
 import resource
+import select
 import shutil
 import signal
 import subprocess
@@ -112,15 +113,35 @@ def new_container_id() -> str:
 
 
 def _runtime(
-    runtime: str, root: str, *args: str, **options: Any
+    runtime: str, root: str, *args: str, capture_output: bool = False
 ) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
-        [runtime, "--root", root, *args],
-        stdin=subprocess.DEVNULL,
-        timeout=_RUNTIME_TIMEOUT,
-        check=False,
-        **options,
-    )
+    """One runtime command, bounded in time; its output captured or passed through."""
+    if capture_output:
+        return subprocess.run(
+            [runtime, "--root", root, *args],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=_RUNTIME_TIMEOUT,
+            check=False,
+        )
+    process = subprocess.Popen([runtime, "--root", root, *args], stdin=subprocess.DEVNULL)
+    return subprocess.CompletedProcess(process.args, _wait(process), None, None)
+
+
+def _wait(process: subprocess.Popen[bytes]) -> int:
+    """Wait for ``process`` at most ``_RUNTIME_TIMEOUT``, on a pidfd: ``Popen.wait(timeout)``
+    polls with sleeps of up to 50 ms, which would double a runtime command's cost."""
+    with process:
+        pidfd = os.pidfd_open(process.pid)
+        try:
+            ready, _, _ = select.select([pidfd], [], [], _RUNTIME_TIMEOUT)
+        finally:
+            os.close(pidfd)
+        if not ready:
+            process.kill()
+            process.wait()
+            raise subprocess.TimeoutExpired(process.args, _RUNTIME_TIMEOUT)
+        return process.wait()
 
 
 def list_containers(
@@ -229,15 +250,15 @@ def _create_start_wait(
     pid_file = os.path.join(bundle, _PID_FILE)
     sys.stdout.flush()
     sys.stderr.flush()
-    created = subprocess.run(
+    # The task's stdio are the launcher's own, passed as is (stdin too).
+    creating = subprocess.Popen(
         [runtime, "--root", root, "create", "--bundle", bundle, "--pid-file", pid_file,
-         container_id],
-        timeout=_RUNTIME_TIMEOUT,
-        check=False,
+         container_id]
     )  # fmt: skip
-    if created.returncode != 0:
+    status = _wait(creating)
+    if status != 0:
         print(f"The OCI runtime '{printable(runtime)}' failed to create the container "
-              f"(exit status {created.returncode})", file=sys.stderr, flush=True)  # fmt: skip
+              f"(exit status {status})", file=sys.stderr, flush=True)  # fmt: skip
         return None
     with open(pid_file, encoding="ascii") as file:
         pid = int(file.read().strip())
