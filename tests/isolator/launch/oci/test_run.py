@@ -17,7 +17,7 @@ from isolator import Flags
 from isolator.common.linux import CLONE_NEWNS, MS_BIND, MS_RDONLY, MS_REC
 from isolator.launch.launch_info import VolumeMount, build_launch_info, mount_target
 from isolator.launch.oci_launch import rootfs_options
-from isolator.launcher import launcher_command, run
+from isolator.launcher import launch, launcher_command, run
 from isolator.messages import container_config
 from isolator.protos import ContainerLaunchInfo
 from tests.support.oci import EXTRA_GID, RUNTIMES, TASK_GID, TASK_UID, runtime_containers
@@ -212,3 +212,27 @@ def test_a_hostile_target_exits_125_and_nothing_runs(
     assert b"points outside" in done.stderr
     assert list(outside.iterdir()) == []
     assert not (rootfs / "ran").exists()
+
+
+@RUNTIMES
+def test_stdio_pass_through(runtime: str, runtime_state: Path, rootfs: Path) -> None:
+    with launch(None, ["sh", "-c", "cat; echo err >&2"], rootfs=rootfs, runtime=runtime,
+                runtime_root=runtime_state, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE) as process:  # fmt: skip
+        out, err = process.communicate(b"from the caller\n", timeout=WAIT)
+    assert (process.returncode, out, err) == (0, b"from the caller\n", b"err\n")
+
+
+@RUNTIMES
+def test_prepare_keeps_a_link_out_of_the_rootfs_inside_it(
+    runtime: str, runtime_state: Path, rootfs: Path, box: Path, tmp_path: Path
+) -> None:
+    outside, volume = _dir(tmp_path, "outside"), _dir(tmp_path, "volume")
+    (rootfs / "escape").symlink_to(str(outside))  # absolute: it means the rootfs's own path
+    info = _volume_info(rootfs, box, [(volume, "/escape/data", False)])
+    assert info.mounts[0].target == f"{rootfs}{outside}/data"  # resolved inside the rootfs
+    done = run(info, ["sh", "-c", "echo in > /escape/data/f"], rootfs=rootfs, sandbox=box,
+               runtime=runtime, runtime_root=runtime_state, timeout=WAIT)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert (volume / "f").read_text() == "in\n"
+    assert list(outside.iterdir()) == []
