@@ -38,6 +38,7 @@ __all__ = [
     "DEFAULT_RUNTIME",
     "DEFAULT_RUNTIME_ROOT",
     "ID_PREFIX",
+    "KILL_REQUEST",
     "RUNTIMES",
     "RuntimeContainer",
     "default_runtime_root",
@@ -65,6 +66,10 @@ FORWARDED_SIGNALS = (
     signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGUSR1,
     signal.SIGUSR2, signal.SIGALRM, signal.SIGWINCH, signal.SIGCONT,
 )  # fmt: skip
+
+KILL_REQUEST = signal.SIGRTMIN + 3
+"""The signal asking a launcher to ``SIGKILL`` its task (``RootfsProcess.kill``): a
+``SIGKILL`` to the launcher itself could not be forwarded and would leave the task running."""
 
 _RUNTIME_TIMEOUT = 60.0  # seconds for one runtime command that is not the task
 _MAX_LIST_OUTPUT = 16 << 20
@@ -222,16 +227,21 @@ def run_container(
     Meant for the launcher process (it becomes a subreaper and handles signals). Returns
     125 when the runtime could not start the container (its message is on stderr).
     """
+    forwarder = _Forwarder(runtime, runtime_root, container_id)
+    # From here to the end a signal is the task's (or waits for it), never the launcher's
+    # death half-way through a cleanup.
+    forwarder.install()
     os.makedirs(runtime_root, mode=0o700, exist_ok=True)
-    remove_stopped(runtime, runtime_root)
+    try:
+        remove_stopped(runtime, runtime_root)
+    except (LaunchError, OSError, subprocess.SubprocessError, ValueError) as error:
+        print(f"Failed to remove stopped containers: {error}", file=sys.stderr, flush=True)
     config = {**config, "annotations": {**config.get("annotations", {}),
                                          LAUNCHER_ANNOTATION: str(os.getpid())}}  # fmt: skip
     _become_subreaper()
-    forwarder = _Forwarder(runtime, runtime_root, container_id)
     bundle = write_bundle(config)
     try:
-        with forwarder.installed():
-            status = _create_start_wait(runtime, runtime_root, container_id, bundle, forwarder)
+        status = _create_start_wait(runtime, runtime_root, container_id, bundle, forwarder)
     finally:
         delete_container(runtime, runtime_root, container_id)
         remove_bundle(bundle, extra=(_PID_FILE,))
@@ -294,19 +304,16 @@ class _Forwarder:
         return False
 
     def handle(self, signum: int, _frame: FrameType | None) -> None:
+        if signum == KILL_REQUEST:
+            signum = signal.SIGKILL
         if self.pid is None:
             self.pending.append(signum)
         else:
             kill_container(self.runtime, self.root, self.container_id, signum)
 
-    @contextlib.contextmanager
-    def installed(self) -> Any:
-        previous = {signum: signal.signal(signum, self.handle) for signum in FORWARDED_SIGNALS}
-        try:
-            yield self
-        finally:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
+    def install(self) -> None:
+        for signum in (*FORWARDED_SIGNALS, KILL_REQUEST):
+            signal.signal(signum, self.handle)
 
 
 def _become_subreaper() -> None:

@@ -17,8 +17,8 @@ from collections.abc import Mapping, Sequence
 from isolator.common.names import printable
 from isolator.launch.mounting import LaunchError
 from isolator.launch.oci import (
+    KILL_REQUEST,
     default_runtime_root,
-    kill_container,
     new_container_id,
     resolve_runtime,
     run_container,
@@ -33,8 +33,9 @@ __all__ = ["RootfsProcess", "launch_in_rootfs", "named", "rootfs_options"]
 class RootfsProcess(subprocess.Popen[bytes]):
     """The launcher of a rootfs container; ``kill()`` kills the task, not only the launcher.
 
-    A ``SIGKILL`` cannot be forwarded, so :meth:`kill` asks the runtime to kill the container;
-    the launcher then cleans up and dies of ``SIGKILL`` as the task did.
+    A ``SIGKILL`` to the launcher could not be forwarded and would leave the task running, so
+    :meth:`kill` (and ``send_signal(SIGKILL)``) sends the launcher :data:`KILL_REQUEST`: it has
+    the runtime ``SIGKILL`` the task (or not start it), cleans up, and dies of ``SIGKILL``.
     """
 
     container_id: str
@@ -42,13 +43,7 @@ class RootfsProcess(subprocess.Popen[bytes]):
     runtime_root: str
 
     def send_signal(self, sig: int) -> None:
-        if (
-            sig == signal.SIGKILL
-            and self.poll() is None
-            and kill_container(self.runtime, self.runtime_root, self.container_id, sig)
-        ):
-            return
-        super().send_signal(sig)
+        super().send_signal(KILL_REQUEST if sig == signal.SIGKILL else sig)
 
     def kill(self) -> None:
         self.send_signal(signal.SIGKILL)
