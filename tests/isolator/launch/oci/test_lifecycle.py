@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from isolator import Flags
-from isolator.launch.oci import ID_PREFIX, remove_stopped, running_containers
+from isolator.launch.oci import ID_PREFIX, KILL_REQUEST, remove_stopped, running_containers
 from isolator.launch.oci_bundle import SANDBOX_ANNOTATION
 from isolator.launcher import RootfsProcess, launch, run
 from isolator.messages import container_config, container_id, docker_volume
@@ -66,6 +66,18 @@ def test_kill_kills_the_task_and_the_launcher_dies_of_the_same_signal(
         assert [c.id for c in running_containers(runtime, runtime_state)] == [process.container_id]
         process.kill()
         assert process.wait(WAIT) == -signal.SIGKILL
+    assert runtime_containers(runtime, runtime_state) == []
+
+
+@RUNTIMES
+def test_a_kill_at_once_leaves_no_container(
+    runtime: str, runtime_state: Path, rootfs: Path
+) -> None:
+    process = launch(None, ["sleep", "60"], rootfs=rootfs, runtime=runtime,
+                     runtime_root=runtime_state)  # fmt: skip
+    process.kill()  # most likely before the launcher has made anything
+    # Dead of SIGKILL, or, when the request came before its handler, of the request itself.
+    assert process.wait(WAIT) in (-signal.SIGKILL, -KILL_REQUEST)
     assert runtime_containers(runtime, runtime_state) == []
 
 
