@@ -149,7 +149,9 @@ def launch(
     ``cwd`` is then a path inside the container and the process a :class:`RootfsProcess`,
     whose exit status is the command's (see ``docs/oci.md``).
     """
-    options = None
+    if cwd is not None:
+        launch_info = _copy(launch_info)
+        launch_info.working_directory = os.fspath(cwd)
     if any(option is not None for option in (rootfs, sandbox, runtime, runtime_root)):
         # Only here: a host launch (once per task) loads none of the OCI modules.
         from isolator.launch import oci_launch  # noqa: PLC0415
@@ -157,19 +159,18 @@ def launch(
         options = oci_launch.rootfs_options(
             launch_info, rootfs=rootfs, sandbox=sandbox, runtime=runtime, runtime_root=runtime_root
         )
-    if cwd is not None:
-        launch_info = _copy(launch_info)
-        launch_info.working_directory = os.fspath(cwd)
-    command = launcher_command(launch_info, argv, rootfs=options)
-    process_class = subprocess.Popen if options is None else _rootfs_process()
+        assert options is not None  # None only without a rootfs, refused above
+        return oci_launch.start(
+            _copy(launch_info), argv, options, env=env, stdin=stdin, stdout=stdout, stderr=stderr
+        )
+    command = launcher_command(launch_info, argv)
     if env is None:
-        process = process_class(command, stdin=stdin, stdout=stdout, stderr=stderr)
-        return process if options is None else _named(process, options)
+        return subprocess.Popen(command, stdin=stdin, stdout=stdout, stderr=stderr)
 
     data = json.dumps(dict(env)).encode()
     read_end, write_end = os.pipe()
     try:
-        process = process_class(
+        process = subprocess.Popen(
             [*command[:3], f"--environment-fd={read_end}", *command[3:]],
             stdin=stdin,
             stdout=stdout,
@@ -189,7 +190,7 @@ def launch(
         pass  # The launcher died before reading; its status tells why.
     finally:
         os.close(write_end)
-    return process if options is None else _named(process, options)
+    return process
 
 
 def run(
@@ -243,12 +244,6 @@ def _rootfs_process() -> type[subprocess.Popen[bytes]]:
     from isolator.launch.oci_launch import RootfsProcess  # noqa: PLC0415
 
     return RootfsProcess
-
-
-def _named(process: subprocess.Popen[bytes], options: Mapping[str, str]) -> RootfsProcess:
-    from isolator.launch.oci_launch import named  # noqa: PLC0415
-
-    return named(process, options)
 
 
 def __getattr__(name: str) -> Any:

@@ -43,13 +43,10 @@ from isolator.common.linux import (
 )
 from isolator.common.names import printable
 from isolator.launch.confine import ConfinementError, open_no_symlinks
+from isolator.launch.launch_error import LaunchError
 from isolator.protos import CommandInfo, ContainerLaunchInfo, ContainerMountInfo
 
 __all__ = ["LaunchError", "apply_launch_info", "validate_launch_info"]
-
-
-class LaunchError(Exception):
-    """The launch info cannot be applied; the command was not (and will not be) exec'd."""
 
 
 def apply_launch_info(launch_info: ContainerLaunchInfo) -> None:

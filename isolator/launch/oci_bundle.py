@@ -17,11 +17,8 @@ privileges, Docker's default capabilities, the usual masked and read-only ``/pro
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import stat
-import tempfile
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -37,7 +34,8 @@ from isolator.common.linux import (
 from isolator.common.names import printable
 from isolator.config.defaults import SANDBOX_DIRECTORY
 from isolator.launch.confine import ConfinementError, components, resolve_in_root
-from isolator.launch.mounting import LaunchError, validate_launch_info
+from isolator.launch.launch_error import LaunchError
+from isolator.launch.mounting import validate_launch_info
 from isolator.launch.rootfs import DEFAULT_PATH, resolve_user
 from isolator.protos import ContainerLaunchInfo, ContainerMountInfo
 
@@ -49,8 +47,6 @@ __all__ = [
     "SANDBOX_ANNOTATION",
     "bundle_config",
     "container_destination",
-    "remove_bundle",
-    "write_bundle",
 ]
 
 OCI_VERSION = "1.0.2"
@@ -240,27 +236,6 @@ def container_destination(
     if components(resolved.relative) != checked:
         raise LaunchError(f"{failure}: it has a symbolic link along it; refusing to follow it")
     return "/" + "/".join(inside)
-
-
-def write_bundle(config: Mapping[str, Any], *, parent: str | None = None) -> str:
-    """A new private directory (0700) holding ``config.json``; its path."""
-    bundle = tempfile.mkdtemp(prefix="isolator-bundle-", dir=parent)
-    fd = os.open(
-        os.path.join(bundle, "config.json"),
-        os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW,
-        0o600,
-    )
-    with os.fdopen(fd, "w", encoding="utf-8") as file:
-        json.dump(config, file)
-    return bundle
-
-
-def remove_bundle(bundle: str, *, extra: Sequence[str] = ()) -> None:
-    """Remove what :func:`write_bundle` (and the runner: ``extra`` names) wrote, then the dir."""
-    for name in ("config.json", *extra):
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(os.path.join(bundle, name))
-    os.rmdir(bundle)
 
 
 def _volume_mount(

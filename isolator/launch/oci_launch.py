@@ -8,26 +8,29 @@ container, and starts ``python -m isolator.launcher --rootfs=...``. The launcher
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from isolator.common.names import printable
-from isolator.launch.mounting import LaunchError
+from isolator.launch import oci_supervisor
+from isolator.launch.launch_error import LaunchError
 from isolator.launch.oci import (
     KILL_REQUEST,
     default_runtime_root,
     new_container_id,
     resolve_runtime,
-    run_container,
+    run_payload,
 )
 from isolator.launch.oci_bundle import bundle_config, check_rootfs_launch_info
 from isolator.launch.rootfs import find_command
 from isolator.protos import ContainerLaunchInfo
 
-__all__ = ["RootfsProcess", "launch_in_rootfs", "named", "rootfs_options"]
+__all__ = ["RootfsProcess", "launch_in_rootfs", "named", "payload", "rootfs_options", "start"]
 
 
 class RootfsProcess(subprocess.Popen[bytes]):
@@ -98,31 +101,92 @@ def named(process: subprocess.Popen[bytes], options: Mapping[str, str]) -> Rootf
     return process
 
 
+def start(
+    launch_info: ContainerLaunchInfo,
+    argv: Sequence[str],
+    options: Mapping[str, str],
+    *,
+    env: Mapping[str, str] | None,
+    stdin: Any,
+    stdout: Any,
+    stderr: Any,
+) -> RootfsProcess:
+    """Start the launcher (:mod:`isolator.launch.oci_supervisor`) for this container.
+
+    The bundle is built here, in the caller, which has the launch info's modules loaded
+    already: the launcher then needs neither protobuf nor the bundle code, only the runtime.
+    What stops the launch (a refused target, a missing command) reaches the launcher as
+    its status and message, so it still shows as the process's exit status and stderr.
+    """
+    if not argv:
+        raise ValueError("No command to launch")
+    data = json.dumps(payload(launch_info, argv, options, env)).encode()
+    read_end, write_end = os.pipe()
+    # A bare interpreter (-I: no environment, -S: no site) runs the stdlib-only script.
+    command = [sys.executable, "-I", "-S", oci_supervisor.__file__,
+               *(f"{name}={options[name]}" for name in LIGHT_OPTIONS),
+               f"--payload-fd={read_end}"]  # fmt: skip
+    try:
+        process = RootfsProcess(
+            command, stdin=stdin, stdout=stdout, stderr=stderr, pass_fds=(read_end,)
+        )
+    except BaseException:
+        os.close(write_end)
+        raise
+    finally:
+        os.close(read_end)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(write_end, view) :]
+    except BrokenPipeError:
+        pass  # The launcher died before reading; its status tells why.
+    finally:
+        os.close(write_end)
+    return named(process, options)
+
+
+LIGHT_OPTIONS = ("--runtime", "--runtime-root", "--container-id")
+
+
+def payload(
+    launch_info: ContainerLaunchInfo,
+    argv: Sequence[str],
+    options: Mapping[str, str],
+    environment: Mapping[str, str] | None,
+) -> dict[str, Any]:
+    """What the light launcher is handed: ``{"config": ...}``, or ``{"refuse": ...}`` with
+    the exit status (125, 126, 127) and the message that stop the launch."""
+    try:
+        config = bundle_config(
+            launch_info,
+            argv,
+            rootfs=options["--rootfs"],
+            sandbox=options.get("--sandbox"),
+            env=environment,
+            cwd=None,
+        )
+    except LaunchError as error:
+        return {"refuse": {"status": 125, "message": str(error)}}
+    process = config["process"]
+    search_path = next((entry[5:] for entry in process["env"] if entry.startswith("PATH=")), None)
+    problem = find_command(config["root"]["path"], argv[0], search_path=search_path,
+                           cwd=process["cwd"])  # fmt: skip
+    if problem is not None:
+        return {"refuse": {"status": problem.status, "message": problem.message}}
+    return {"config": config}
+
+
 def launch_in_rootfs(
     launch_info: ContainerLaunchInfo,
     argv: Sequence[str],
     options: Mapping[str, str],
     environment: Mapping[str, str] | None,
 ) -> int:
-    """The launcher's side: the task's exit status, 125-127 for what stops it first."""
-    rootfs = options["--rootfs"]
-    config = bundle_config(
-        launch_info,
-        argv,
-        rootfs=rootfs,
-        sandbox=options.get("--sandbox"),
-        env=environment,
-        cwd=None,
-    )
-    process = config["process"]
-    search_path = next((entry[5:] for entry in process["env"] if entry.startswith("PATH=")), None)
-    problem = find_command(config["root"]["path"], argv[0], search_path=search_path,
-                           cwd=process["cwd"])  # fmt: skip
-    if problem is not None:
-        print(problem.message, file=sys.stderr, flush=True)
-        return problem.status
-    return run_container(
-        config,
+    """The full launcher's side (the CLI): the task's exit status, 125-127 for what stops
+    it first."""
+    return run_payload(
+        payload(launch_info, argv, options, environment),
         runtime=resolve_runtime(options["--runtime"]),
         runtime_root=options["--runtime-root"],
         container_id=options["--container-id"],

@@ -10,12 +10,11 @@ import pytest
 
 from isolator.common.linux import CLONE_NEWNS, MS_BIND, MS_RDONLY, MS_REC
 from isolator.launch.mounting import LaunchError
+from isolator.launch.oci import remove_bundle, write_bundle
 from isolator.launch.oci_bundle import (
     DEFAULT_CAPABILITIES,
     SANDBOX_ANNOTATION,
     bundle_config,
-    remove_bundle,
-    write_bundle,
 )
 from isolator.protos import ContainerLaunchInfo
 from tests.support.oci import EXTRA_GID, TASK_GID, TASK_UID
