@@ -7,12 +7,12 @@ in a busybox rootfs on tmpfs, under runc (root only):
   mount and PID namespaces) running ``true``; ``run`` deletes the container at its end;
 - task: ``prepare`` (one volume, ``ZeroLatencyDriver``), ``isolator.launcher.run`` of
   ``true`` in the rootfs with the sandbox and the volume (the bundle written from the launch
-  info, the command looked up in the rootfs, create, start, wait, delete, bundle removed),
+  info, the command looked up in the rootfs, ``run --detach``, wait, delete, bundle removed),
   then ``cleanup``.
 
 The figure is ``median task round / median bare round``. Target (issue 18): <= 1.2. The
-task pays for a Python launcher process (interpreter start and imports) on top of the
-runtime, and for the runtime's ``create``/``start``/``delete`` as three invocations.
+task pays for the launcher's interpreter (a bare ``python -I -S``) on top of the runtime,
+and for a second runtime command, ``delete``, which a foreground ``run`` does itself.
 """
 
 from __future__ import annotations

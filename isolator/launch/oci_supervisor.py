@@ -1,10 +1,11 @@
 """The launcher process of a rootfs container, run by an OCI runtime (runc, crun).
 
 It does for a rootfs container what containerd's shim does: it becomes a *child
-subreaper*, has the runtime ``create`` the container (the task's stdio are the launcher's
-own descriptors, passed as is), ``start`` it, and waits for the container's init itself, so
-its wait status is exact: an ``exit 143`` stays 143 and a death by ``SIGTERM`` is reported
-by the launcher dying of ``SIGTERM`` (``runtime run`` would report both as 143). Signals the
+subreaper*, has the runtime start the container detached (``run --detach``; the task's
+stdio are the launcher's own descriptors, passed as is) and waits for the container's init
+itself, so its wait status is exact: an ``exit 143`` stays 143 and a death by ``SIGTERM``
+is reported by the launcher dying of ``SIGTERM`` (a foreground ``runtime run`` would
+report both as 143). Signals the
 launcher receives are forwarded with ``runtime kill``. However the task ends, the container
 is deleted from the runtime's state and the bundle removed; if the launcher itself is
 killed, the next launcher start (or the scheduler's recovery) removes the stopped leftover.
@@ -188,7 +189,7 @@ def run_container(
     _become_subreaper()
     bundle = write_bundle(config)
     try:
-        status = _create_start_wait(runtime, runtime_root, container_id, bundle, forwarder)
+        status = _start_and_wait(runtime, runtime_root, container_id, bundle, forwarder)
     finally:
         delete_container(runtime, runtime_root, container_id)
         remove_bundle(bundle, extra=(_PID_FILE,))
@@ -223,7 +224,7 @@ def remove_bundle(bundle: str, *, extra: Sequence[str] = ()) -> None:
     os.rmdir(bundle)
 
 
-def _create_start_wait(
+def _start_and_wait(
     runtime: str, root: str, container_id: str, bundle: str, forwarder: _Forwarder
 ) -> int | None:
     pid_file = os.path.join(bundle, _PID_FILE)
