@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -186,3 +188,14 @@ def test_the_bundle_is_private_and_removed_whole(tmp_path: Path) -> None:
     assert stat.S_IMODE(os.stat(os.path.join(bundle, "config.json")).st_mode) == 0o600
     remove_bundle(bundle)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_launchers_help_documents_the_rootfs_options() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "isolator.launcher", "--help"],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    for option in ("--rootfs=DIR", "--sandbox=DIR", "--runtime=NAME", "--runtime-root=DIR"):
+        assert option in done.stdout
+    assert "/run/isolator/oci/<runtime name>" in done.stdout
+    assert "/mnt/mesos/sandbox" in done.stdout
