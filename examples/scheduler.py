@@ -16,7 +16,9 @@ ends. The workload:
    unknown orphan);
 5. a new isolator recovers from the checkpoints (the rootfs survivor is found in the
    runtime's state), cleans up the unknown orphan without unmounting the volume the
-   survivors still use, and the survivors are killed later.
+   survivors still use, and the survivors are killed later;
+6. (as root) tasks on CSI volumes of the reference CSI plugin, through a crash and a
+   recovery of a ``CsiVolumeIsolator`` (``csi_tasks.py``).
 
 It ends by checking that no checkpoint, no plugin mount and no host mount is left, and
 prints a summary. Exit status 0 means every check held.
@@ -41,6 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pykka
+from csi_tasks import run_csi_phase  # the CSI phase, beside this file
 from rootfs_tasks import (
     Rootfs,
     leftover_containers,
@@ -260,6 +263,7 @@ def service(name: str, volume: str, *, rootfs: bool = False) -> TaskSpec:
 class Report:
     results: list[TaskResult] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # more summary lines (the CSI phase's)
 
     def add(self, spec: TaskSpec, result: TaskResult, log: Log) -> None:
         self.results.append(result)
@@ -424,9 +428,14 @@ def main_job(
         holders = plugin_holders(client, DRIVER, WAIT)
         report.problems += leftovers(workdir / "checkpoints", holders, mounts_before)
         report.problems += leftover_containers(rootfs)
-        summarize(report, plugin, volumes, log, tally)
+        if mounts:  # the CSI plugin bind mounts in a namespace of its own: root only
+            log("phase 6: tasks on CSI volumes, through an agent crash and recovery")
+            notes, problems = run_csi_phase(workdir / "csi", log)
+            report.notes += notes
+            report.problems += problems
         where = f"under {rootfs.runtime} in a busybox rootfs" if rootfs else "(no runtime here)"
-        print(f"  rootfs tasks: {rootfs_tasks} {where}")
+        report.notes.append(f"rootfs tasks: {rootfs_tasks} {where}")
+        summarize(report, plugin, volumes, log, tally)
     finally:
         pykka.ActorRegistry.stop_all()
         client.close()
@@ -450,6 +459,8 @@ def summarize(
     for volume in volumes:
         print(f"    {volume}: {calls[('VolumeDriver.Mount', volume)]} mounts, "
               f"{calls[('VolumeDriver.Unmount', volume)]} unmounts")
+    for note in report.notes:
+        print(f"  {note}")
     print("  isolator operations (the observer's figures):")
     for line in tally.lines():
         print(f"    {line}")

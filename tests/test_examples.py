@@ -56,6 +56,10 @@ def test_scheduler_main_job_on_a_small_workload() -> None:
         # Data written by one task was read by another through the shared volume.
         assert "written by writer-0\\nwritten by writer-2" in out
         assert "Read-only file system" in out
+        # The CSI phase: a shared CSI volume, a crash, a recovery.
+        assert "phase 6: tasks on CSI volumes" in out
+        assert "CSI tasks: 3 (1 finished, 2 killed)" in out
+        assert "NodePublishVolume 3" in out
     if os.geteuid() == 0 and shutil.which("runc") and os.path.exists("/bin/busybox"):
         # Three tasks ran in a busybox rootfs under runc, sharing vol-0 with host tasks; the
         # one that survived the agent crash was found in the runtime's state.
@@ -81,6 +85,7 @@ def test_scheduler_says_so_when_it_cannot_mount(
 ) -> None:
     # In-process with a non-root euid: the launched tasks get no launch info, so the
     # rest of the job (isolator, plugin, recovery) still runs and is checked.
+    monkeypatch.syspath_prepend(str(EXAMPLES))  # its helper modules sit beside it
     scheduler = load_example("scheduler.py")
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     assert scheduler.main(["--volumes", "2", "--writers", "1"]) == 0
