@@ -99,9 +99,16 @@ def test_after_exit_nothing_is_left(
     bundles.mkdir()
     monkeypatch.setenv("TMPDIR", str(bundles))  # where the launcher writes its bundle
     cgroups_before = _cgroups()
-    done = run(None, ["true"], rootfs=rootfs, runtime=runtime, runtime_root=runtime_state,
-               timeout=WAIT)  # fmt: skip
-    assert done.returncode == 0, done.stderr
+    with launch(None, ["sh", "-c", "echo ready; cat >/dev/null"], rootfs=rootfs,
+                runtime=runtime, runtime_root=runtime_state, stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE) as process:  # fmt: skip
+        _wait_ready(process)
+        # While it runs: its bundle where TMPDIR says, its cgroups where runc puts them.
+        assert [p.name[:15] for p in bundles.iterdir()] == ["isolator-bundle"]
+        assert len(_cgroups()) > len(cgroups_before)
+        assert process.stdin is not None
+        process.stdin.close()
+        assert process.wait(WAIT) == 0
     assert runtime_containers(runtime, runtime_state) == []
     assert list(bundles.iterdir()) == []
     assert _cgroups() == cgroups_before
