@@ -3,7 +3,7 @@ callbacks and discard requests, and waiting.
 
 Concurrency invariants, kept here and nowhere else:
 
-- completion is atomic: of racing ``_complete`` calls exactly one wins, and a callback
+- completion is atomic: of racing ``_settle`` calls exactly one wins, and a callback
   registered meanwhile runs exactly once, as do discard requests and ``on_discard``;
 - callbacks run outside the lock, so they may call back into the same future, and one
   that raises is logged on the ``actors`` logger while the others still run;
@@ -22,12 +22,10 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
-from typing import Any, Self, TypeVar, cast
-
-import pykka
-from pykka._future import _Unset
+from typing import Self, TypeVar, cast
 
 from actors._pool import current_pool
+from actors._pykka import FutureBase
 from actors.errors import DiscardedError, Timeout
 
 __all__ = ["Cell", "State"]
@@ -36,9 +34,6 @@ T = TypeVar("T")
 C = TypeVar("C")
 
 logger = logging.getLogger("actors")
-
-_UNSET: Any = _Unset()  # pykka's marker for "the get hook has not run yet"
-
 
 _STRIPES = 64
 _locks = tuple(threading.Lock() for _ in range(_STRIPES))
@@ -61,15 +56,10 @@ def _run_callback(callback: Callable[..., object], *args: object) -> None:
         logger.exception("Callback %r raised; the other callbacks still run", callback)
 
 
-class Cell(pykka.Future[T]):
+class Cell(FutureBase[T]):
     """A pykka future that completes once, with callbacks; ``actors.Future`` builds on it."""
 
-    # pykka's get-hook fields as class defaults: a future that never gets a hook (all
-    # but ``ActorRef.stop``'s) does not carry them.
-    _get_hook = None
-    _get_hook_result: Any = _UNSET
-
-    def __init__(self) -> None:  # pykka.Future.__init__ only sets the hook fields above
+    def __init__(self) -> None:  # FutureBase (pykka's) sets nothing
         # id >> 4: objects are 16-byte aligned, so the low bits would pick few stripes.
         self._lock = _locks[(id(self) >> 4) % _STRIPES]
         self._state = State.PENDING
@@ -135,7 +125,7 @@ class Cell(pykka.Future[T]):
         """The value; raises the failure, ``DiscardedError``, or ``Timeout`` after ``timeout``."""
         state = self._state
         if state is State.PENDING:
-            if self._get_hook is not None:
+            if self.has_get_hook():
                 return super().get(timeout=timeout)
             if not self.wait(timeout):
                 raise Timeout(f"{timeout} seconds")
@@ -147,7 +137,7 @@ class Cell(pykka.Future[T]):
             raise self._exception
         raise DiscardedError
 
-    def _complete(
+    def _settle(
         self,
         state: State,
         *,
@@ -155,7 +145,7 @@ class Cell(pykka.Future[T]):
         exception: BaseException | None = None,
     ) -> bool:
         with self._lock:
-            if self._state is not State.PENDING or self._get_hook is not None:
+            if self._state is not State.PENDING or self.has_get_hook():
                 return False
             self._value = value
             self._exception = exception
@@ -175,7 +165,6 @@ class Cell(pykka.Future[T]):
             if self._state is not State.PENDING:
                 raise queue.Full
             super().set_get_hook(func)
-
 
     # -- callbacks ----------------------------------------------------------------------
 
@@ -235,5 +224,3 @@ def _appended(items: list[C] | None, item: C) -> list[C]:
         return [item]
     items.append(item)
     return items
-
-

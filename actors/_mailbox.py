@@ -13,12 +13,14 @@ import collections
 import queue
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pykka
-from pykka._envelope import Envelope
 
-from actors.runtime import actor_pool
+from actors._workers import actor_pool
+
+if TYPE_CHECKING:
+    from actors._pykka import Envelope
 
 __all__ = ["Mailbox"]
 
@@ -42,12 +44,18 @@ class Mailbox:
         self._closed = False
         self._resume: Callable[[], object] | None = None
 
-    def start(self, resume: Callable[[], object]) -> None:
-        """Run ``resume`` on the runtime now, and again whenever messages arrive."""
-        self._resume = resume
+    def start(self, resume: Callable[[], object], *, now: bool = True) -> None:
+        """Run ``resume`` on the runtime whenever messages arrive, and at once if ``now``."""
+        with self._lock:
+            self._resume = resume
+            if not now and not self._messages:
+                self._scheduled = False
+                return
         actor_pool.submit(resume)
 
-    def put(self, envelope: Envelope[Any], /) -> None:
+    def put(self, envelope: Envelope[Any], /, *, dead_ok: bool = False) -> None:
+        """Queue ``envelope``; once closed, fail its reply (or raise ``ActorDeadError`` for a
+        tell, unless ``dead_ok``)."""
         with self._lock:
             closed = self._closed
             if not closed:
@@ -59,6 +67,8 @@ class Mailbox:
         if closed:
             error = pykka.ActorDeadError("actor stopped before handling the message")
             if envelope.reply_to is None:
+                if dead_ok:
+                    return
                 raise error
             envelope.reply_to.set_exception((pykka.ActorDeadError, error, None))
             return

@@ -5,8 +5,9 @@ to take it, up to ``workers``; those stay, idle, for the next tasks.
 
 Hand-offs: a task queued by one of the pool's own threads while it runs a task (an actor
 sending to another) wakes no idle thread at once: the running thread takes it next, on
-its own, unless the task is still queued ``NUDGE`` seconds later (the running task went
-on for that long, or blocks in a system call), when an idle thread is woken for it. With
+its own, unless the queue has not moved for ``NUDGE`` seconds (the running task went on
+for that long, or blocks in a system call: at most ``2 * NUDGE`` after the hand-off), when
+an idle thread is woken for it. With
 the GIL, waking a second thread for every message only hands the GIL back and forth (it
 nearly halved the isolator's throughput); the nudge keeps a handler that blocks from
 holding up the others for more than ``NUDGE``.
@@ -80,8 +81,7 @@ class WorkerPool:
         self,
         name: str,
         *,
-        workers: int,
-        max_workers: int,
+        limits: Callable[[], tuple[int, int]],
         managed_blocking: bool,
     ) -> None:
         self._name = name
@@ -89,17 +89,33 @@ class WorkerPool:
         self._lock = threading.Lock()
         self._wakeup = threading.Condition(self._lock)
         self._tasks: collections.deque[Callable[[], object]] = collections.deque()
-        self._workers = workers
-        self._max_workers = max_workers
+        # (workers, max_workers), asked for on first use: nothing is read at import.
+        self._limits: Callable[[], tuple[int, int]] | None = limits
+        self._workers = 0
+        self._max_workers = 0
         self._threads = 0
         self._idle = 0
         self._blocked = 0
         self._nudging = False  # a nudge is scheduled
+        self._taken = 0  # tasks taken off the queue so far: the nudge's sign of progress
+        self._taken_at_nudge = 0
         self._ids = itertools.count()
+
+    def _load_limits(self) -> None:
+        """Ask for the limits once, before the first task (it may raise: a bad value)."""
+        limits = self._limits
+        if limits is None:
+            return
+        workers, max_workers = limits()
+        with self._lock:
+            if self._limits is not None:
+                self._limits = None
+                self._workers, self._max_workers = workers, max_workers
 
     def configure(self, *, workers: int, max_workers: int) -> None:
         """New limits; threads beyond them exit once idle, new tasks obey them at once."""
         with self._lock:
+            self._limits = None
             self._workers, self._max_workers = workers, max_workers
             self._wakeup.notify_all()  # idle threads now beyond the limit exit
             start = self._should_start()
@@ -112,11 +128,14 @@ class WorkerPool:
         From one of this pool's threads (running a task, not waiting), the task is left
         for that thread, and a nudge is scheduled in case it is still queued by then.
         """
+        if self._limits is not None:
+            self._load_limits()
         with self._lock:
             self._tasks.append(task)
             if getattr(_local, "pool", None) is self and self._threads > self._blocked:
                 if not self._nudging:
                     self._nudging = True
+                    self._taken_at_nudge = self._taken
                     call_later(NUDGE, self._nudge)
                 return
             start = self._wake()
@@ -130,10 +149,19 @@ class WorkerPool:
         return self._should_start()
 
     def _nudge(self) -> None:
-        """On the timer thread: tasks left for a busy worker and still queued get a thread."""
+        """On the timer thread: tasks left for a busy worker get a thread if no task at all
+        was taken off the queue for ``NUDGE`` seconds (the busy worker is stuck); while
+        the queue moves, the nudge only looks again ``NUDGE`` later. So a stream of
+        hand-offs costs the timer one wake-up per ``NUDGE``, not one per hand-off."""
+        start = False
         with self._lock:
-            self._nudging = False
-            start = self._wake()
+            if not self._tasks:
+                self._nudging = False
+                return
+            if self._taken == self._taken_at_nudge:
+                start = self._wake()
+            self._taken_at_nudge = self._taken
+        call_later(NUDGE, self._nudge)
         if start:
             self._start_thread()
 
@@ -165,6 +193,7 @@ class WorkerPool:
             # One too many first, even with tasks queued: the others are enough for them.
             while self._threads - self._blocked <= self._workers:
                 if self._tasks:
+                    self._taken += 1
                     return self._tasks.popleft()
                 self._idle += 1
                 self._wakeup.wait()
@@ -188,6 +217,7 @@ class WorkerPool:
         Raises ``PoolExhaustedError`` (without waiting) when this is the last thread not
         waiting and the pool may start no other.
         """
+        self._load_limits()
         with self._lock:
             if self._threads - self._blocked <= 1 and self._threads >= self._max_workers:
                 raise PoolExhaustedError(
@@ -214,6 +244,7 @@ class WorkerPool:
         return self._managed_blocking
 
     def statistics(self) -> PoolStatistics:
+        self._load_limits()
         with self._lock:
             return PoolStatistics(
                 threads=self._threads,
