@@ -4,9 +4,9 @@ The bare loops do the same file I/O as the isolator and the same driver calls, i
 loop on the calling thread, with nothing else:
 
 - a prepare's part: the checkpoint ``<root>/<id>/volumes`` written with
-  ``isolator.fs.write_atomically`` (temporary file, fsync, rename, fsync of the container
+  ``isolator.common.fs.write_atomically`` (temporary file, fsync, rename, fsync of the container
   directory, and the directory made with an fsync of ``<root>``), then the driver's mount;
-- a cleanup's part: the driver's unmount, then ``isolator.fs.remove_owned_directory``
+- a cleanup's part: the driver's unmount, then ``isolator.common.fs.remove_owned_directory``
   (unlink, rmdir, fsync of ``<root>``);
 - a recovery's part: ``os.listdir(root)`` and ``json.load`` of each checkpoint.
 
@@ -28,10 +28,10 @@ from actors import Future, collect
 from benchmarks.doubles import ZeroLatencyDriver
 from benchmarks.harness import WAIT
 from isolator import DockerVolumeIsolator, DriverClient, Flags
-from isolator.fs import remove_owned_directory, write_atomically
+from isolator.common.fs import remove_owned_directory, write_atomically
+from isolator.docker.state import VolumeKey, encode_volumes
 from isolator.messages import container_config, container_id, docker_volume
 from isolator.protos import ContainerConfig, ContainerID
-from isolator.state import VolumeKey, encode_volumes
 
 __all__ = [
     "DRIVER",

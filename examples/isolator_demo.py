@@ -15,8 +15,8 @@ import tempfile
 from pathlib import Path
 
 from isolator import DockerVolumeIsolator, Flags
+from isolator.common.linux import MS_RDONLY
 from isolator.drivers import Backoff, DockerPluginClient
-from isolator.linux import MS_RDONLY
 from isolator.messages import container_config, container_id, docker_volume
 from isolator.plugin import VolumePlugin
 from isolator.protos import ContainerLaunchInfo

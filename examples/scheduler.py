@@ -41,11 +41,11 @@ import pykka
 
 from actors import Actor, Future, Promise, collect, defer, run_blocking
 from isolator import DockerVolumeIsolator, Flags
+from isolator.common.observe import Gauges, Observer, OperationEvent
+from isolator.docker.leftovers import host_mounts, leftovers, plugin_holders
 from isolator.drivers import Backoff, DockerPluginClient
 from isolator.launcher import launch
-from isolator.leftovers import host_mounts, leftovers, plugin_holders
 from isolator.messages import container_config, container_id, docker_volume
-from isolator.observe import Gauges, Observer, OperationEvent
 from isolator.plugin import VolumePlugin
 from isolator.protos import ContainerID, ContainerLaunchInfo, ContainerState
 

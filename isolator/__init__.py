@@ -16,15 +16,15 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from isolator.errors import CheckpointError, DriverError, IsolatorError
-from isolator.flags import Flags
+from isolator.common.errors import CheckpointError, DriverError, IsolatorError
+from isolator.config.flags import Flags
 
 if TYPE_CHECKING:
+    from isolator.docker.actor import DockerVolumeIsolatorActor
+    from isolator.docker.handle import DockerVolumeIsolator
     from isolator.drivers.base import DriverClient
     from isolator.drivers.dvdcli import DvdcliClient
     from isolator.drivers.plugin_client import DockerPluginClient
-    from isolator.handle import DockerVolumeIsolator
-    from isolator.isolator import DockerVolumeIsolatorActor
     from isolator.version import __version__
 
 __all__ = [
@@ -42,8 +42,8 @@ __all__ = [
 
 _LAZY = {
     "DockerPluginClient": "isolator.drivers.plugin_client",
-    "DockerVolumeIsolator": "isolator.handle",
-    "DockerVolumeIsolatorActor": "isolator.isolator",
+    "DockerVolumeIsolator": "isolator.docker.handle",
+    "DockerVolumeIsolatorActor": "isolator.docker.actor",
     "DriverClient": "isolator.drivers.base",
     "DvdcliClient": "isolator.drivers.dvdcli",
     "__version__": "isolator.version",

@@ -22,7 +22,7 @@ helper: :func:`launch` starts ``python -m isolator.launcher``, which
 5. changes to ``working_directory`` (after the mounts, so it may lie inside a volume), and
 6. execs the command, which thus keeps the launcher's pid, stdio and exit status.
 
-Steps 1 to 5 are :mod:`isolator.mounting`; this module starts the process and execs.
+Steps 1 to 5 are :mod:`isolator.launch.mounting`; this module starts the process and execs.
 
 How the child gets its inputs: the launch info goes on the command line as JSON
 (``--launch-info=...``, as Mesos passes ``--launch_info`` to its helper; it holds only paths
@@ -52,9 +52,9 @@ from typing import IO, Any
 from google.protobuf import json_format
 
 import isolator
-from isolator.errors import strerror
-from isolator.mounting import LaunchError, apply_launch_info, validate_launch_info
-from isolator.names import printable
+from isolator.common.errors import strerror
+from isolator.common.names import printable
+from isolator.launch.mounting import LaunchError, apply_launch_info, validate_launch_info
 from isolator.protos import ContainerLaunchInfo
 
 __all__ = [

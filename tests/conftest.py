@@ -1,59 +1,21 @@
-"""What the whole suite shares: its waits, helpers and fixtures; no actor, thread, mount or
-process may outlive a test."""
+"""The fixtures the whole suite shares; no actor, thread, mount or process may outlive a test.
+
+Waits and helpers live in ``tests.support``, imported by name where they are used."""
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pykka
 import pytest
-from hygiene import child_processes, mount_table
 
 import actors
-from isolator import DockerVolumeIsolator, Flags
+from isolator import Flags
 from isolator.testing import RecordingDriverClient
-
-WAIT = 10.0
-"""Seconds a test waits on something that must happen; it returns as soon as it does."""
-
-NEGATIVE_WAIT = 0.1
-"""Seconds a negative check watches for something that must not happen."""
-
-
-def sandbox(root: str | Path, name: str) -> str:
-    """A directory ``root/name``, made if missing: a container's sandbox, a mount point..."""
-    path = os.path.join(root, name)
-    os.makedirs(path, exist_ok=True)
-    return path
-
-
-def volumes_file(flags: Flags, value: str) -> Path:
-    """Where the isolator checkpoints the volumes of container ``value``."""
-    return Path(flags.docker_volume_checkpoint_dir) / value / "volumes"
-
-
-def write_checkpoint(flags: Flags, value: str, content: bytes) -> Path:
-    """A checkpoint for container ``value`` with exactly ``content``, as a crash left it."""
-    path = volumes_file(flags, value)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(content)
-    return path
-
-
-@contextmanager
-def running_isolator(
-    flags: Flags, client: RecordingDriverClient
-) -> Iterator[DockerVolumeIsolator]:
-    """An isolator on ``client``, stopped (without cleanups) at the end of the block."""
-    isolator = DockerVolumeIsolator.create(flags, client)
-    try:
-        yield isolator
-    finally:
-        isolator.stop()
+from tests.support.hygiene import child_processes, mount_table
+from tests.support.waits import WAIT
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -12,8 +12,8 @@ import pytest
 import isolator
 from isolator.drivers.dvdcli import DvdcliClient
 from isolator.drivers.plugin_client import DockerPluginClient
+from tests.support.repo import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 PACKAGES = ("actors", "isolator")
 MAX_LINES = 400
 
@@ -107,7 +107,7 @@ def test_no_module_is_longer_than_the_limit() -> None:
 def test_the_import_graph_has_no_cycle() -> None:
     modules = _modules()
     graph = {name: _imports(name, path, modules) for name, path in modules.items()}
-    assert graph["isolator.isolator"] >= {"actors", "isolator.state"}  # the graph is read
+    assert graph["isolator.docker.actor"] >= {"actors", "isolator.docker.state"}  # read
     assert _cycles(graph) == []
 
 
@@ -123,7 +123,7 @@ def test_actors_knows_nothing_of_volumes() -> None:
             assert not wrong, f"{name} imports {wrong}"
 
 
-@pytest.mark.parametrize("module", ["isolator.launcher", "isolator.mounting", "isolator"])
+@pytest.mark.parametrize("module", ["isolator.launcher", "isolator.launch.mounting", "isolator"])
 def test_the_launcher_loads_neither_the_actor_runtime_nor_http(module: str) -> None:
     code = (
         f"import sys, {module}; "

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from tests.support.repo import REPO
 
 
 def test_a_quick_latency_run_writes_every_row_with_its_target(tmp_path: Path) -> None:

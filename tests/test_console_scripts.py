@@ -6,19 +6,17 @@ from __future__ import annotations
 import importlib.metadata
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 import isolator
 from isolator.version import DISTRIBUTION, UNKNOWN
-
-REPO = Path(__file__).resolve().parent.parent
+from tests.support.repo import REPO
 
 SCRIPTS = {
     "isolator-volume-plugin": "isolator.plugin",
     "isolator-launcher": "isolator.launcher",
-    "isolator-dvdcli": "isolator.dvdcli_cli",
+    "isolator-dvdcli": "isolator.dvdcli.cli",
     "isolator-ctl": "isolator.ctl",
 }
 """Each console script and the module ``python -m`` runs it from."""
@@ -58,7 +56,7 @@ def test_every_console_script_prints_its_version(script: str, module: str) -> No
 
 
 def test_dvdcli_keeps_its_own_version_command() -> None:
-    done = run_module("isolator.dvdcli_cli", "version")
+    done = run_module("isolator.dvdcli.cli", "version")
     assert done.returncode == 0
     assert f"SemVer: {isolator.__version__}\n" in done.stdout
 
@@ -91,7 +89,7 @@ def test_the_launcher_help_example_is_a_launch_info_it_applies() -> None:
     code = (
         "import sys; from google.protobuf import json_format; "
         "from isolator.protos import ContainerLaunchInfo; "
-        "from isolator.mounting import validate_launch_info; "
+        "from isolator.launch.mounting import validate_launch_info; "
         "validate_launch_info(json_format.Parse(sys.argv[1], ContainerLaunchInfo()))"
     )
     parsed = run_python("-c", code, example)
@@ -100,7 +98,7 @@ def test_the_launcher_help_example_is_a_launch_info_it_applies() -> None:
 
 LOG_PROBE = """
 import logging, sys
-from isolator import logs
+from isolator.common import logs
 logs.configure(sys.argv[1])
 logging.getLogger("httpx").info("HTTP Request: POST /VolumeDriver.Get 500")
 logging.getLogger("httpcore.connection").debug("connect_unix_socket.started")
@@ -120,7 +118,7 @@ def test_http_request_lines_stay_below_info_unless_debug_is_asked_for() -> None:
 def test_logging_set_up_by_an_embedder_is_left_alone() -> None:
     code = (
         "import logging; logging.basicConfig(level='INFO'); "
-        "from isolator import logs; logs.configure('WARNING'); "
+        "from isolator.common import logs; logs.configure('WARNING'); "
         "print(logging.getLogger().level, logging.getLogger('httpx').level)"
     )
     assert run_python("-c", code).stdout.split() == ["20", "0"]

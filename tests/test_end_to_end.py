@@ -228,7 +228,7 @@ def test_flags_choose_dvdcli_with_our_drop_in(setup: Setup) -> None:
     # Sites that keep docker_volume_driver_client = "dvdcli" can point it at isolator-dvdcli.
     wrapper = setup.workdir / "dvdcli"
     wrapper.write_text(
-        f"#!/bin/sh\nexec {sys.executable} -m isolator.dvdcli_cli "
+        f"#!/bin/sh\nexec {sys.executable} -m isolator.dvdcli.cli "
         f"--socket-dir {setup.workdir / 'plugins'} \"$@\"\n"
     )
     wrapper.chmod(0o755)

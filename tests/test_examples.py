@@ -14,7 +14,9 @@ from types import ModuleType
 
 import pytest
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+from tests.support.repo import REPO
+
+EXAMPLES = REPO / "examples"
 TIMEOUT = 120
 
 

@@ -25,13 +25,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import WAIT
-from plugin_process import wait_until_serving
 
+from isolator.docker.state import VolumeKey, checkpoint_container
 from isolator.protos import ContainerID
-from isolator.state import VolumeKey, checkpoint_container
+from tests.support.plugin_process import wait_until_serving
+from tests.support.repo import REPO
+from tests.support.waits import WAIT
 
-REPO = Path(__file__).resolve().parent.parent
 SCRIPTS = ("isolator-volume-plugin", "isolator-dvdcli", "isolator-launcher", "isolator-ctl")
 NOT_SHIPPED = shutil.ignore_patterns(
     ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".*_cache", ".hypothesis", ".ci"
@@ -204,7 +204,7 @@ def test_an_embedding_program_type_checks_with_the_typing_extra(
     config.read(REPO / "setup.cfg")
     assert "types-protobuf" in config["options.extras_require"]["typing"]
     program = tmp_path / "embedding_program.py"
-    shutil.copy(REPO / "tests" / "embedding_program.py", program)
+    shutil.copy(REPO / "tests" / "support" / "embedding_program.py", program)
     misuse = tmp_path / "misuse.py"
     misuse.write_text(MISUSE)
     # From tmp_path: no project config applies, only --strict.
@@ -232,9 +232,11 @@ def test_the_sdist_ships_the_project_and_its_tests_run_unpacked(tmp_path: Path) 
     project = {str(p.relative_to(source)) for p in source.rglob("*") if p.is_file()}
     missing = sorted(project - shipped - {".gitignore"})
     assert not missing, f"left out of the sdist: {missing}"
-    assert {"LICENSE", "CHANGELOG.md", "tests/conftest.py", "tests/hygiene.py"} <= shipped
+    assert {"LICENSE", "CHANGELOG.md", "tests/conftest.py", "tests/support/hygiene.py"} <= shipped
     where = ok(sys.executable, "-c", "import isolator; print(isolator.__file__)", cwd=unpacked)
     assert where.startswith(str(unpacked)), where
-    tests = ["tests/test_flags.py", "tests/test_flags_reference.py", "tests/test_ctl.py"]
+    tests = ["tests/isolator/config/test_flags.py",
+        "tests/isolator/config/test_flags_reference.py",
+        "tests/isolator/ctl/test_ctl.py",]
     done = run(sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests, cwd=unpacked)
     assert done.returncode == 0, done.stdout[-3000:]

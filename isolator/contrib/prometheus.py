@@ -24,7 +24,7 @@ from typing import Final
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
-from isolator.observe import Gauges, Observer, OperationEvent
+from isolator.common.observe import Gauges, Observer, OperationEvent
 
 __all__ = ["DURATION_BUCKETS", "PrometheusObserver"]
 

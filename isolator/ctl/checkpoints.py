@@ -11,6 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from isolator.common.container_ids import validate_container_id
+from isolator.common.errors import CheckpointError, IsolatorError, strerror
+from isolator.config.flags import Flags
 from isolator.ctl.tables import (
     EXIT_FAILED,
     EXIT_OK,
@@ -20,16 +23,9 @@ from isolator.ctl.tables import (
     volume_json,
     volume_text,
 )
-from isolator.errors import CheckpointError, IsolatorError, strerror
-from isolator.flags import Flags
-from isolator.paths import (
-    checkpointed_containers,
-    container_dir,
-    validate_container_id,
-    volumes_path,
-)
+from isolator.docker.paths import checkpointed_containers, container_dir, volumes_path
+from isolator.docker.state import VolumeKey, read_volumes, remove_checkpoint
 from isolator.protos import ContainerID
-from isolator.state import VolumeKey, read_volumes, remove_checkpoint
 
 __all__ = ["Checkpoint", "forget", "read_checkpoints", "status", "volumes", "with_checkpoints"]
 

@@ -10,11 +10,11 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
-from isolator import logs
+from isolator.common import logs
+from isolator.config.flags import Flags
+from isolator.config.reference import help_text
 from isolator.ctl import checkpoints, doctor, plugins, recovery
 from isolator.ctl.tables import EXIT_USAGE, Outcome, UsageError
-from isolator.flags import Flags
-from isolator.flags_reference import help_text
 from isolator.version import version
 
 __all__ = ["PROG", "main"]

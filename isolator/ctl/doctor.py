@@ -18,13 +18,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from isolator.common.errors import strerror
+from isolator.common.linux import CLONE_NEWNS
+from isolator.config.flags import Flags
 from isolator.ctl.checkpoints import read_checkpoints
 from isolator.ctl.plugins import directories_text, probe_plugins
 from isolator.ctl.tables import EXIT_FAILED, EXIT_OK, Outcome
-from isolator.errors import strerror
-from isolator.flags import Flags
 from isolator.launcher import launcher_command
-from isolator.linux import CLONE_NEWNS
 from isolator.protos import ContainerLaunchInfo
 
 __all__ = ["Check", "doctor", "filesystem_of"]

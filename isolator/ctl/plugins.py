@@ -13,12 +13,12 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
+from isolator.common.errors import DriverError
+from isolator.config.flags import Flags
 from isolator.ctl.tables import EXIT_FAILED, EXIT_OK, Outcome, table
 from isolator.drivers.discovery import PluginAddress, find_plugin, scan_plugins
 from isolator.drivers.protocol import VolumePluginAPI
 from isolator.drivers.transport import Backoff, PluginConnection
-from isolator.errors import DriverError
-from isolator.flags import Flags
 
 __all__ = ["DEFAULT_TIMEOUT", "PluginProbe", "directories_text", "plugins", "probe_plugins"]
 

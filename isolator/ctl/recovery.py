@@ -17,7 +17,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import Any, Final
 
-from isolator.containers import Usage
+from isolator.common.container_ids import validate_container_id
+from isolator.common.errors import IsolatorError
+from isolator.config.flags import Flags
 from isolator.ctl.checkpoints import Checkpoint, with_checkpoints
 from isolator.ctl.tables import (
     EXIT_FAILED,
@@ -28,12 +30,11 @@ from isolator.ctl.tables import (
     volume_json,
     volume_text,
 )
-from isolator.errors import IsolatorError
-from isolator.flags import Flags
-from isolator.handle import DockerVolumeIsolator
-from isolator.paths import validate_container_id, volumes_path
+from isolator.docker.containers import Usage
+from isolator.docker.handle import DockerVolumeIsolator
+from isolator.docker.paths import volumes_path
+from isolator.docker.state import VolumeKey, checkpoint_container
 from isolator.protos import ContainerID, ContainerState
-from isolator.state import VolumeKey, checkpoint_container
 from isolator.testing import RecordingDriverClient
 
 __all__ = ["RECOVERY_TIMEOUT", "dry_run"]

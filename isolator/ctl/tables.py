@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from isolator.names import printable
-from isolator.state import VolumeKey
+from isolator.common.names import printable
+from isolator.docker.state import VolumeKey
 
 __all__ = [
     "EXIT_FAILED",

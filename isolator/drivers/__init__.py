@@ -11,7 +11,7 @@ One concern per module, from the wire up:
 - ``mount_id``: the caller ``ID`` sent with Mount and Unmount;
 - ``plugin_client``: ``DockerPluginClient``, the ``DriverClient`` over the protocol;
 - ``process``, ``dvdcli``: ``DvdcliClient``, Mesos's client running dvdcli (its timeouts
-  printed by ``isolator.duration``);
+  printed by ``isolator.config.duration``);
 - ``base``: the ``DriverClient`` interface; ``factory``: ``create_client(flags)``.
 """
 

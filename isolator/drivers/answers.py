@@ -11,9 +11,9 @@ import json
 from collections.abc import Sequence
 from typing import Any, Final
 
+from isolator.common.errors import DriverError
 from isolator.drivers.discovery import json_get
 from isolator.drivers.transport import Answer
-from isolator.errors import DriverError
 
 __all__ = [
     "MAX_MESSAGE",

@@ -19,9 +19,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal, cast
 
-from isolator.defaults import PLUGIN_SOCKET_DIR, PLUGIN_SPEC_DIRS
-from isolator.errors import DriverError
-from isolator.names import component_problem
+from isolator.common.errors import DriverError
+from isolator.common.names import component_problem
+from isolator.config.defaults import PLUGIN_SOCKET_DIR, PLUGIN_SPEC_DIRS
 
 __all__ = [
     "MAX_SPEC_BYTES",

@@ -19,12 +19,12 @@ import signal
 from collections.abc import Mapping
 
 from actors import EventLoopThread, Future
-from isolator.defaults import MOUNT_TIMEOUT, UNMOUNT_TIMEOUT
+from isolator.common.errors import DriverError, MountRefusedError, strerror
+from isolator.config.defaults import MOUNT_TIMEOUT, UNMOUNT_TIMEOUT
+from isolator.config.duration import format_duration
 from isolator.drivers._io import driver_loop
 from isolator.drivers.base import DriverClient
 from isolator.drivers.process import MAX_OUTPUT, Child, Outcome
-from isolator.duration import format_duration
-from isolator.errors import DriverError, MountRefusedError, strerror
 
 __all__ = ["DvdcliClient"]
 

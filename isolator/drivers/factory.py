@@ -6,12 +6,12 @@ import logging
 import os
 import shutil
 
+from isolator.common.errors import IsolatorError
+from isolator.config.flags import Flags
 from isolator.drivers.base import DriverClient
 from isolator.drivers.dvdcli import DvdcliClient
 from isolator.drivers.plugin_client import DockerPluginClient
 from isolator.drivers.transport import Backoff
-from isolator.errors import IsolatorError
-from isolator.flags import Flags
 
 __all__ = ["create_client"]
 

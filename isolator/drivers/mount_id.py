@@ -7,7 +7,7 @@ import socket
 from collections.abc import Sequence
 from typing import Final
 
-from isolator.defaults import PLUGIN_SOCKET_DIR, PLUGIN_SPEC_DIRS
+from isolator.config.defaults import PLUGIN_SOCKET_DIR, PLUGIN_SPEC_DIRS
 
 __all__ = ["MACHINE_ID_PATHS", "default_mount_id", "machine_identity"]
 

@@ -25,7 +25,13 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from actors import EventLoopThread, Future
-from isolator.defaults import MOUNT_TIMEOUT, PLUGIN_SOCKET_DIR, PLUGIN_SPEC_DIRS, UNMOUNT_TIMEOUT
+from isolator.common.errors import DriverError, MountRefusedError
+from isolator.config.defaults import (
+    MOUNT_TIMEOUT,
+    PLUGIN_SOCKET_DIR,
+    PLUGIN_SPEC_DIRS,
+    UNMOUNT_TIMEOUT,
+)
 from isolator.drivers._io import driver_loop
 from isolator.drivers.base import DriverClient
 from isolator.drivers.deadline import Deadline
@@ -37,7 +43,6 @@ from isolator.drivers.protocol import (
     VolumePluginAPI,
 )
 from isolator.drivers.transport import MAX_BODY, Backoff, ClientClosedError, PluginUnreachableError
-from isolator.errors import DriverError, MountRefusedError
 
 __all__ = ["DockerPluginClient"]
 

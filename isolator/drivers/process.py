@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Final
 
-from isolator.readable import readable
+from isolator.common.readable import readable
 
 __all__ = ["MAX_OUTPUT", "Child", "Outcome", "OutputLimitError"]
 

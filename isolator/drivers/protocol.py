@@ -29,7 +29,13 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from isolator.defaults import MOUNT_TIMEOUT, PLUGIN_SOCKET_DIR, PLUGIN_SPEC_DIRS, UNMOUNT_TIMEOUT
+from isolator.common.errors import DriverError
+from isolator.config.defaults import (
+    MOUNT_TIMEOUT,
+    PLUGIN_SOCKET_DIR,
+    PLUGIN_SPEC_DIRS,
+    UNMOUNT_TIMEOUT,
+)
 from isolator.drivers.answers import (
     VOLUME_KEYS,
     JsonObject,
@@ -45,7 +51,6 @@ from isolator.drivers.blocking import BlockingPool
 from isolator.drivers.deadline import Deadline
 from isolator.drivers.discovery import PluginAddress, PluginNotFoundError, find_plugin, json_get
 from isolator.drivers.transport import MAX_BODY, Backoff, ClientClosedError, PluginConnection
-from isolator.errors import DriverError
 
 __all__ = [
     "QUERY_TIMEOUT",

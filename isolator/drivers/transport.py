@@ -23,9 +23,9 @@ from typing import Final, TypeVar
 
 import httpx
 
+from isolator.common.errors import DriverError, strerror
 from isolator.drivers.deadline import Deadline
 from isolator.drivers.discovery import PluginAddress
-from isolator.errors import DriverError, strerror
 
 __all__ = [
     "ACCEPT",

@@ -10,7 +10,7 @@ import signal
 from collections.abc import Callable, Sequence
 from types import FrameType
 
-from isolator import logs
+from isolator.common import logs
 from isolator.version import version
 
 from .errors import PluginError

@@ -30,8 +30,8 @@ from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
 from typing import Any, NamedTuple
 
-from isolator.errors import strerror
-from isolator.readable import readable
+from isolator.common.errors import strerror
+from isolator.common.readable import readable
 
 from .http_request import MAX_LINE, BadRequest, Request, read_request
 

@@ -25,7 +25,7 @@ import shutil
 import stat
 from collections.abc import Iterable
 
-from isolator.errors import strerror
+from isolator.common.errors import strerror
 
 from .errors import PluginError, VolumeError
 

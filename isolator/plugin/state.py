@@ -1,7 +1,8 @@
 """The plugin's durable state: one JSON file, rewritten atomically after every change.
 
 A restarted plugin must find its volumes *and* its per-ID mount counts again, or it would
-forget who still uses a volume; hence a durable, atomic write (``isolator.fs``) on every save.
+forget who still uses a volume; hence a durable, atomic write (``isolator.common.fs``) on
+every save.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from isolator.fs import WriteError, write_atomically
+from isolator.common.fs import WriteError, write_atomically
 
 from .errors import StateError
 

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
-from isolator.names import component_problem
+from isolator.common.names import component_problem
 
 from .errors import StateError, VolumeError
 from .mountpoints import MOUNTPOINT_OPTION, Confinement, is_within

@@ -34,7 +34,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from actors import EventLoopThread
-from isolator import leftovers as checks
+from isolator.common.observe import Observer, OperationEvent
+from isolator.config.flags import Flags
 from isolator.contrib.ray.processes import (
     Supervised,
     exited,
@@ -54,12 +55,11 @@ from isolator.contrib.ray.tasks import (
     TaskResult,
     TaskSpec,
 )
+from isolator.docker import leftovers as checks
+from isolator.docker.handle import DockerVolumeIsolator
 from isolator.drivers import Backoff, DockerPluginClient
-from isolator.flags import Flags
-from isolator.handle import DockerVolumeIsolator
 from isolator.launcher import launcher_command
 from isolator.messages import container_config, container_id, docker_volume
-from isolator.observe import Observer, OperationEvent
 from isolator.protos import ContainerLaunchInfo
 
 __all__ = ["Agent", "AgentConfig"]

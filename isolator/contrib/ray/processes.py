@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from isolator.linux import PR_SET_CHILD_SUBREAPER
-from isolator.readable import readable
+from isolator.common.linux import PR_SET_CHILD_SUBREAPER
+from isolator.common.readable import readable
 
 __all__ = [
     "OUTPUT_FILE",

@@ -24,6 +24,8 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from isolator.common.fs import write_atomically
+from isolator.common.linux import PR_SET_PDEATHSIG
 from isolator.contrib.ray.processes import (
     OUTPUT_FILE,
     PIDS_FILE,
@@ -31,8 +33,6 @@ from isolator.contrib.ray.processes import (
     ProcessId,
     Supervised,
 )
-from isolator.fs import write_atomically
-from isolator.linux import PR_SET_PDEATHSIG
 
 __all__ = ["main"]
 

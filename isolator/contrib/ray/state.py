@@ -1,6 +1,6 @@
 """The agent's node-local state file: what a restarted agent needs to pick up its node's work.
 
-One JSON file, rewritten atomically and durably (``isolator.fs.write_atomically``) after each
+One JSON file, rewritten atomically and durably (``isolator.common.fs.write_atomically``) after each
 change: the incarnation count, the plugin's shim, each task launched and not yet cleaned up
 (its spec, container, sandbox and processes) and the counters reported per node. The
 isolator's checkpoints stay the isolator's: this file only says which checkpointed containers
@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from isolator.common.fs import WriteError, write_atomically
 from isolator.contrib.ray.processes import Supervised
 from isolator.contrib.ray.tasks import AgentError, Counters, TaskSpec, VolumeMount
-from isolator.fs import WriteError, write_atomically
 
 __all__ = ["STATE_VERSION", "NodeState", "TaskRecord", "load_state", "save_state"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from isolator.names import component_problem, control_problem, printable
+from isolator.common.names import component_problem, control_problem, printable
 
 __all__ = [
     "AgentError",

@@ -1,0 +1,217 @@
+"""The isolator's configuration (the docker/volume part of Mesos's agent flags).
+
+``Flags`` is immutable and checks itself on construction, so a bad value fails at start-up
+with a message naming the flag, instead of failing later in the middle of a ``prepare``.
+Build one with keyword arguments, or from the agent's own command line and environment
+(``Flags.from_args``, ``Flags.from_env``: Mesos's rules, see ``isolator.config.parsing``).
+The README's flags table is generated from the field docs below
+(``python -m isolator.config.reference``).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+from isolator.config.defaults import (
+    CHECKPOINT_DIR,
+    MOUNT_TIMEOUT,
+    PLUGIN_RETRY_BUDGET,
+    PLUGIN_SOCKET_DIR,
+    PLUGIN_SPEC_DIRS,
+    SANDBOX_DIRECTORY,
+    UNMOUNT_TIMEOUT,
+)
+from isolator.config.parsing import (
+    ENV_PREFIX,
+    flag_kinds,
+    invalid_flag,
+    parse_command_line,
+    parse_environment,
+)
+
+__all__ = ["DRIVER_CLIENTS", "LAUNCH_STYLES", "DriverClientName", "Flags", "LaunchStyle"]
+
+LaunchStyle = Literal["mounts", "pre_exec_commands"]
+"""How ``prepare`` hands the mounts to the launcher (``Flags.docker_volume_launch_style``)."""
+
+DriverClientName = Literal["plugin", "dvdcli"]
+"""Which client talks to the volume drivers (``Flags.docker_volume_driver_client``)."""
+
+LAUNCH_STYLES: tuple[LaunchStyle, ...] = typing.get_args(LaunchStyle)
+DRIVER_CLIENTS: tuple[DriverClientName, ...] = typing.get_args(DriverClientName)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Flags:
+    """Settings of the ``docker/volume`` isolator and its driver clients.
+
+    Keyword-only; ``docker_plugin_spec_dirs`` also accepts a list (stored as a tuple) and the
+    durations accept ints (stored as float seconds), so a ``Flags`` is hashable and
+    comparable. Raises ``ValueError`` (``flag_parsing.FlagError``) naming the bad flag.
+    """
+
+    docker_volume_checkpoint_dir: str = CHECKPOINT_DIR
+    """Where each container's checkpoint (the volumes it uses) is kept: a Mesos flag.
+    Under ``/var/run`` (a tmpfs) checkpoints do not survive a reboot."""
+
+    docker_volume_chown: bool = False
+    """Give a mounted volume's root directory to the container's user: a Mesos flag."""
+
+    sandbox_directory: str = SANDBOX_DIRECTORY
+    """The sandbox's path inside a container with its own root filesystem: a Mesos flag."""
+
+    docker_volume_launch_style: LaunchStyle = "mounts"
+    """How mounts reach the launcher: ``mounts`` (Mesos today) or ``pre_exec_commands``
+    (``mount`` commands, as Mesos before 1.5). Not in Mesos."""
+
+    docker_volume_mount_timeout: float = MOUNT_TIMEOUT
+    """How long a mount may take, from finding the plugin to its mount point (Mesos:
+    ``MOUNT_TIMEOUT`` in driver.cpp, not a flag)."""
+
+    docker_volume_unmount_timeout: float = UNMOUNT_TIMEOUT
+    """How long an unmount may take; a detach can take ~20 min (Mesos: ``UNMOUNT_TIMEOUT``,
+    MESOS-7439, not a flag)."""
+
+    dvdcli_path: str = "dvdcli"
+    """The dvdcli binary for the ``dvdcli`` driver client: a name looked up on ``PATH``, or
+    a path (Mesos: ``os::which("dvdcli")``)."""
+
+    docker_volume_driver_client: DriverClientName = "plugin"
+    """``plugin``: speak Docker's volume plugin protocol; ``dvdcli``: run dvdcli per call,
+    as Mesos does. Not in Mesos."""
+
+    docker_plugin_socket_dir: str = PLUGIN_SOCKET_DIR
+    """Where plugins' ``NAME.sock`` sockets are found, as dockerd finds them. Not in Mesos."""
+
+    docker_plugin_spec_dirs: tuple[str, ...] = PLUGIN_SPEC_DIRS
+    """Where plugins' ``NAME.spec``/``NAME.json`` files are found, in search order,
+    comma-separated. Not in Mesos."""
+
+    docker_volume_explicit_create: bool = False
+    """Refuse to mount a volume the plugin does not have, instead of creating it
+    (dvdcli's ``--explicitcreate``; Mesos never sets it). Not in Mesos."""
+
+    docker_plugin_retry_budget: float = PLUGIN_RETRY_BUDGET
+    """How long to keep retrying a plugin that is not found or refuses connections, with
+    doubling waits from 1 s: 10 s gives up after ~7 s (Docker's 30 s: ~15 s, paid by every
+    prepare and cleanup while a plugin is missing); 0: one attempt. Plugin client only."""
+
+    docker_plugin_mount_id: str | None = None
+    """The caller ID sent with every Mount and Unmount; unset: a stable per-machine ID
+    (a hash of ``/etc/machine-id`` and the plugin directories). Keep it the same across
+    agent restarts. Plugin client only."""
+
+    def __post_init__(self) -> None:
+        self._check_nonempty_string("docker_volume_checkpoint_dir")
+        self._check_bool("docker_volume_chown")
+        self._check_absolute_path("sandbox_directory")
+        self._check_choice("docker_volume_launch_style", LAUNCH_STYLES)
+        self._check_seconds("docker_volume_mount_timeout")
+        self._check_seconds("docker_volume_unmount_timeout")
+        self._check_nonempty_string("dvdcli_path")
+        self._check_choice("docker_volume_driver_client", DRIVER_CLIENTS)
+        self._check_absolute_path("docker_plugin_socket_dir")
+        self._check_spec_dirs()
+        self._check_bool("docker_volume_explicit_create")
+        self._check_seconds("docker_plugin_retry_budget", zero=True)
+        self._check_optional_string("docker_plugin_mount_id")
+
+    @classmethod
+    def from_args(
+        cls, argv: Sequence[str], *, unknowns: bool = False, base: Flags | None = None
+    ) -> Flags:
+        """Flags from Mesos-style command-line flags (``--docker_volume_chown``,
+        ``--docker_volume_mount_timeout=2mins``...), on top of ``base`` (the defaults).
+
+        An unknown flag raises unless ``unknowns`` (then it is skipped, to read an agent's
+        whole command line). Raises ``ValueError`` naming the flag. Rules:
+        ``isolator.config.parsing``.
+        """
+        values = parse_command_line(argv, flag_kinds(cls), unknowns=unknowns)
+        return cls(**values) if base is None else replace(base, **values)
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, *, base: Flags | None = None
+    ) -> Flags:
+        """Flags from ``MESOS_<FLAG>`` environment variables, as the agent reads them
+        (``environ`` defaults to ``os.environ``); other variables are ignored. Combine
+        as the agent does, the command line winning:
+        ``Flags.from_args(argv, base=Flags.from_env())``.
+        """
+        environment = os.environ if environ is None else environ
+        values = parse_environment(environment, flag_kinds(cls), prefix=ENV_PREFIX)
+        return cls(**values) if base is None else replace(base, **values)
+
+    def _set(self, name: str, value: object) -> None:
+        # The dataclass is frozen; normalising a value during construction is still fine.
+        object.__setattr__(self, name, value)
+
+    def _check_optional_string(self, name: str) -> None:
+        value: Any = getattr(self, name)
+        if value is not None and not isinstance(value, str):
+            raise invalid_flag(name, value, "is not a string", "a string or None")
+
+    def _check_nonempty_string(self, name: str) -> None:
+        value: Any = getattr(self, name)
+        if not isinstance(value, str):
+            raise invalid_flag(name, value, "is not a string", "a non-empty string")
+        if not value:
+            raise invalid_flag(name, value, "is empty", "a non-empty string")
+
+    def _check_absolute_path(self, name: str) -> None:
+        value: Any = getattr(self, name)
+        if not isinstance(value, str):
+            raise invalid_flag(name, value, "is not a string", "an absolute path")
+        if not value.startswith("/"):
+            raise invalid_flag(name, value, "is not an absolute path", "a path starting with '/'")
+
+    def _check_bool(self, name: str) -> None:
+        value: Any = getattr(self, name)
+        if not isinstance(value, bool):
+            raise invalid_flag(name, value, "is not a bool", "True or False")
+
+    def _check_choice(self, name: str, choices: tuple[str, ...]) -> None:
+        value: Any = getattr(self, name)
+        if not isinstance(value, str) or value not in choices:
+            allowed = ", ".join(repr(choice) for choice in choices)
+            raise invalid_flag(name, value, "is not supported", f"one of {allowed}")
+
+    def _check_seconds(self, name: str, *, zero: bool = False) -> None:
+        value: Any = getattr(self, name)
+        expected = "a finite number of seconds, " + ("0 or more" if zero else "greater than 0")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise invalid_flag(name, value, "is not a number", expected)
+        try:
+            seconds = float(value)
+        except OverflowError:  # an int beyond float's range
+            seconds = math.inf
+        if not math.isfinite(seconds):
+            raise invalid_flag(name, value, "is not finite", expected)
+        if seconds < 0 and zero:
+            raise invalid_flag(name, value, "is negative", expected)
+        if seconds <= 0 and not zero:
+            raise invalid_flag(name, value, "is not greater than 0", expected)
+        self._set(name, seconds)
+
+    def _check_spec_dirs(self) -> None:
+        name = "docker_plugin_spec_dirs"
+        value: Any = getattr(self, name)
+        if not isinstance(value, list | tuple):
+            raise invalid_flag(
+                name, value, "is not a list or tuple", "a sequence of absolute paths"
+            )
+        for item in value:
+            if not isinstance(item, str) or not item.startswith("/"):
+                raise invalid_flag(
+                    name,
+                    value,
+                    f"contains {item!r}, which is not an absolute path",
+                    "a sequence of absolute paths",
+                )
+        self._set(name, tuple(value))

@@ -1,0 +1,390 @@
+"""The isolator's checkpoint: which Docker volumes a container uses.
+
+The file format is Mesos's, so an agent's checkpoint directory can be read by this port and
+the other way round: the JSON text of a ``DockerVolumes`` message (``state.proto``), compact,
+e.g. ``{"volumes":[{"driver":"d1","name":"n1"}]}``.
+
+Unlike Mesos (which checkpoints without ``fsync`` and can leave an empty file after a power
+loss, MESOS-9507) the file is written durably: a crash leaves either the old or the new
+content, and once ``write_volumes`` returns the new content survives a reboot.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+import re
+import stat
+from collections.abc import Iterable
+from typing import Any, Final, NamedTuple, NoReturn
+
+from google.protobuf import json_format
+from google.protobuf.descriptor import Descriptor
+
+from isolator.common.container_ids import format_container_id
+from isolator.common.errors import CheckpointError, IsolatorError, strerror
+from isolator.common.fs import (
+    WriteError,
+    makedirs_durably,
+    remove_owned_directory,
+    write_atomically,
+)
+from isolator.docker.paths import VOLUMES_FILE, container_dir, volumes_path
+from isolator.protos import ContainerID, DockerVolumes
+
+__all__ = [
+    "MAX_CHECKPOINT_BYTES",
+    "VolumeKey",
+    "checkpoint_container",
+    "encode_volumes",
+    "read_checkpoint",
+    "read_volumes",
+    "remove_checkpoint",
+    "write_volumes",
+]
+
+
+logger = logging.getLogger("isolator")
+
+
+class VolumeKey(NamedTuple):
+    """A Docker volume's identity: two volumes are the same volume iff driver and name match."""
+
+    driver: str
+    name: str
+
+
+# rapidjson (behind Mesos's ``stringify(JSON::Object)``) escapes only '"', '\' and control
+# characters, using the short forms below or ``\u00XX`` with upper-case hex digits, and writes
+# everything else, non-ASCII included, as raw UTF-8.
+_SHORT_ESCAPES = {
+    '"': '\\"',
+    "\\": "\\\\",
+    "\b": "\\b",
+    "\f": "\\f",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+}
+
+
+_NEEDS_ESCAPE = re.compile(r'["\\\x00-\x1f]')
+
+
+def _json_string(text: str) -> str:
+    if not _NEEDS_ESCAPE.search(text):
+        return f'"{text}"'
+    parts = ['"']
+    for char in text:
+        escaped = _SHORT_ESCAPES.get(char)
+        if escaped is not None:
+            parts.append(escaped)
+        elif char < " ":
+            parts.append(f"\\u{ord(char):04X}")
+        else:
+            parts.append(char)
+    parts.append('"')
+    return "".join(parts)
+
+
+def encode_volumes(volumes: Iterable[VolumeKey]) -> bytes:
+    """The checkpoint bytes for ``volumes``, byte for byte what a Mesos agent writes.
+
+    Volumes keep their order. No volumes gives ``{}``, as Mesos omits an empty repeated field.
+    Raises ``CheckpointError`` for a volume given twice (it could not be read back) or a
+    string that is not valid Unicode.
+    """
+    seen: set[VolumeKey] = set()
+    entries: list[str] = []
+    for volume in volumes:
+        key = VolumeKey(volume.driver, volume.name)
+        if key in seen:
+            raise CheckpointError(
+                f"Duplicate docker volume with driver '{key.driver}' and name '{key.name}'"
+            )
+        seen.add(key)
+        entries.append(f'{{"driver":{_json_string(key.driver)},"name":{_json_string(key.name)}}}')
+    text = f'{{"volumes":[{",".join(entries)}]}}' if entries else "{}"
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise CheckpointError(f"Failed to encode docker volumes: {error}") from error
+
+
+def write_volumes(path: str | os.PathLike[str], volumes: Iterable[VolumeKey]) -> None:
+    """Checkpoint ``volumes`` to ``path`` atomically and durably (``fs.write_atomically``).
+
+    On failure ``path`` keeps its old content and ``CheckpointError`` carries Mesos's message.
+    """
+    data = encode_volumes(volumes)
+    try:
+        write_atomically(path, data)
+    except WriteError as error:
+        raise CheckpointError(str(error)) from error
+
+
+def _reject_constant(name: str) -> NoReturn:
+    raise ValueError(f"'{name}' is not valid JSON")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError(f"duplicate key '{key}'")
+        result[key] = value
+    return result
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
+def _check_shape(value: dict[str, Any], descriptor: Descriptor, where: str) -> None:
+    """Require objects for messages and arrays for repeated fields.
+
+    ``json_format`` leaves these to Python's duck typing, which accepts some wrong shapes (an
+    array where a message belongs parses as an empty message) and words the rest poorly.
+    Unknown fields, ``null`` (unset, as in Mesos) and scalar types are left to ``json_format``.
+    """
+    for name, field_value in value.items():
+        field = descriptor.fields_by_name.get(name)
+        if field is None or field_value is None:
+            continue
+        path = f"{where}.{name}"
+        if field.is_repeated:
+            if not isinstance(field_value, list):
+                raise ValueError(
+                    f"Expecting a JSON array for '{path}', found {_json_type(field_value)}"
+                )
+            items = [(f"{path}[{i}]", item) for i, item in enumerate(field_value)]
+        else:
+            items = [(path, field_value)]
+        if field.message_type is None:
+            continue
+        for item_path, item in items:
+            if not isinstance(item, dict):
+                raise ValueError(
+                    f"Expecting a JSON object for '{item_path}', found {_json_type(item)}"
+                )
+            _check_shape(item, field.message_type, item_path)
+
+
+MAX_CHECKPOINT_BYTES: Final = 1 << 20
+"""A checkpoint names a few volumes; a larger file is refused unread (it is not ours)."""
+
+
+def read_volumes(path: str | os.PathLike[str]) -> list[VolumeKey] | None:
+    """Read a checkpoint written by ``write_volumes`` or by a Mesos agent.
+
+    Follows Mesos's ``_recover``: ``None`` when the file does not exist and ``[]`` when it is
+    empty (both left by a crash; the caller logs a warning and treats the container as using
+    no volumes). Anything unreadable or invalid raises ``CheckpointError``; fields that
+    ``DockerVolumes`` does not define are ignored, as Mesos does.
+
+    A file in the exact form the isolator and Mesos write takes a fast path; anything else
+    is parsed thoroughly, as protobuf would, for exact errors.
+    """
+    content = _read_capped(os.fspath(path))
+    if content is None:
+        return None
+    if not content:
+        return []
+    volumes = _parse_canonical(content)
+    return volumes if volumes is not None else _parse_thoroughly(content)
+
+
+def _read_capped(source: str) -> bytes | None:
+    """The file's bytes, or None if it does not exist; never blocks on a FIFO or reads a
+    file beyond ``MAX_CHECKPOINT_BYTES``."""
+    problem = f"Failed to read docker volumes checkpoint file '{source}'"
+    try:
+        fd = os.open(source, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        raise CheckpointError(f"{problem}: {strerror(error)}") from error
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise CheckpointError(f"{problem}: {os.strerror(errno.EISDIR)}")
+        if not stat.S_ISREG(info.st_mode):
+            raise CheckpointError(f"{problem}: it is not a regular file")
+        if info.st_size > MAX_CHECKPOINT_BYTES:
+            raise CheckpointError(
+                f"{problem}: it has {info.st_size} bytes, more than the "
+                f"{MAX_CHECKPOINT_BYTES} bytes a checkpoint may have"
+            )
+        content = _read_at_most(fd, min(info.st_size, MAX_CHECKPOINT_BYTES) + 1)
+    except OSError as error:
+        raise CheckpointError(f"{problem}: {strerror(error)}") from error
+    finally:
+        os.close(fd)
+    if len(content) > MAX_CHECKPOINT_BYTES:  # it grew meanwhile
+        raise CheckpointError(
+            f"{problem}: it has more than the {MAX_CHECKPOINT_BYTES} bytes a checkpoint may have"
+        )
+    return content
+
+
+def _read_at_most(fd: int, size: int) -> bytes:
+    """Up to ``size`` bytes: one read when the file is shorter, as a regular file reads
+    short only at its end; up to the cap when it grew since it was stat'ed."""
+    chunks = []
+    while size > 0:
+        chunk = os.read(fd, size)
+        chunks.append(chunk)
+        if len(chunk) < size:
+            break
+        size = MAX_CHECKPOINT_BYTES + 1 - sum(map(len, chunks))
+    return b"".join(chunks)
+
+
+def _parse_canonical(content: bytes) -> list[VolumeKey] | None:
+    """The volumes of a checkpoint in exactly the form ``encode_volumes`` writes, else None.
+
+    Re-encoding and comparing bytes proves the form: no duplicate key, no unknown field,
+    no other spelling; everything else goes the thorough way.
+    """
+    try:
+        document = json.loads(content)
+    except ValueError:
+        return None
+    if not isinstance(document, dict):
+        return None
+    entries = document.get("volumes", [])
+    if not isinstance(entries, list):
+        return None
+    volumes = []
+    for entry in entries:
+        if not isinstance(entry, dict) or len(entry) != 2:
+            return None
+        driver, name = entry.get("driver"), entry.get("name")
+        if not isinstance(driver, str) or not isinstance(name, str):
+            return None
+        volumes.append(VolumeKey(driver, name))
+    try:
+        return volumes if encode_volumes(volumes) == content else None
+    except CheckpointError:
+        return None
+
+
+def _parse_thoroughly(content: bytes) -> list[VolumeKey]:
+    try:
+        document = json.loads(
+            content.decode("utf-8"),
+            object_pairs_hook=_unique_keys,
+            parse_constant=_reject_constant,
+        )
+    except (ValueError, RecursionError) as error:
+        raise CheckpointError(f"JSON parse failed: {error}") from error
+    if not isinstance(document, dict):
+        raise CheckpointError(
+            f"JSON parse failed: Expecting a JSON object, found {_json_type(document)}"
+        )
+
+    message = DockerVolumes()
+    try:
+        _check_shape(document, message.DESCRIPTOR, message.DESCRIPTOR.name)
+        # Unknown fields are ignored, as Mesos does, so a newer agent's file still reads.
+        json_format.ParseDict(document, message, ignore_unknown_fields=True)
+    except (ValueError, json_format.ParseError) as error:
+        raise CheckpointError(f"Protobuf parse failed: {error}") from error
+    missing = [
+        f"volumes[{index}].{name}"
+        for index, volume in enumerate(message.volumes)
+        for name in ("driver", "name")
+        if not volume.HasField(name)
+    ]
+    if missing or not message.IsInitialized():
+        # Worded as Mesos's protobuf::parse, which lists InitializationErrorString().
+        raise CheckpointError(
+            f"Protobuf parse failed: Missing required fields: {', '.join(missing)}"
+        )
+
+    volumes: list[VolumeKey] = []
+    seen: set[VolumeKey] = set()
+    for volume in message.volumes:
+        key = VolumeKey(volume.driver, volume.name)
+        if key in seen:
+            raise CheckpointError(
+                f"Duplicate docker volume with driver '{key.driver}' and name '{key.name}'"
+            )
+        seen.add(key)
+        volumes.append(key)
+    return volumes
+
+
+def checkpoint_container(root: str, container_id: ContainerID, volumes: list[VolumeKey]) -> None:
+    """Write ``<root>/<id>/volumes`` before any mount, so a crash can still unmount them.
+
+    Raises ``IsolatorError`` with Mesos's texts.
+    """
+    directory = container_dir(root, container_id)
+    try:
+        # Durably: a directory whose entry a power loss can undo takes the checkpoint in
+        # it along, and the mounts it records would leak.
+        makedirs_durably(directory)
+        if not os.path.isdir(directory):  # a file in the way: os.makedirs's error
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), directory)
+    except OSError as error:
+        raise IsolatorError(
+            f"Failed to create the container directory at '{directory}': {strerror(error)}"
+        ) from error
+    path = volumes_path(root, container_id)
+    try:
+        write_volumes(path, volumes)
+    except CheckpointError as error:
+        raise IsolatorError(f"Failed to checkpoint docker volumes at '{path}': {error}") from error
+
+
+def remove_checkpoint(root: str, container_id: ContainerID, *, missing_ok: bool = False) -> str:
+    """Remove a container's checkpoint directory, deleting only what the isolator wrote.
+
+    Returns the directory. Raises ``IsolatorError`` with Mesos's text, also when the
+    directory holds anything else (``Directory not empty``: that is not ours to delete).
+    """
+    directory = container_dir(root, container_id)
+    try:
+        remove_owned_directory(directory, files=(VOLUMES_FILE,))
+    except OSError as error:
+        if missing_ok and isinstance(error, FileNotFoundError):
+            return directory
+        raise IsolatorError(
+            f"Failed to remove the checkpoint directory at '{directory}': {strerror(error)}"
+        ) from error
+    return directory
+
+
+def read_checkpoint(root: str, container_id: ContainerID) -> list[VolumeKey] | None:
+    """The volumes checkpointed for a container; None when it has no checkpoint directory
+    (cleaned up already, or the agent died before ``prepare`` made it).
+
+    A missing or empty file means nothing was mounted (MESOS-9507): a warning, and ``[]``.
+    Raises ``CheckpointError`` for a checkpoint that cannot be read or parsed.
+    """
+    path = volumes_path(root, container_id)
+    volumes = read_volumes(path)
+    if volumes:
+        return volumes
+    if volumes is None and not os.path.exists(container_dir(root, container_id)):
+        return None
+    logger.warning(
+        "The docker volumes checkpointed at '%s' for container %s %s",
+        path,
+        format_container_id(container_id),
+        "does not exist" if volumes is None else "is empty",
+    )
+    return []

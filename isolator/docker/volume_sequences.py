@@ -1,0 +1,226 @@
+"""Per Docker volume: one ``Sequence`` for its driver calls, its holders, and whether it may
+be mounted (Mesos's ``hashmap<string, Sequence>`` plus the reference count it recomputes).
+
+A volume's mounts and unmounts run in order on its sequence while different volumes
+proceed side by side. The holder count is kept as containers come and go, so no step
+walks every container. Whether the volume may be mounted is decided by the calls
+themselves, inside the sequence: a mount that succeeded, or whose outcome is unknown
+(timed out, discarded), makes it "maybe mounted"; a mount the driver refused
+(``MountRefusedError``) does not; a successful unmount clears it. The last holder's
+unmount is sent only while the volume may be mounted, so a cleanup after a refused
+mount never asks the driver to unmount what it never mounted.
+
+Mesos keeps every sequence forever; here a sequence is stopped once its volume has no
+holder and no call outstanding, so an agent that has seen many volumes holds only the
+sequences of the volumes in use.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from actors import DiscardedError, Future, Sequence
+from isolator.common import failpoints
+from isolator.common.errors import MountRefusedError
+from isolator.common.observe import (
+    Observer,
+    Operation,
+    OperationEvent,
+    notify_operation,
+    observes_operations,
+)
+from isolator.docker.state import VolumeKey
+
+__all__ = ["VolumeSequences"]
+
+logger = logging.getLogger("isolator")
+
+
+@dataclass(eq=False)
+class _Volume:
+    holders: int = 0
+    maybe_mounted: bool = False  # read and written only by calls in the volume's sequence
+    sequence: Sequence | None = None
+    outstanding: int = 0  # driver calls enqueued and not finished
+
+
+class VolumeSequences:
+    """The volumes of one isolator; touched only by its owner's thread, except as noted.
+
+    ``serialize(fn)`` runs ``fn`` later on the owner's thread (the isolator passes
+    ``defer`` to itself): a call finishes on whatever thread completes it, but the
+    bookkeeping must not race with the owner's.
+    """
+
+    def __init__(
+        self,
+        *,
+        serialize: Callable[[Callable[[], None]], object],
+        observer: Observer | None = None,
+        on_change: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._serialize = serialize
+        self._observer = observer or Observer()
+        self._timed = observes_operations(self._observer)
+        self._on_change = on_change  # a sequence started or stopped
+        self._volumes: dict[VolumeKey, _Volume] = {}
+        self._sequences = 0
+        self._in_use: dict[str, int] = {}  # driver -> volumes with a holder
+
+    # -- holders -----------------------------------------------------------------------
+
+    def hold(self, volume: VolumeKey, *, maybe_mounted: bool = False) -> None:
+        """One more container uses ``volume``; ``maybe_mounted`` for one read from a
+        checkpoint at recovery (Mesos's rule: whatever was checkpointed may be mounted)."""
+        entry = self._volumes.get(volume)
+        if entry is None:
+            entry = self._volumes[volume] = _Volume()
+        entry.holders += 1
+        if entry.holders == 1:
+            self._in_use[volume.driver] = self._in_use.get(volume.driver, 0) + 1
+        if maybe_mounted:
+            entry.maybe_mounted = True
+
+    def release(self, volume: VolumeKey) -> int:
+        """One container fewer uses ``volume``; how many still do.
+
+        At zero the caller either ``unmount``s the volume or ``forget_mount``s it; the
+        volume's record goes once that is done.
+        """
+        entry = self._volumes[volume]
+        entry.holders -= 1
+        if entry.holders == 0:
+            self._in_use[volume.driver] -= 1
+        return entry.holders
+
+    def holders(self, volume: VolumeKey) -> int:
+        entry = self._volumes.get(volume)
+        return 0 if entry is None else entry.holders
+
+    def forget_mount(self, volume: VolumeKey) -> None:
+        """Treat an unheld ``volume`` as not mounted (an operator gave it up: ``forget``)."""
+        entry = self._volumes.get(volume)
+        if entry is not None and not entry.holders and not entry.outstanding:
+            entry.maybe_mounted = False
+            self._drop_if_idle(volume, entry)
+
+    def in_use(self) -> Mapping[str, int]:
+        """Driver -> how many of its volumes have a holder (kept as holders come and go)."""
+        return dict(self._in_use)
+
+    # -- driver calls ----------------------------------------------------------------------
+
+    def mount(self, volume: VolumeKey, call: Callable[[], Future[str]]) -> Future[str]:
+        """Run ``call`` (the driver's mount) on the volume's sequence; records its outcome."""
+        entry = self._volumes[volume]
+
+        def item() -> Future[str]:
+            failpoints.hit("before-mount")
+            started = time.monotonic()
+            future = call()
+            # Registered before the sequence follows ``future``: the outcome is recorded
+            # before the volume's next call starts.
+            future.on_any(lambda done: _record_mount(entry, done))
+            self._observe(future, "mount", volume, started)
+            return future
+
+        return self._enqueue(volume, entry, item)
+
+    def unmount(self, volume: VolumeKey, call: Callable[[], Future[None]]) -> Future[None]:
+        """Run ``call`` on the volume's sequence if the volume may still be mounted then."""
+        entry = self._volumes.get(volume)
+        if entry is None:  # no record: nobody holds it and it is not mounted
+            return Future.ready(None)
+
+        def item() -> Future[None]:
+            if not entry.maybe_mounted:
+                logger.info(
+                    "Not unmounting the volume with driver '%s' and name '%s': "
+                    "its driver refused every mount of it",
+                    volume.driver,
+                    volume.name,
+                )
+                return Future.ready(None)
+            failpoints.hit("before-unmount")
+            started = time.monotonic()
+            future = call()
+            future.on_ready(lambda _: _record_unmount(entry))
+            self._observe(future, "unmount", volume, started)
+            return future
+
+        return self._enqueue(volume, entry, item)
+
+    def _observe(
+        self, future: Future[Any], operation: Operation, volume: VolumeKey, started: float
+    ) -> None:
+        if not self._timed:
+            return  # nobody looks at operations
+
+        def _report(done: Future[Any]) -> None:
+            error = None if done.is_ready() else (done.failure() or DiscardedError())
+            seconds = time.monotonic() - started
+            event = OperationEvent(operation, seconds, error, driver=volume.driver)
+            notify_operation(self._observer, event)
+
+        future.on_any(_report)
+
+    def _enqueue(
+        self, volume: VolumeKey, entry: _Volume, item: Callable[[], Future[Any]]
+    ) -> Future[Any]:
+        if entry.sequence is None:
+            entry.sequence = Sequence()
+            self._sequences += 1
+            self._on_change()
+        entry.outstanding += 1
+        # The driver is called on the volume's own sequence: even a driver that blocks
+        # holds up only that one volume.
+        future = entry.sequence.add(item)
+        future.on_any(lambda _: self._serialize(lambda: self._finished(volume, entry)))
+        return future
+
+    def _finished(self, volume: VolumeKey, entry: _Volume) -> None:
+        entry.outstanding -= 1
+        self._drop_if_idle(volume, entry)
+
+    def _drop_if_idle(self, volume: VolumeKey, entry: _Volume) -> None:
+        if entry.outstanding or entry.holders:
+            return
+        if entry.sequence is not None:
+            entry.sequence.stop()
+            entry.sequence = None
+            self._sequences -= 1
+            self._on_change()
+        # A volume that may still be mounted stays known (without a sequence), so the
+        # next last holder still unmounts it.
+        if not entry.maybe_mounted and self._volumes.get(volume) is entry:
+            del self._volumes[volume]
+
+    # -- introspection and lifecycle ---------------------------------------------------------
+
+    def sequence_count(self) -> int:
+        """How many volume sequences (actors) are alive."""
+        return self._sequences
+
+    def stop(self) -> None:
+        """Stop every sequence: running calls are asked to discard, queued ones discarded."""
+        entries, self._volumes = self._volumes, {}
+        self._sequences = 0
+        for entry in entries.values():
+            if entry.sequence is not None:
+                entry.sequence.stop()
+
+
+def _record_mount(entry: _Volume, done: Future[str]) -> None:
+    refused = isinstance(done.failure(), MountRefusedError)
+    if not refused:
+        entry.maybe_mounted = True
+    failpoints.hit("after-mount")
+
+
+def _record_unmount(entry: _Volume) -> None:
+    entry.maybe_mounted = False
+    failpoints.hit("after-unmount")
