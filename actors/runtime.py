@@ -14,6 +14,7 @@ variables ``ACTORS_WORKERS``, ``ACTORS_MAX_WORKERS`` and ``ACTORS_BLOCKING_WORKE
 
 from __future__ import annotations
 
+import gc
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ __all__ = [
     "DEFAULT_WORKERS",
     "RuntimeStatistics",
     "configure",
+    "freeze_long_lived",
     "run_blocking",
     "shutdown",
     "statistics",
@@ -124,3 +126,21 @@ def shutdown(timeout: float | None = None) -> bool:
     """
     pykka.ActorRegistry.stop_all(timeout=timeout)  # owned actors too (actors._pykka)
     return _workers.wait_until_no_actor(timeout)
+
+
+def freeze_long_lived(*, collect: bool = True) -> int:
+    """Keep every object alive now out of all later garbage collections; how many are kept.
+
+    For a program whose long-lived state is built (the isolator calls it after recovery,
+    an embedder after its own start-up): CPython's collector walks every tracked object of
+    a generation each time it collects it, so thousands of long-lived records make each
+    full collection, and the cost per container, grow with what is alive. ``gc.freeze()``
+    moves them to a generation that is never collected. With ``collect`` (the default) a
+    full collection runs first, so what is already garbage is freed, not kept. An object
+    frozen here and dropped later is still freed by its reference count; only a cycle of
+    them stays until ``gc.unfreeze()``.
+    """
+    if collect:
+        gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
