@@ -19,7 +19,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # pykka's private modules and fields, and the completion method pykka never had but that
 # an override would reach for; the same pattern the grep uses.
-PRIVATE = re.compile(r"_complete|pykka\._|_actor_refs|_actor_loop_running|_envelope|_types\b|_Unset")
+PRIVATE = re.compile(
+    r"_complete|pykka\._|_actor_refs|_actor_loop_running|_envelope|_types\b|_Unset"
+)
 
 
 def test_pykkas_private_names_appear_in_the_seam_only() -> None:
