@@ -26,6 +26,7 @@ from typing import Self, TypeVar, cast
 
 from actors._pool import current_pool
 from actors._pykka import FutureBase
+from actors._workers import actor_pool
 from actors.errors import DiscardedError, Timeout
 
 __all__ = ["Cell", "State"]
@@ -109,14 +110,19 @@ class Cell(FutureBase[T]):
             return True
         if timeout is not None and timeout <= 0:
             return False
+        pool = current_pool()
+        if pool is None:
+            # A thread of its own (the embedder's): it runs the actors' turns while it
+            # waits, so the turns that complete this future need no worker woken, and
+            # the answer no wake-up (libprocess's ``process::wait`` donates likewise).
+            return actor_pool.wait_helping(self.on_any, timeout)
         with self._lock:
             if self._state is not State.PENDING:
                 return True
             if self._waiter is None:
                 self._waiter = threading.Event()
             waiter = self._waiter
-        pool = current_pool()
-        if pool is None or not pool.managed_blocking:
+        if not pool.managed_blocking:
             return waiter.wait(timeout)
         with pool.blocking():
             return waiter.wait(timeout)

@@ -53,9 +53,10 @@ class Mailbox:
                 return
         actor_pool.submit(resume)
 
-    def put(self, envelope: Envelope[Any], /, *, dead_ok: bool = False) -> None:
+    def put(self, envelope: Envelope[Any], /, *, dead_ok: bool = False, lazy: bool = False) -> None:
         """Queue ``envelope``; once closed, fail its reply (or raise ``ActorDeadError`` for a
-        tell, unless ``dead_ok``)."""
+        tell, unless ``dead_ok``). ``lazy``: the sender will wait for the answer and run
+        the actor's turn itself (``WorkerPool.submit``)."""
         with self._lock:
             closed = self._closed
             if not closed:
@@ -73,7 +74,7 @@ class Mailbox:
             envelope.reply_to.set_exception((pykka.ActorDeadError, error, None))
             return
         assert resume is not None
-        actor_pool.submit(resume)
+        actor_pool.submit(resume, lazy=lazy)
 
     def get(self) -> Envelope[Any]:
         """The oldest message; never blocks (only the actor's own run reads it)."""

@@ -29,6 +29,7 @@ import collections
 import itertools
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -43,13 +44,29 @@ NUDGE = 0.002
 
 logger = logging.getLogger("actors")
 
-_local = threading.local()
+
+class _Local(threading.local):
+    pool: WorkerPool | None = None  # the pool this thread works for, now
+    donor = False  # a thread of its own, running the pool's tasks while it waits
+
+
+_local = _Local()
 
 
 def current_pool() -> WorkerPool | None:
-    """The pool whose worker is the calling thread, or None."""
-    pool: WorkerPool | None = getattr(_local, "pool", None)
-    return pool
+    """The pool whose worker is the calling thread (or that it lends itself to), or None."""
+    return _local.pool
+
+
+class _Donor:
+    """A thread outside the pool waiting on a future, running the pool's tasks meanwhile."""
+
+    __slots__ = ("condition", "done", "notified")
+
+    def __init__(self) -> None:
+        self.condition: threading.Condition | None = None  # made only to sleep on
+        self.done = False  # the awaited future is complete
+        self.notified = False  # woken for a task, not yet running
 
 
 @dataclass(frozen=True)
@@ -99,6 +116,11 @@ class WorkerPool:
         self._nudging = False  # a nudge is scheduled
         self._taken = 0  # tasks taken off the queue so far: the nudge's sign of progress
         self._taken_at_nudge = 0
+        self._sleeping_donors: list[_Donor] = []
+        # Threads whose lazy tasks are queued, and those that once left one for the
+        # nudge (they call and then wait on something else): their tasks wake at once.
+        self._lazy_senders: set[int] = set()
+        self._eager_senders: set[int] = set()
         self._ids = itertools.count()
 
     def _load_limits(self) -> None:
@@ -122,31 +144,120 @@ class WorkerPool:
         if start:
             self._start_thread()
 
-    def submit(self, task: Callable[[], object]) -> None:
+    def submit(self, task: Callable[[], object], *, lazy: bool = False) -> None:
         """Queue ``task``; an idle thread takes it, or a new one if none is idle.
 
         From one of this pool's threads (running a task, not waiting), the task is left
-        for that thread, and a nudge is scheduled in case it is still queued by then.
+        for that thread, and a nudge is scheduled in case it is still queued by then. So
+        is a ``lazy`` task from any thread: one whose sender is about to wait for its
+        outcome, and so to run it itself (``wait_helping``).
         """
         if self._limits is not None:
             self._load_limits()
         with self._lock:
             self._tasks.append(task)
-            if getattr(_local, "pool", None) is self and self._threads > self._blocked:
-                if not self._nudging:
-                    self._nudging = True
-                    self._taken_at_nudge = self._taken
-                    call_later(NUDGE, self._nudge)
+            if lazy and _local.pool is None:
+                sender = threading.get_ident()
+                lazy = sender not in self._eager_senders
+                if lazy:
+                    self._lazy_senders.add(sender)
+            if lazy or (_local.pool is self and (_local.donor or self._threads > self._blocked)):
+                self._nudge_later()
                 return
             start = self._wake()
         if start:
             self._start_thread()
 
+    def _nudge_later(self) -> None:
+        """Lock held: make sure a nudge looks at the queue ``NUDGE`` from now."""
+        if not self._nudging:
+            self._nudging = True
+            self._taken_at_nudge = self._taken
+            call_later(NUDGE, self._nudge)
+
     def _wake(self) -> bool:
-        """Wake an idle thread for the queued tasks, or say one must be started. Lock held."""
-        if self._idle and self._tasks:
-            self._wakeup.notify()
+        """Wake a sleeping thread for the queued tasks, or say one must be started (lock
+        held). A donor comes first: it waits anyway, and the task may be what it awaits."""
+        if self._tasks:
+            donor = None
+            if self._sleeping_donors:
+                donor = next((d for d in reversed(self._sleeping_donors) if not d.notified), None)
+            if donor is not None:
+                donor.notified = True
+                assert donor.condition is not None
+                donor.condition.notify()
+            elif self._idle:
+                self._wakeup.notify()
         return self._should_start()
+
+    def flush(self) -> None:
+        """Wake a thread now for what is queued (for a sender that will not wait after all)."""
+        with self._lock:
+            start = self._wake()
+        if start:
+            self._start_thread()
+
+    def wait_helping(
+        self, on_done: Callable[[Callable[[object], object]], object], timeout: float | None
+    ) -> bool:
+        """libprocess's donation, from a thread outside the pool: run the pool's tasks
+        until what is awaited is done (``on_done(callback)`` calls back once it is); False
+        when ``timeout`` passed first.
+
+        The waiting thread takes the tasks in queue order, one at a time, as a worker
+        would, so the call it is waiting for, and the turns that call queues, wake no
+        worker and need no wake-up to deliver the answer. It leaves as soon as it is done;
+        tasks it leaves behind get a nudge (a sleeping donor is woken for them at once).
+        """
+        donor = _Donor()
+
+        def _done(_: object) -> None:
+            with self._lock:
+                donor.done = True
+                if donor.condition is not None:
+                    donor.condition.notify()
+
+        on_done(_done)
+        with self._lock:
+            self._lazy_senders.discard(threading.get_ident())  # it came to run them
+        deadline = None if timeout is None else time.monotonic() + timeout
+        previous = _local.pool, _local.donor
+        _local.pool, _local.donor = self, True
+        try:
+            while True:
+                with self._lock:
+                    while not donor.done and not self._tasks:
+                        remaining = None if deadline is None else deadline - time.monotonic()
+                        if remaining is not None and remaining <= 0:
+                            return False
+                        if donor.condition is None:
+                            donor.condition = threading.Condition(self._lock)
+                        self._sleeping_donors.append(donor)
+                        try:
+                            donor.condition.wait(remaining)
+                        finally:
+                            self._sleeping_donors.remove(donor)
+                            donor.notified = False
+                    if donor.done:
+                        if self._tasks:
+                            self._leave_tasks()
+                        return True
+                    self._taken += 1
+                    task = self._tasks.popleft()
+                try:
+                    task()
+                except BaseException:
+                    logger.exception("Task %r raised on %s", task, threading.current_thread().name)
+                del task
+        finally:
+            _local.pool, _local.donor = previous
+
+    def _leave_tasks(self) -> None:
+        """Lock held: a donor leaves queued tasks; a sleeping donor takes them, else a nudge."""
+        if any(not d.notified for d in self._sleeping_donors):
+            self._wake()
+        else:
+            self._nudge_later()
 
     def _nudge(self) -> None:
         """On the timer thread: tasks left for a busy worker get a thread if no task at all
@@ -160,6 +271,9 @@ class WorkerPool:
                 return
             if self._taken == self._taken_at_nudge:
                 start = self._wake()
+                # Their senders did not come to run them: wake at once for them from now.
+                self._eager_senders |= self._lazy_senders
+            self._lazy_senders.clear()
             self._taken_at_nudge = self._taken
         call_later(NUDGE, self._nudge)
         if start:
@@ -168,7 +282,7 @@ class WorkerPool:
     def _should_start(self) -> bool:
         """Whether a queued task needs a new thread; counts it as started. Lock held."""
         if (
-            len(self._tasks) > self._idle
+            len(self._tasks) > self._idle + len(self._sleeping_donors)
             and self._threads - self._blocked < self._workers
             and self._threads < self._max_workers
         ):
@@ -202,7 +316,7 @@ class WorkerPool:
             return None
 
     def _work(self) -> None:
-        _local.pool = self
+        _local.pool, _local.donor = self, False
         while (task := self._next_task()) is not None:
             try:
                 task()
@@ -218,6 +332,12 @@ class WorkerPool:
         waiting and the pool may start no other.
         """
         self._load_limits()
+        if _local.donor:
+            # Not one of the pool's threads: nothing to count or lend, but what it
+            # queued for itself needs a thread now.
+            self.flush()
+            yield
+            return
         with self._lock:
             if self._threads - self._blocked <= 1 and self._threads >= self._max_workers:
                 raise PoolExhaustedError(

@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, overload
 
 import pykka
 
+from actors._mailbox import Mailbox
 from actors._pykka import BATCH, ActorBase, Call, Deferred, Envelope, install_registry
 from actors.future import Future, State
 
 if TYPE_CHECKING:
-    from actors._mailbox import Mailbox
     from actors._pykka import OptExcInfo
 
 __all__ = [
@@ -69,14 +69,26 @@ class Actor(ActorBase):
     _future_type = Future
 
 
-def post(to: Addressee | pykka.ActorRef[Any], message: Any, reply: Reply) -> None:
+def post(
+    to: Addressee | pykka.ActorRef[Any], message: Any, reply: Reply, *, lazy: bool = False
+) -> None:
     """Send ``message``, its answer (or failure) to ``reply``: pykka's ``ask`` with the
-    caller's own reply object. A dead actor fails it with ``ActorDeadError`` at once."""
+    caller's own reply object. A dead actor fails it with ``ActorDeadError`` at once.
+
+    ``lazy`` from a thread outside the runtime: wake no worker now, because the sender
+    is about to wait for the answer and will run the turn itself; if it does not, a
+    worker is woken within a few milliseconds (the runtime's nudge).
+    """
     if to.actor_stopped.is_set():
         error = pykka.ActorDeadError(f"{to} not found")
         reply.set_exception((pykka.ActorDeadError, error, None))
         return
-    to.actor_inbox.put(Envelope(message, reply_to=reply))  # type: ignore[arg-type]
+    envelope = Envelope(message, reply_to=reply)  # type: ignore[arg-type]
+    inbox = to.actor_inbox
+    if isinstance(inbox, Mailbox):
+        inbox.put(envelope, lazy=lazy)
+    else:  # a plain pykka actor's queue
+        inbox.put(envelope)
 
 
 def tell(to: Addressee, message: Any) -> None:
@@ -123,7 +135,10 @@ def call(
         future: Future[T] = _IfDead(if_dead)
     else:
         future = Future() if reply is None else reply
-    post(actor_ref, Call(method, args), future)
+    # Lazy: an embedder's call is most often waited for at once, and its thread then
+    # runs the turn (``Future.wait``); a caller that chains instead gets its turn run
+    # within a few milliseconds, or at once when it awaits the future.
+    post(actor_ref, Call(method, args), future, lazy=True)
     return future
 
 

@@ -24,6 +24,7 @@ import pykka
 from actors._cell import Cell, State
 from actors._gather import gather_values
 from actors._timer import call_later
+from actors._workers import actor_pool
 
 if TYPE_CHECKING:
     from actors._pykka import OptExcInfo
@@ -193,6 +194,8 @@ class Future(Cell[T]):
             loop.call_soon_threadsafe(_resolve)
 
         self.on_any(_wake)
+        if self._state is State.PENDING:
+            actor_pool.flush()  # a lazy call's turn is for a worker: this thread will not run it
         try:
             yield from waiter.__await__()
         except asyncio.CancelledError:
