@@ -1,0 +1,62 @@
+"""A thread outside the runtime that waits on a future runs the actors' turns meanwhile,
+and a call whose caller waits at once wakes no worker; one whose caller does not wait
+still runs."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from actors import Actor, Promise, Timeout, call
+from benchmarks.hops import count
+from tests.support.waits import WAIT
+
+
+class _Where(Actor):
+    def thread(self) -> int:
+        return threading.get_ident()
+
+    def signal(self, event: threading.Event) -> None:
+        event.set()
+
+
+def test_a_waiting_caller_runs_the_turn_itself() -> None:
+    ref = _Where.start()
+    here = threading.get_ident()
+    ran_here = sum(call(ref, "thread").get(timeout=WAIT) == here for _ in range(20))
+    # A nudge may hand one turn to a worker on a loaded machine; nearly all run here.
+    assert ran_here >= 15
+    ref.stop()
+
+
+def test_a_caller_that_does_not_wait_still_gets_its_call_run() -> None:
+    ref = _Where.start()
+
+    def caller() -> None:  # a thread of its own that never waits on the future
+        for _ in range(3):
+            handled = threading.Event()
+            call(ref, "signal", handled)
+            assert handled.wait(WAIT), "a lazy call was never run"
+
+    thread = threading.Thread(target=caller)
+    thread.start()
+    thread.join(WAIT)
+    assert not thread.is_alive()
+    ref.stop()
+
+
+def test_a_waiting_caller_times_out_on_a_future_nobody_completes() -> None:
+    with pytest.raises(Timeout):
+        Promise[int]().future.get(timeout=0.05)
+
+
+def test_one_round_trip_costs_what_ordering_needs() -> None:
+    """Counted, not timed (``python -m benchmarks.hops``): nine messages and thirteen
+    futures per prepare+cleanup, and about one thread going to sleep where there were
+    seven (a worker woken for each call, the caller for each answer, the timer twice
+    per hand-off)."""
+    counts = count(rounds=60)
+    assert counts["messages"] <= 9
+    assert counts["futures"] <= 13
+    assert counts["sleeps"] < 4, counts
