@@ -103,8 +103,9 @@ class Cell(FutureBase[T]):
     def wait(self, timeout: float | None = None) -> bool:
         """Wait until the future is complete; False when ``timeout`` passed first.
 
-        On an actor worker thread the wait is managed: the runtime lends another thread
-        meanwhile, or raises ``PoolExhaustedError`` at once if waiting would hang it.
+        On a thread outside the runtime, the waiting thread runs the actors' turns
+        meanwhile. On an actor worker thread the wait is managed: the runtime lends another
+        thread meanwhile, or raises ``PoolExhaustedError`` at once if waiting would hang it.
         """
         if self._state is not State.PENDING:
             return True

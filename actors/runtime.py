@@ -118,8 +118,9 @@ def statistics() -> RuntimeStatistics:
 def shutdown(timeout: float | None = None) -> bool:
     """Stop every actor and wait until none is left on the runtime; True if none is.
 
-    Stops the registered actors as ``pykka.ActorRegistry.stop_all`` does (raising
-    ``pykka.Timeout`` if one does not stop within ``timeout``), then waits up to
+    Stops the registered actors as ``pykka.ActorRegistry.stop_all`` does, then the owned
+    ones (``Sequence``'s), raising ``pykka.Timeout`` if one does not stop within
+    ``timeout``; then waits up to
     ``timeout`` for the teardown of every actor of this runtime, crashed ones included.
     The worker threads stay, idle; they are daemons, so they never keep the program
     alive (an actor still running at exit is abandoned: stop them first).
