@@ -13,16 +13,18 @@ import collections
 import queue
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, TypeAlias
 
 import pykka
 
 from actors._workers import actor_pool
 
-if TYPE_CHECKING:
-    from actors._pykka import Envelope
+__all__ = ["Envelope", "Mailbox"]
 
-__all__ = ["Mailbox"]
+
+Envelope: TypeAlias = Any
+"""What a mailbox holds: pykka's envelope (``actors._pykka``), with ``message`` and
+``reply_to``; typed loosely here so that this module needs nothing of pykka's internals."""
 
 
 class Mailbox:
@@ -38,7 +40,7 @@ class Mailbox:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._messages: collections.deque[Envelope[Any]] = collections.deque()
+        self._messages: collections.deque[Envelope] = collections.deque()
         # Until ``start``, messages wait: the actor's first run handles on_start first.
         self._scheduled = True
         self._closed = False
@@ -53,7 +55,7 @@ class Mailbox:
                 return
         actor_pool.submit(resume)
 
-    def put(self, envelope: Envelope[Any], /, *, dead_ok: bool = False, lazy: bool = False) -> None:
+    def put(self, envelope: Envelope, /, *, dead_ok: bool = False, lazy: bool = False) -> None:
         """Queue ``envelope``; once closed, fail its reply (or raise ``ActorDeadError`` for a
         tell, unless ``dead_ok``). ``lazy``: the sender will wait for the answer and run
         the actor's turn itself (``WorkerPool.submit``)."""
@@ -76,14 +78,14 @@ class Mailbox:
         assert resume is not None
         actor_pool.submit(resume, lazy=lazy)
 
-    def get(self) -> Envelope[Any]:
+    def get(self) -> Envelope:
         """The oldest message; never blocks (only the actor's own run reads it)."""
         try:
             return self._messages.popleft()
         except IndexError:
             raise queue.Empty from None
 
-    def take(self) -> Envelope[Any] | None:
+    def take(self) -> Envelope | None:
         """The oldest message, or None."""
         return self._messages.popleft() if self._messages else None
 
