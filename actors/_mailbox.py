@@ -102,6 +102,16 @@ class Mailbox:
         assert resume is not None
         actor_pool.submit(resume)  # at the back: fair to the actors queued meanwhile
 
+    def close_if_idle(self) -> bool:
+        """Close the mailbox if its actor is neither queued nor running and has no
+        message; True if it did (the caller then owns the actor's last step)."""
+        with self._lock:
+            if self._scheduled or self._messages or self._closed:
+                return False
+            self._closed = True
+            self._resume = None
+            return True
+
     def close(self) -> None:
         """Refuse every later message; the actor is drained one last time after this."""
         with self._lock:

@@ -316,6 +316,18 @@ class ActorBase(pykka.Actor):
             self._stop()
             pykka.ActorRegistry.stop_all()  # the owned actors too (install_registry)
 
+    def _stop_now_if_idle(self) -> bool:
+        """Stop at once, on the calling thread, if the actor is idle with nothing queued:
+        what its stop message would do in its next turn, without the turn. False (and
+        nothing done) otherwise."""
+        if self.actor_stopped.is_set() or not self.actor_inbox.close_if_idle():
+            return False
+        try:
+            self._stop()
+        finally:
+            self._actor_loop_teardown()
+        return True
+
     def _actor_loop_teardown(self) -> None:
         """pykka's teardown (what is queued fails, queued stops are answered), once."""
         if self.__torn_down:

@@ -175,7 +175,9 @@ class Sequence:
     def stop(self) -> Future[None]:
         """Stop the sequence; the future is ready once its actor has stopped."""
         self._stopping.set()  # no item may start from now on, even one already queued
-        tell(self._actor, _Shutdown())
+        # An idle sequence stops here and now; a busy one behind what it has queued.
+        if not self._actor._stop_now_if_idle():
+            tell(self._actor, _Shutdown())
         return self._stopped.future
 
     def is_alive(self) -> bool:
