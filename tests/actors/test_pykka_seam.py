@@ -11,6 +11,7 @@ from pathlib import Path
 import pykka
 import pytest
 
+import actors
 from actors import Actor, Future, Sequence, call
 from actors._pykka import TESTED, check_version
 from tests.support.waits import WAIT
@@ -133,3 +134,15 @@ def test_a_sequence_has_no_urn_ref_or_registry_entry_yet_is_stopped_by_stop_all(
     pykka.ActorRegistry.stop_all()  # application shutdown: sequences stop too
     assert sequence.stop().get(timeout=WAIT) is None
     assert not sequence.is_alive()
+
+
+def test_an_idle_sequence_stops_at_once_without_a_turn() -> None:
+    before = actors.statistics().actors
+    sequence = Sequence()  # no on_start: starting it queued no turn either
+    assert actors.statistics().workers.queued == 0
+    assert actors.statistics().actors == before + 1
+    stopped = sequence.stop()
+    assert stopped.is_ready()  # stopped on this thread, in this call
+    assert actors.statistics().actors == before
+    late = sequence.add(lambda: "never")
+    assert late.is_discarded()
