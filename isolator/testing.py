@@ -20,7 +20,7 @@ Response = object
 class DriverCall(NamedTuple):
     """One call the isolator made to its driver."""
 
-    op: str  # "mount" or "unmount"
+    op: str  # "mount", "unmount" or "path"
     driver: str
     name: str
     options: dict[str, str] | None
@@ -33,6 +33,11 @@ class RecordingDriverClient(DriverClient):
     Unscripted mounts answer ``<base_dir>/<driver>/<name>`` (made on the spot, so give it
     a directory the test owns) and unscripted unmounts succeed. ``hold()`` makes calls
     wait on promises the test completes, to reproduce slow or hanging drivers.
+
+    It counts as Docker's ``local`` driver does (``count++`` on every unscripted Mount,
+    ``count--`` on every unscripted Unmount, never below 0): ``counts`` shows what a
+    counting plugin would still hold, and an unscripted ``path`` answers the mount point
+    while the count is above 0, else ``""``.
     """
 
     def __init__(self, base_dir: str | os.PathLike[str]) -> None:
@@ -42,6 +47,7 @@ class RecordingDriverClient(DriverClient):
         self._scripts: dict[tuple[str, str, str], deque[Response]] = {}
         self._held: dict[tuple[str, str, str], deque[Promise[Any]]] = {}
         self._holding: set[tuple[str, str, str]] = set()
+        self._counts: dict[tuple[str, str], int] = {}
 
     # -- scripting -------------------------------------------------------------------
 
@@ -68,6 +74,12 @@ class RecordingDriverClient(DriverClient):
         with self._condition:
             return list(self._calls)
 
+    @property
+    def counts(self) -> dict[tuple[str, str], int]:
+        """(driver, name) -> unscripted Mounts less Unmounts, for volumes above 0."""
+        with self._condition:
+            return {key: count for key, count in self._counts.items() if count}
+
     def wait_for_calls(self, count: int, *, timeout: float = 10.0) -> list[DriverCall]:
         """Wait until at least ``count`` calls were made; raise ``TimeoutError`` if not."""
         with self._condition:
@@ -82,6 +94,9 @@ class RecordingDriverClient(DriverClient):
 
     def unmount(self, driver: str, name: str) -> Future[None]:
         return cast("Future[None]", self._call("unmount", driver, name, None))
+
+    def path(self, driver: str, name: str) -> Future[str]:
+        return cast("Future[str]", self._call("path", driver, name, None))
 
     def _call(self, op: str, driver: str, name: str, options: dict[str, str] | None) -> Any:
         key = (op, driver, name)
@@ -106,9 +121,16 @@ class RecordingDriverClient(DriverClient):
         return promise.future
 
     def _default(self, op: str, driver: str, name: str) -> Response:
+        path = os.path.join(self._base_dir, driver, name)
+        with self._condition:
+            count = self._counts.get((driver, name), 0)
+            if op != "path":
+                count = max(0, count + (1 if op == "mount" else -1))
+                self._counts[(driver, name)] = count
         if op == "unmount":
             return None
-        path = os.path.join(self._base_dir, driver, name)
+        if op == "path":
+            return path if count else ""
         os.makedirs(path, exist_ok=True)
         return path + "\n"  # like dvdcli: the isolator trims it
 

@@ -68,6 +68,8 @@ class DockerVolumeIsolatorActor(Actor):
         self._flags = flags
         self._root = root_dir
         self._client = client
+        # A client without ``path`` cannot say where a maybe-mounted volume is: Mount again.
+        self._can_find = type(client).path is not DriverClient.path
         self._observer = observer or Observer()
         self._counted = observes_gauges(self._observer)
         self._volumes = VolumeSequences(
@@ -187,7 +189,11 @@ class DockerVolumeIsolatorActor(Actor):
         self._containers.add(container_id, volumes, maybe_mounted=False)
         self._report()
         futures = [
-            self._volumes.mount(m.volume, _driver_call(self._client.mount, m.volume, m.options))
+            self._volumes.mount(
+                m.volume,
+                _driver_call(self._client.mount, m.volume, m.options),
+                _driver_call(self._client.path, m.volume) if self._can_find else None,
+            )
             for m in mounts
         ]
         user = config.user if config.HasField("user") else None

@@ -1,14 +1,29 @@
-"""Per Docker volume: one ``Sequence`` for its driver calls, its holders, and whether it may
-be mounted (Mesos's ``hashmap<string, Sequence>`` plus the reference count it recomputes).
+"""Per Docker volume: one ``Sequence`` for its driver calls, its holders, and what this
+agent knows of its mount (Mesos's ``hashmap<string, Sequence>`` plus the reference count it
+recomputes).
 
 A volume's mounts and unmounts run in order on its sequence while different volumes
 proceed side by side. The holder count is kept as containers come and go, so no step
-walks every container. Whether the volume may be mounted is decided by the calls
-themselves, inside the sequence: a mount that succeeded, or whose outcome is unknown
-(timed out, discarded), makes it "maybe mounted"; a mount the driver refused
-(``MountRefusedError``) does not; a successful unmount clears it. The last holder's
-unmount is sent only while the volume may be mounted, so a cleanup after a refused
-mount never asks the driver to unmount what it never mounted.
+walks every container.
+
+**Balanced calls** (``reference/plugin-call-balance.md``): a plugin sees only Mount and
+Unmount requests, and many count them (Docker's own ``local`` driver releases a volume
+after as many Unmounts as Mounts). So a volume is mounted once per mounted period: the
+first container's Mount is sent, every further container while it stays mounted reuses the
+mount point that Mount returned, and one Unmount follows the last holder. What the agent
+knows is decided by the calls themselves, inside the sequence:
+
+- a Mount that succeeded: mounted, at its mount point;
+- a Mount the driver refused (``MountRefusedError``): not mounted, so the next container
+  sends its own Mount;
+- a Mount whose outcome is unknown (timed out, connection lost, discarded), and every
+  volume read from a checkpoint at recovery: "maybe mounted", mount point unknown. The
+  last holder's Unmount is sent; a new container first asks the driver where the volume
+  is mounted (``VolumeDriver.Path``) and reuses that, or sends a Mount when it is not;
+- an Unmount that succeeded: not mounted; one that failed: maybe mounted, point unknown.
+
+The last holder's Unmount is sent only while the volume may be mounted, so a cleanup after
+a refused mount never asks the driver to unmount what it never mounted.
 
 Mesos keeps every sequence forever; here a sequence is stopped once its volume has no
 holder and no call outstanding, so an agent that has seen many volumes holds only the
@@ -43,7 +58,9 @@ logger = logging.getLogger("isolator")
 @dataclass(eq=False)
 class _Volume:
     holders: int = 0
-    maybe_mounted: bool = False  # read and written only by calls in the volume's sequence
+    # Read and written only by calls in the volume's sequence:
+    maybe_mounted: bool = False
+    mount_point: str | None = None  # set only while mounted by a Mount we saw succeed
     sequence: Sequence | None = None
     outstanding: int = 0  # driver calls enqueued and not finished
 
@@ -106,7 +123,13 @@ class VolumeSequences:
         entry = self._volumes.get(volume)
         if entry is not None and not entry.holders and not entry.outstanding:
             entry.maybe_mounted = False
+            entry.mount_point = None
             self._drop_if_idle(volume, entry)
+
+    def mount_point(self, volume: VolumeKey) -> str | None:
+        """Where ``volume`` is mounted, if a Mount this agent saw succeed said so."""
+        entry = self._volumes.get(volume)
+        return None if entry is None else entry.mount_point
 
     def in_use(self) -> Mapping[str, int]:
         """Driver -> how many of its volumes have a holder (kept as holders come and go)."""
@@ -114,11 +137,33 @@ class VolumeSequences:
 
     # -- driver calls ----------------------------------------------------------------------
 
-    def mount(self, volume: VolumeKey, call: Callable[[], Future[str]]) -> Future[str]:
-        """Run ``call`` (the driver's mount) on the volume's sequence; records its outcome."""
+    def mount(
+        self,
+        volume: VolumeKey,
+        call: Callable[[], Future[str]],
+        find: Callable[[], Future[str]] | None = None,
+    ) -> Future[str]:
+        """The volume's mount point, once the calls before it on its sequence are done.
+
+        ``call`` is the driver's Mount, sent only when this agent has not mounted the
+        volume; ``find`` is the driver's Path, asked when a Mount's outcome is unknown.
+        """
         entry = self._volumes[volume]
 
         def item() -> Future[str]:
+            if entry.mount_point is not None:
+                return Future.ready(entry.mount_point)  # mounted: reuse, no second Mount
+            if entry.maybe_mounted and find is not None:
+                return find().then(lambda where: reuse_or_mount(where.strip(_BLANKS)))
+            return send_mount()
+
+        def reuse_or_mount(where: str) -> Future[str]:
+            if where:
+                entry.mount_point = where
+                return Future.ready(where)
+            return send_mount()  # the driver says it is not mounted
+
+        def send_mount() -> Future[str]:
             failpoints.hit("before-mount")
             started = time.monotonic()
             future = call()
@@ -148,7 +193,7 @@ class VolumeSequences:
             failpoints.hit("before-unmount")
             started = time.monotonic()
             future = call()
-            future.on_ready(lambda _: _record_unmount(entry))
+            future.on_any(lambda done: _record_unmount(entry, done))
             self._observe(future, "unmount", volume, started)
             return future
 
@@ -214,13 +259,21 @@ class VolumeSequences:
                 entry.sequence.stop()
 
 
+_BLANKS = " \t\n\r"
+"""Stripped from a mount point, as Mesos strips dvdcli's output."""
+
+
 def _record_mount(entry: _Volume, done: Future[str]) -> None:
-    refused = isinstance(done.failure(), MountRefusedError)
-    if not refused:
+    if done.is_ready():
         entry.maybe_mounted = True
+        entry.mount_point = done.get(timeout=0).strip(_BLANKS) or None
+    elif not isinstance(done.failure(), MountRefusedError):
+        entry.maybe_mounted = True  # outcome unknown: it may have mounted
     failpoints.hit("after-mount")
 
 
-def _record_unmount(entry: _Volume) -> None:
-    entry.maybe_mounted = False
-    failpoints.hit("after-unmount")
+def _record_unmount(entry: _Volume, done: Future[None]) -> None:
+    entry.mount_point = None  # whatever happened, the old mount point is not trusted
+    if done.is_ready():
+        entry.maybe_mounted = False
+        failpoints.hit("after-unmount")

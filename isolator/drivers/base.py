@@ -37,5 +37,16 @@ class DriverClient(ABC):
     def unmount(self, driver: str, name: str) -> Future[None]:
         """Unmount volume ``name`` of ``driver``."""
 
+    def path(self, driver: str, name: str) -> Future[str]:
+        """Where volume ``name`` of ``driver`` is mounted now (``VolumeDriver.Path``); the
+        empty string when it is not mounted.
+
+        The isolator asks it only when a Mount's outcome is unknown (a timeout, or a volume
+        read from a checkpoint after a restart), to reuse that mount instead of sending a
+        second Mount. The default says nothing: a client without it makes the isolator send
+        a Mount in that case, as Mesos does.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not implement path()")
+
     def close(self) -> None:  # noqa: B027 - optional hook, most clients hold nothing
         """Release what the client holds (connections, threads); the default holds nothing."""

@@ -156,18 +156,26 @@ def test_empty_checkpoint_file_slave_recovery(
 def test_command_task_no_rootfs_single_volume_multiple_containers(
     tmp_path: Path, flags: Flags, client: RecordingDriverClient
 ) -> None:
-    """Mesos: ROOT_CommandTaskNoRootfsSingleVolumeMultipleContainers."""
+    """Mesos: ROOT_CommandTaskNoRootfsSingleVolumeMultipleContainers.
+
+    Deviation: Mesos mounts once per container; here the second container reuses the
+    first one's mount, so a plugin that counts calls sees one Mount and one Unmount.
+    """
     first, second = container_id("c1"), container_id("c2")
     with running_isolator(flags, client) as isolator:
+        launch_infos = []
         for cid in (first, second):
             directory = sandbox(str(tmp_path), f"sandbox-{cid.value}")
             config = container_config(directory, [docker_volume("driver1", "name1", "tmp/foo")])
-            isolator.prepare(cid, config).get(WAIT)
-        assert ops(client.calls) == [("mount", "driver1", "name1")] * 2
+            launch_infos.append(isolator.prepare(cid, config).get(WAIT))
+        assert ops(client.calls) == [("mount", "driver1", "name1")]
+        sources = [info.mounts[0].source for info in launch_infos if info is not None]
+        assert sources[0] == sources[1] == str(tmp_path / "volumes" / "driver1" / "name1")
         isolator.cleanup(first).get(WAIT)
-        assert [c.op for c in client.calls] == ["mount", "mount"]
+        assert [c.op for c in client.calls] == ["mount"]
         isolator.cleanup(second).get(WAIT)
-        assert ops(client.calls)[2:] == [("unmount", "driver1", "name1")]
+        assert ops(client.calls)[1:] == [("unmount", "driver1", "name1")]
+    assert client.counts == {}
 
 
 def test_command_task_rootfs_with_absolute_path_volume(
@@ -314,12 +322,14 @@ def test_command_task_no_rootfs_with_unmount_volume_failure(
             sandbox(str(tmp_path), "s2"), [docker_volume("driver", "name", "tmp/foo")]
         )
         isolator.prepare(second, config).get(WAIT)
-        # The failed unmount left no stale reference: this cleanup unmounts.
+        # The failed unmount left no stale reference: this cleanup unmounts. Deviation:
+        # Mesos mounts again; here the volume may still be mounted after the failed
+        # Unmount, so the driver is asked where (Path), and that mount is reused.
         isolator.cleanup(second).get(WAIT)
         assert ops(client.calls) == [
             ("mount", "driver", "name"),
             ("unmount", "driver", "name"),
-            ("mount", "driver", "name"),
+            ("path", "driver", "name"),
             ("unmount", "driver", "name"),
         ]
         assert not volumes_file(flags, "task2").parent.exists()

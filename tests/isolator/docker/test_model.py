@@ -2,15 +2,23 @@
 last user is gone, across refusals, lost answers, hangs, crashes, ID reuse and ``forget``.
 
 Hypothesis drives an isolator and a model of it side by side. The driver is a plugin as
-the isolator sees one (one caller ID, so a volume is either mounted or not) whose every
-call ends as the test decides: it mounts, it refuses, its answer is lost after it mounted
-or before, it hangs until released, an unmount fails. After every step:
+the isolator sees one (one caller ID) whose every call ends as the test decides: it mounts,
+it refuses, its answer is lost after it mounted or before, it hangs until released, an
+unmount fails. It counts as real plugins do (``reference/plugin-call-balance.md``): in
+``calls`` mode as Docker's ``local`` driver (``count++`` on every Mount, ``count--`` on every
+Unmount, released at 0), in ``refuse`` mode as a loopback plugin that refuses a second
+Mount of the same ID. After every step:
 
+- no two Mounts of a volume succeeded without an Unmount between (in ``refuse`` mode, no
+  Mount was refused as a duplicate), so a volume's count is never above 1;
 - no unmount reached the driver while a live container still used the volume, and no
   volume ever had two calls in flight;
+- a container that reused a mount (no Mount of its own) got it while the driver had it;
 - every volume a live container mounted is mounted (nothing unmounted under it);
-- every mounted volume belongs to a container the isolator still answers for (prepared,
-  cleaning, or stranded by a failed cleanup) or to one an operator ``forget``-ed: no leak;
+- every volume whose count is above 0 belongs to a container the isolator still answers for
+  (prepared, cleaning, or stranded by a failed cleanup) or to one an operator
+  ``forget``-ed (the operator takes those over): no leak, so once nobody holds a volume
+  its count is back at 0;
 - the checkpoints on disk are exactly those containers';
 - the isolator's own ``usage()`` agrees with the model.
 
@@ -30,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import hypothesis.strategies as st
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -53,6 +62,7 @@ VOLUMES = ("v0", "v1", "v2")
 TOP = ("c0", "c1", "c2")
 CHILDREN = ("k0", "k1")
 
+PluginMode = Literal["calls", "refuse"]
 MountOutcome = Literal["ok", "refused", "lost-mounted", "lost-unmounted", "hang"]
 UnmountOutcome = Literal["ok", "fail", "hang"]
 MOUNT_OUTCOMES: tuple[MountOutcome, ...] = ("ok", "refused", "lost-mounted", "lost-unmounted")
@@ -88,10 +98,11 @@ class Held:
 class ModelDriver(DriverClient):
     """A plugin as the isolator sees one; every call ends as the test planned it."""
 
-    def __init__(self, mount_root: str) -> None:
+    def __init__(self, mount_root: str, mode: PluginMode) -> None:
         self._root = mount_root
+        self.mode = mode
         self.lock = threading.Lock()
-        self.mounted: set[str] = set()
+        self.count: Counter[str] = Counter()  # successful Mounts less Unmounts, per volume
         self.in_flight: Counter[str] = Counter()
         self.plans: dict[tuple[str, str], deque[Call]] = {}
         self.held: list[Held] = []
@@ -126,6 +137,20 @@ class ModelDriver(DriverClient):
     def unmount(self, driver: str, name: str) -> Future[None]:
         return self._call("unmount", name)
 
+    def path(self, driver: str, name: str) -> Future[str]:
+        with self.lock:
+            self.in_flight[name] += 1
+            if self.in_flight[name] > 1:
+                self.violations.append(f"two calls in flight on {name}")
+            where = os.path.join(self._root, name) if self.count[name] else ""
+            self.in_flight[name] -= 1
+        return Future.ready(where)
+
+    @property
+    def mounted(self) -> set[str]:
+        """Volumes the plugin holds (count above 0); call with ``lock`` held."""
+        return {volume for volume, count in self.count.items() if count > 0}
+
     def _call(self, op: str, volume: str) -> Future[Any]:
         with self.lock:
             self.in_flight[volume] += 1
@@ -147,12 +172,17 @@ class ModelDriver(DriverClient):
         op, volume, outcome = call.op, call.volume, call.outcome
         with self.lock:
             self.in_flight[volume] -= 1
+            if op == "mount" and outcome in ("ok", "lost-mounted") and self.count[volume]:
+                self.violations.append(f"a second Mount of {volume} without an Unmount")
+                if self.mode == "refuse":
+                    return Future.failed(MountRefusedError(f"{volume}: already mounted"))
             if op == "mount":
                 if outcome in ("ok", "lost-mounted"):
-                    self.mounted.add(volume)
+                    self.count[volume] += 1
             elif outcome == "ok":
-                self.mounted.discard(volume)
-                self.unmounted.append(volume)
+                self.count[volume] = max(0, self.count[volume] - 1)
+                if not self.count[volume]:
+                    self.unmounted.append(volume)
         if outcome == "ok":
             return Future.ready(os.path.join(self._root, volume) if op == "mount" else None)
         if outcome == "refused":
@@ -191,15 +221,16 @@ def key_of(cid: ContainerID) -> tuple[str, ...]:
 
 
 class IsolatorMachine(RuleBasedStateMachine):
+    mode: PluginMode = "calls"
+
     def __init__(self) -> None:
         super().__init__()
         self.workdir = tempfile.mkdtemp(prefix="model-")
         self.flags = Flags(docker_volume_checkpoint_dir=os.path.join(self.workdir, "cp"))
-        self.driver = ModelDriver(self.workdir)
+        self.driver = ModelDriver(self.workdir, self.mode)
         self.driver.users = self.users
         self.model_lock = threading.Lock()
         self.containers: dict[tuple[str, ...], Modelled] = {}
-        self.abandoned: set[str] = set()
         self.isolator = DockerVolumeIsolator.create(self.flags, self.driver)
         self.log: list[str] = []
 
@@ -231,17 +262,20 @@ class IsolatorMachine(RuleBasedStateMachine):
         assert done is not None
         with self.model_lock:
             if container.phase == "prepared":
-                calls = container.mounts.values()
-                mounted = {c.volume for c in calls if c.outcome in ("ok", "lost-mounted")}
-                container.mounted |= mounted
-                self.abandoned -= mounted
-                assert all(c.made for c in calls), container
-                assert done.is_ready() == all(c.outcome == "ok" for c in calls), container
+                made = [c for c in container.mounts.values() if c.made]
+                reused = {c.volume for c in container.mounts.values() if not c.made}
+                mounted = {c.volume for c in made if c.outcome in ("ok", "lost-mounted")}
+                # No Mount of its own: it reused the mount point the driver still had.
+                if done.is_ready():
+                    with self.driver.lock:
+                        assert reused <= self.driver.mounted, (reused, container)
+                container.mounted |= mounted | reused
+                assert done.is_ready() == all(c.outcome == "ok" for c in made), container
+                self.drop_unmade(container.mounts)
             elif done.is_ready():
                 del self.containers[key]
             else:
                 container.phase = "stranded"
-        self.abandoned -= set(self.driver.unmounted)
         self.driver.unmounted.clear()
 
     # -- rules -----------------------------------------------------------------------------
@@ -367,7 +401,11 @@ class IsolatorMachine(RuleBasedStateMachine):
             del self.containers[key]
         in_use = {v for c in self.containers.values() if c.phase == "prepared" for v in c.volumes}
         with self.driver.lock:
-            self.abandoned |= (self.driver.mounted & set(container.volumes)) - in_use
+            given_up = (self.driver.mounted & set(container.volumes)) - in_use
+            # The operator who forgets a container takes its mounts over: unmounted by hand,
+            # so the isolator's next Mount of such a volume is the first again.
+            for volume in given_up:
+                self.driver.count[volume] = 0
 
     @rule(data=st.data())
     def crash_and_recover(self, data: st.DataObject) -> None:
@@ -409,7 +447,6 @@ class IsolatorMachine(RuleBasedStateMachine):
                     del self.containers[key]
                 else:
                     self.containers[key].phase = "stranded"
-        self.abandoned -= set(self.driver.unmounted)
         self.driver.unmounted.clear()
         with self.driver.lock:
             self.driver.plans = {k: v for k, v in self.driver.plans.items() if k[0] == "mount"}
@@ -428,7 +465,7 @@ class IsolatorMachine(RuleBasedStateMachine):
         used = {v for c in self.containers.values() if c.phase == "prepared" for v in c.mounted}
         assert used - busy <= mounted, f"unmounted under a live container: {used - mounted}"
         answered = {v for c in self.containers.values() for v in c.volumes}
-        leaked = mounted - answered - self.abandoned - busy
+        leaked = mounted - answered - busy
         assert not leaked, f"mounted, but no container answers for them: {leaked}"
 
     @invariant()
@@ -455,12 +492,21 @@ def _failure(future: Future[Any]) -> BaseException | None:
     return future.failure()
 
 
-def test_the_isolator_keeps_its_promise_in_every_sequence() -> None:
+class RefusingPluginMachine(IsolatorMachine):
+    mode: PluginMode = "refuse"
+
+
+@pytest.mark.parametrize(
+    ("machine", "examples"), [(IsolatorMachine, 500), (RefusingPluginMachine, 200)]
+)
+def test_the_isolator_keeps_its_promise_in_every_sequence(
+    machine: type[IsolatorMachine], examples: int
+) -> None:
     steps_run[0] = 0
     run_state_machine_as_test(
-        IsolatorMachine,
+        machine,
         settings=settings(
-            max_examples=2000 if SLOW else 500,
+            max_examples=2000 if SLOW else examples,
             stateful_step_count=30 if SLOW else 10,
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
