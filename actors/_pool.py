@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from actors._donor import Donor, SignalGuard
 from actors._timer import call_later
 from actors.errors import PoolExhaustedError
 
@@ -56,17 +57,6 @@ _local = _Local()
 def current_pool() -> WorkerPool | None:
     """The pool whose worker is the calling thread (or that it lends itself to), or None."""
     return _local.pool
-
-
-class _Donor:
-    """A thread outside the pool waiting on a future, running the pool's tasks meanwhile."""
-
-    __slots__ = ("condition", "done", "notified")
-
-    def __init__(self) -> None:
-        self.condition: threading.Condition | None = None  # made only to sleep on
-        self.done = False  # the awaited future is complete
-        self.notified = False  # woken for a task, not yet running
 
 
 @dataclass(frozen=True)
@@ -116,7 +106,7 @@ class WorkerPool:
         self._nudging = False  # a nudge is scheduled
         self._taken = 0  # tasks taken off the queue so far: the nudge's sign of progress
         self._taken_at_nudge = 0
-        self._sleeping_donors: list[_Donor] = []
+        self._sleeping_donors: list[Donor] = []
         # Threads whose lazy tasks are queued, and those that once left one for the
         # nudge (they call and then wait on something else): their tasks wake at once.
         self._lazy_senders: set[int] = set()
@@ -209,7 +199,7 @@ class WorkerPool:
         worker and need no wake-up to deliver the answer. It leaves as soon as it is done;
         tasks it leaves behind get a nudge (a sleeping donor is woken for them at once).
         """
-        donor = _Donor()
+        donor = Donor()
 
         def _done(_: object) -> None:
             with self._lock:
@@ -224,33 +214,45 @@ class WorkerPool:
         previous = _local.pool, _local.donor
         _local.pool, _local.donor = self, True
         try:
-            while True:
-                with self._lock:
-                    while not donor.done and not self._tasks:
-                        remaining = None if deadline is None else deadline - time.monotonic()
-                        if remaining is not None and remaining <= 0:
-                            return False
-                        if donor.condition is None:
-                            donor.condition = threading.Condition(self._lock)
-                        self._sleeping_donors.append(donor)
-                        try:
-                            donor.condition.wait(remaining)
-                        finally:
-                            self._sleeping_donors.remove(donor)
-                            donor.notified = False
-                    if donor.done:
-                        if self._tasks:
-                            self._leave_tasks()
-                        return True
-                    self._taken += 1
-                    task = self._tasks.popleft()
-                try:
-                    task()
-                except BaseException:
-                    logger.exception("Task %r raised on %s", task, threading.current_thread().name)
-                del task
+            with SignalGuard() as signals:  # a Ctrl-C interrupts the wait, not a turn
+                while not isinstance(task := self._donor_task(donor, deadline, signals), bool):
+                    try:
+                        task()
+                    except BaseException:
+                        logger.exception(
+                            "Task %r raised on %s", task, threading.current_thread().name
+                        )
+                    del task
+                    signals.deliver()
+                return task
         finally:
             _local.pool, _local.donor = previous
+
+    def _donor_task(
+        self, donor: Donor, deadline: float | None, signals: SignalGuard
+    ) -> Callable[[], object] | bool:
+        """A donor's next task; True once it is done, False once its time is up."""
+        with self._lock:
+            while not donor.done and not self._tasks:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                if donor.condition is None:
+                    donor.condition = threading.Condition(self._lock)
+                self._sleeping_donors.append(donor)
+                signals.sleeping = True
+                try:
+                    donor.condition.wait(remaining)
+                finally:
+                    signals.sleeping = False
+                    self._sleeping_donors.remove(donor)
+                    donor.notified = False
+            if donor.done:
+                if self._tasks:
+                    self._leave_tasks()
+                return True
+            self._taken += 1
+            return self._tasks.popleft()
 
     def _leave_tasks(self) -> None:
         """Lock held: a donor leaves queued tasks; a sleeping donor takes them, else a nudge."""

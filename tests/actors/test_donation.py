@@ -4,6 +4,8 @@ still runs."""
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 
 import pytest
@@ -61,3 +63,36 @@ def test_one_round_trip_costs_what_ordering_needs() -> None:
     assert counts["turns"] <= 6
     assert counts["futures"] <= 13
     assert counts["sleeps"] < 4, counts
+
+
+class _Slow(Actor):
+    def slow(self, started: threading.Event) -> str:
+        started.set()
+        # Long enough for the signal to arrive while this turn runs on the waiting thread.
+        threading.Event().wait(0.3)
+        return "done"
+
+    def alive(self) -> bool:
+        return True
+
+
+def test_ctrl_c_while_the_main_thread_runs_a_turn_interrupts_the_wait_not_the_actors() -> None:
+    """pykka stops every actor on a BaseException inside a turn; a Ctrl-C that lands while
+    the waiting main thread runs one must interrupt the wait instead, as it always did."""
+    assert threading.current_thread() is threading.main_thread()
+    ref = _Slow.start()
+    started = threading.Event()
+
+    def interrupt() -> None:
+        if started.wait(WAIT):
+            os.kill(os.getpid(), signal.SIGINT)
+
+    sender = threading.Thread(target=interrupt)
+    sender.start()
+    with pytest.raises(KeyboardInterrupt):
+        call(ref, "slow", started).get(timeout=WAIT)
+    sender.join(WAIT)
+    assert started.is_set()
+    assert ref.is_alive()
+    assert call(ref, "alive").get(timeout=WAIT) is True
+    ref.stop()
