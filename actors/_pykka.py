@@ -246,7 +246,7 @@ class ActorBase(pykka.Actor):
         if not self._owned:
             super().stop()
         elif not self.actor_stopped.is_set():
-            self.actor_inbox.put(Envelope(_ActorStop()))
+            self.actor_inbox.put(Envelope(_ActorStop()), dead_ok=True)  # stopping: as good
 
     @classmethod
     def _create_future(cls) -> pykka.Future[Any]:
