@@ -209,7 +209,11 @@ class WorkerPool:
 
         on_done(_done)
         with self._lock:
-            self._lazy_senders.discard(threading.get_ident())  # it came to run them
+            # It came to run them: its next calls may leave their turn to it again (a
+            # thread marked eager once, say while preempted under load, is not forever).
+            sender = threading.get_ident()
+            self._lazy_senders.discard(sender)
+            self._eager_senders.discard(sender)
         deadline = None if timeout is None else time.monotonic() + timeout
         previous = _local.pool, _local.donor
         _local.pool, _local.donor = self, True
