@@ -23,8 +23,8 @@ def _modules() -> dict[str, Path]:
     found = {}
     for package in PACKAGES:
         for path in (REPO / package).rglob("*.py"):
-            if path.name.endswith("_pb2.py"):
-                continue  # generated protobuf code
+            if path.name.endswith(("_pb2.py", "_pb2_grpc.py")):
+                continue  # generated protobuf and gRPC code
             parts = list(path.relative_to(REPO).with_suffix("").parts)
             if parts[-1] == "__init__":
                 parts.pop()

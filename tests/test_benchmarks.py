@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from tests.support.repo import REPO
 
@@ -27,3 +30,19 @@ def test_a_quick_latency_run_writes_every_row_with_its_target(tmp_path: Path) ->
     assert isinstance(row["met"], bool)
     assert row["min"] <= row["median"] <= row["max"]
     assert "| Latency: one prepare+cleanup round trip" in done.stdout
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the reference CSI plugin bind mounts")
+def test_a_quick_csi_run_writes_its_row(tmp_path: Path) -> None:
+    output = tmp_path / "bench.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--only", "p5",
+         "--repeats", "1", "--json", str(output)],
+        cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    [figure] = json.loads(output.read_text(encoding="utf-8"))["figures"]
+    [row] = figure["rows"]
+    assert row["target"] == "<= 1.3x"
+    assert row["median"] > 0
+    assert "| P5 CSI prepare+cleanup vs bare gRPC loop, 10 volumes" in done.stdout

@@ -24,6 +24,7 @@ from typing import Final, Literal, cast
 from isolator.common.errors import IsolatorError
 
 __all__ = [
+    "CSI_POINTS",
     "ENV",
     "POINTS",
     "FailpointError",
@@ -45,7 +46,26 @@ POINTS: Final = (
     "before-checkpoint-removal",
     "during-recovery",
 )
-"""Every point, in the order a container's life passes them."""
+"""Every point of the docker/volume isolator, in the order a container's life passes them."""
+
+CSI_POINTS: Final = (
+    "csi-after-checkpoint-write",
+    "csi-after-state-write",
+    "csi-before-stage",
+    "csi-after-stage",
+    "csi-before-publish",
+    "csi-after-publish",
+    "csi-before-unpublish",
+    "csi-after-unpublish",
+    "csi-before-unstage",
+    "csi-after-unstage",
+    "csi-before-checkpoint-removal",
+    "csi-during-recovery",
+)
+"""The volume/csi isolator's points: each state-machine step, before and after its call
+(``csi-after-state-write``: a volume's state is on disk and its call not yet made)."""
+
+_KNOWN: Final = frozenset(POINTS + CSI_POINTS)
 
 Action = Literal["kill", "raise"]
 _ACTIONS: Final = ("kill", "raise")
@@ -68,8 +88,9 @@ _hits: dict[str, int] = {}
 
 
 def _check(name: str, action: str, on_hit: int) -> None:
-    if name not in POINTS:
-        raise ValueError(f"Unknown failpoint {name!r}; the points are: {', '.join(POINTS)}")
+    if name not in _KNOWN:
+        every = ", ".join(POINTS + CSI_POINTS)
+        raise ValueError(f"Unknown failpoint {name!r}; the points are: {every}")
     if action not in _ACTIONS:
         raise ValueError(f"Unknown failpoint action {action!r}; expected 'kill' or 'raise'")
     if on_hit < 1:

@@ -67,6 +67,10 @@ class Observer:
     def on_gauges(self, gauges: Gauges) -> None:
         """The counts changed (after each prepare, cleanup, recovery or forget)."""
 
+    def on_csi_operation(self, method: str, driver: str, code: str, seconds: float) -> None:
+        """One CSI call ended (the CSI isolator): its gRPC ``method`` (``NodeStageVolume``...),
+        the plugin's type, the gRPC status code's name (``OK``, ``NOT_FOUND``...), its time."""
+
 
 def observes_operations(observer: Observer) -> bool:
     """Whether ``observer`` does anything with operations: if not, none is timed."""

@@ -19,6 +19,9 @@ from typing import Any, Literal
 
 from isolator.config.defaults import (
     CHECKPOINT_DIR,
+    CSI_RETRY_BUDGET,
+    CSI_ROOT_DIR,
+    CSI_RPC_TIMEOUT,
     MOUNT_TIMEOUT,
     PLUGIN_RETRY_BUDGET,
     PLUGIN_SOCKET_DIR,
@@ -48,7 +51,8 @@ DRIVER_CLIENTS: tuple[DriverClientName, ...] = typing.get_args(DriverClientName)
 
 @dataclass(frozen=True, kw_only=True)
 class Flags:
-    """Settings of the ``docker/volume`` isolator and its driver clients.
+    """Settings of the ``docker/volume`` isolator and its driver clients, and of the
+    ``volume/csi`` isolator (the ``csi_*`` flags).
 
     Keyword-only; ``docker_plugin_spec_dirs`` also accepts a list (stored as a tuple) and the
     durations accept ints (stored as float seconds), so a ``Flags`` is hashable and
@@ -106,6 +110,23 @@ class Flags:
     (a hash of ``/etc/machine-id`` and the plugin directories). Keep it the same across
     agent restarts. Plugin client only."""
 
+    csi_plugin_config_dir: str | None = None
+    """A directory of JSON ``CSIPluginInfo`` files, one per CSI plugin (Mesos's field
+    names; a volume's ``plugin_name`` is a file's ``type``): a Mesos flag. Unset: no CSI
+    plugin is known and every CSI volume fails ``prepare``."""
+
+    csi_root_dir: str = CSI_ROOT_DIR
+    """Where the CSI isolator keeps each volume's state, its staging and target paths and
+    each container's CSI checkpoint (Mesos: ``<work_dir>/csi``, not a flag)."""
+
+    csi_rpc_timeout: float = CSI_RPC_TIMEOUT
+    """How long one CSI call may take; a call past it is retried as ``DEADLINE_EXCEEDED``
+    (Mesos: ``DEFAULT_RPC_TIMEOUT``, not a flag). Not in Mesos."""
+
+    csi_retry_budget: float = CSI_RETRY_BUDGET
+    """How long a CSI operation keeps retrying ``UNAVAILABLE`` and ``DEADLINE_EXCEEDED``,
+    with doubling waits from 0.1 s up to 10 s; 0: one attempt. Not in Mesos."""
+
     def __post_init__(self) -> None:
         self._check_nonempty_string("docker_volume_checkpoint_dir")
         self._check_bool("docker_volume_chown")
@@ -120,6 +141,10 @@ class Flags:
         self._check_bool("docker_volume_explicit_create")
         self._check_seconds("docker_plugin_retry_budget", zero=True)
         self._check_optional_string("docker_plugin_mount_id")
+        self._check_optional_absolute_path("csi_plugin_config_dir")
+        self._check_absolute_path("csi_root_dir")
+        self._check_seconds("csi_rpc_timeout")
+        self._check_seconds("csi_retry_budget", zero=True)
 
     @classmethod
     def from_args(
@@ -156,6 +181,10 @@ class Flags:
         value: Any = getattr(self, name)
         if value is not None and not isinstance(value, str):
             raise invalid_flag(name, value, "is not a string", "a string or None")
+
+    def _check_optional_absolute_path(self, name: str) -> None:
+        if getattr(self, name) is not None:
+            self._check_absolute_path(name)
 
     def _check_nonempty_string(self, name: str) -> None:
         value: Any = getattr(self, name)

@@ -277,7 +277,6 @@ class Child:
         return status
 
 
-
 def _open_pidfd(pid: int) -> int | None:
     pidfd_open = getattr(os, "pidfd_open", None)
     if pidfd_open is None:
