@@ -29,7 +29,14 @@ from actors.aio import EventLoopThread
 from actors.combinators import await_, collect
 from actors.errors import DiscardedError, PoolExhaustedError, Timeout
 from actors.future import Future, Promise, State
-from actors.runtime import RuntimeStatistics, configure, run_blocking, shutdown, statistics
+from actors.runtime import (
+    RuntimeStatistics,
+    configure,
+    freeze_long_lived,
+    run_blocking,
+    shutdown,
+    statistics,
+)
 from actors.sequence import Sequence, SequenceActor
 
 __all__ = [
@@ -49,6 +56,7 @@ __all__ = [
     "collect",
     "configure",
     "defer",
+    "freeze_long_lived",
     "run_blocking",
     "shutdown",
     "statistics",

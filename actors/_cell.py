@@ -3,7 +3,7 @@ callbacks and discard requests, and waiting.
 
 Concurrency invariants, kept here and nowhere else:
 
-- completion is atomic: of racing ``_complete`` calls exactly one wins, and a callback
+- completion is atomic: of racing ``_settle`` calls exactly one wins, and a callback
   registered meanwhile runs exactly once, as do discard requests and ``on_discard``;
 - callbacks run outside the lock, so they may call back into the same future, and one
   that raises is logged on the ``actors`` logger while the others still run;
@@ -22,12 +22,11 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
-from typing import Any, Self, TypeVar, cast
-
-import pykka
-from pykka._future import _Unset
+from typing import Self, TypeVar, cast
 
 from actors._pool import current_pool
+from actors._pykka import FutureBase
+from actors._workers import actor_pool
 from actors.errors import DiscardedError, Timeout
 
 __all__ = ["Cell", "State"]
@@ -36,9 +35,6 @@ T = TypeVar("T")
 C = TypeVar("C")
 
 logger = logging.getLogger("actors")
-
-_UNSET: Any = _Unset()  # pykka's marker for "the get hook has not run yet"
-
 
 _STRIPES = 64
 _locks = tuple(threading.Lock() for _ in range(_STRIPES))
@@ -61,15 +57,10 @@ def _run_callback(callback: Callable[..., object], *args: object) -> None:
         logger.exception("Callback %r raised; the other callbacks still run", callback)
 
 
-class Cell(pykka.Future[T]):
+class Cell(FutureBase[T]):
     """A pykka future that completes once, with callbacks; ``actors.Future`` builds on it."""
 
-    # pykka's get-hook fields as class defaults: a future that never gets a hook (all
-    # but ``ActorRef.stop``'s) does not carry them.
-    _get_hook = None
-    _get_hook_result: Any = _UNSET
-
-    def __init__(self) -> None:  # pykka.Future.__init__ only sets the hook fields above
+    def __init__(self) -> None:  # FutureBase (pykka's) sets nothing
         # id >> 4: objects are 16-byte aligned, so the low bits would pick few stripes.
         self._lock = _locks[(id(self) >> 4) % _STRIPES]
         self._state = State.PENDING
@@ -112,21 +103,27 @@ class Cell(pykka.Future[T]):
     def wait(self, timeout: float | None = None) -> bool:
         """Wait until the future is complete; False when ``timeout`` passed first.
 
-        On an actor worker thread the wait is managed: the runtime lends another thread
-        meanwhile, or raises ``PoolExhaustedError`` at once if waiting would hang it.
+        On a thread outside the runtime, the waiting thread runs the actors' turns
+        meanwhile. On an actor worker thread the wait is managed: the runtime lends another
+        thread meanwhile, or raises ``PoolExhaustedError`` at once if waiting would hang it.
         """
         if self._state is not State.PENDING:
             return True
         if timeout is not None and timeout <= 0:
             return False
+        pool = current_pool()
+        if pool is None:
+            # A thread of its own (the embedder's): it runs the actors' turns while it
+            # waits, so the turns that complete this future need no worker woken, and
+            # the answer no wake-up (libprocess's ``process::wait`` donates likewise).
+            return actor_pool.wait_helping(self.on_any, timeout)
         with self._lock:
             if self._state is not State.PENDING:
                 return True
             if self._waiter is None:
                 self._waiter = threading.Event()
             waiter = self._waiter
-        pool = current_pool()
-        if pool is None or not pool.managed_blocking:
+        if not pool.managed_blocking:
             return waiter.wait(timeout)
         with pool.blocking():
             return waiter.wait(timeout)
@@ -135,7 +132,7 @@ class Cell(pykka.Future[T]):
         """The value; raises the failure, ``DiscardedError``, or ``Timeout`` after ``timeout``."""
         state = self._state
         if state is State.PENDING:
-            if self._get_hook is not None:
+            if self.has_get_hook():
                 return super().get(timeout=timeout)
             if not self.wait(timeout):
                 raise Timeout(f"{timeout} seconds")
@@ -147,7 +144,7 @@ class Cell(pykka.Future[T]):
             raise self._exception
         raise DiscardedError
 
-    def _complete(
+    def _settle(
         self,
         state: State,
         *,
@@ -155,7 +152,7 @@ class Cell(pykka.Future[T]):
         exception: BaseException | None = None,
     ) -> bool:
         with self._lock:
-            if self._state is not State.PENDING or self._get_hook is not None:
+            if self._state is not State.PENDING or self.has_get_hook():
                 return False
             self._value = value
             self._exception = exception
@@ -175,7 +172,6 @@ class Cell(pykka.Future[T]):
             if self._state is not State.PENDING:
                 raise queue.Full
             super().set_get_hook(func)
-
 
     # -- callbacks ----------------------------------------------------------------------
 
@@ -235,5 +231,3 @@ def _appended(items: list[C] | None, item: C) -> list[C]:
         return [item]
     items.append(item)
     return items
-
-

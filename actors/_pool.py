@@ -5,8 +5,9 @@ to take it, up to ``workers``; those stay, idle, for the next tasks.
 
 Hand-offs: a task queued by one of the pool's own threads while it runs a task (an actor
 sending to another) wakes no idle thread at once: the running thread takes it next, on
-its own, unless the task is still queued ``NUDGE`` seconds later (the running task went
-on for that long, or blocks in a system call), when an idle thread is woken for it. With
+its own, unless the queue has not moved for ``NUDGE`` seconds (the running task went on
+for that long, or blocks in a system call: at most ``2 * NUDGE`` after the hand-off), when
+an idle thread is woken for it. With
 the GIL, waking a second thread for every message only hands the GIL back and forth (it
 nearly halved the isolator's throughput); the nudge keeps a handler that blocks from
 holding up the others for more than ``NUDGE``.
@@ -28,10 +29,12 @@ import collections
 import itertools
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from actors._donor import Donor, SignalGuard
 from actors._timer import call_later
 from actors.errors import PoolExhaustedError
 
@@ -42,13 +45,18 @@ NUDGE = 0.002
 
 logger = logging.getLogger("actors")
 
-_local = threading.local()
+
+class _Local(threading.local):
+    pool: WorkerPool | None = None  # the pool this thread works for, now
+    donor = False  # a thread of its own, running the pool's tasks while it waits
+
+
+_local = _Local()
 
 
 def current_pool() -> WorkerPool | None:
-    """The pool whose worker is the calling thread, or None."""
-    pool: WorkerPool | None = getattr(_local, "pool", None)
-    return pool
+    """The pool whose worker is the calling thread (or that it lends itself to), or None."""
+    return _local.pool
 
 
 @dataclass(frozen=True)
@@ -80,8 +88,7 @@ class WorkerPool:
         self,
         name: str,
         *,
-        workers: int,
-        max_workers: int,
+        limits: Callable[[], tuple[int, int]],
         managed_blocking: bool,
     ) -> None:
         self._name = name
@@ -89,58 +96,199 @@ class WorkerPool:
         self._lock = threading.Lock()
         self._wakeup = threading.Condition(self._lock)
         self._tasks: collections.deque[Callable[[], object]] = collections.deque()
-        self._workers = workers
-        self._max_workers = max_workers
+        # (workers, max_workers), asked for on first use: nothing is read at import.
+        self._limits: Callable[[], tuple[int, int]] | None = limits
+        self._workers = 0
+        self._max_workers = 0
         self._threads = 0
         self._idle = 0
         self._blocked = 0
         self._nudging = False  # a nudge is scheduled
+        self._taken = 0  # tasks taken off the queue so far: the nudge's sign of progress
+        self._taken_at_nudge = 0
+        self._sleeping_donors: list[Donor] = []
+        # Threads whose lazy tasks are queued, and those that once left one for the
+        # nudge (they call and then wait on something else): their tasks wake at once.
+        self._lazy_senders: set[int] = set()
+        self._eager_senders: set[int] = set()
         self._ids = itertools.count()
+
+    def _load_limits(self) -> None:
+        """Ask for the limits once, before the first task (it may raise: a bad value)."""
+        limits = self._limits
+        if limits is None:
+            return
+        workers, max_workers = limits()
+        with self._lock:
+            if self._limits is not None:
+                self._limits = None
+                self._workers, self._max_workers = workers, max_workers
 
     def configure(self, *, workers: int, max_workers: int) -> None:
         """New limits; threads beyond them exit once idle, new tasks obey them at once."""
         with self._lock:
+            self._limits = None
             self._workers, self._max_workers = workers, max_workers
             self._wakeup.notify_all()  # idle threads now beyond the limit exit
             start = self._should_start()
         if start:
             self._start_thread()
 
-    def submit(self, task: Callable[[], object]) -> None:
+    def submit(self, task: Callable[[], object], *, lazy: bool = False) -> None:
         """Queue ``task``; an idle thread takes it, or a new one if none is idle.
 
         From one of this pool's threads (running a task, not waiting), the task is left
-        for that thread, and a nudge is scheduled in case it is still queued by then.
+        for that thread, and a nudge is scheduled in case it is still queued by then. So
+        is a ``lazy`` task from any thread: one whose sender is about to wait for its
+        outcome, and so to run it itself (``wait_helping``).
         """
+        if self._limits is not None:
+            self._load_limits()
         with self._lock:
             self._tasks.append(task)
-            if getattr(_local, "pool", None) is self and self._threads > self._blocked:
-                if not self._nudging:
-                    self._nudging = True
-                    call_later(NUDGE, self._nudge)
+            if lazy and _local.pool is None:
+                sender = threading.get_ident()
+                lazy = sender not in self._eager_senders
+                if lazy:
+                    self._lazy_senders.add(sender)
+            if lazy or (_local.pool is self and (_local.donor or self._threads > self._blocked)):
+                self._nudge_later()
                 return
             start = self._wake()
         if start:
             self._start_thread()
 
+    def _nudge_later(self) -> None:
+        """Lock held: make sure a nudge looks at the queue ``NUDGE`` from now."""
+        if not self._nudging:
+            self._nudging = True
+            self._taken_at_nudge = self._taken
+            call_later(NUDGE, self._nudge)
+
     def _wake(self) -> bool:
-        """Wake an idle thread for the queued tasks, or say one must be started. Lock held."""
-        if self._idle and self._tasks:
-            self._wakeup.notify()
+        """Wake a sleeping thread for the queued tasks, or say one must be started (lock
+        held). A donor comes first: it waits anyway, and the task may be what it awaits."""
+        if self._tasks:
+            donor = None
+            if self._sleeping_donors:
+                donor = next((d for d in reversed(self._sleeping_donors) if not d.notified), None)
+            if donor is not None:
+                donor.notified = True
+                assert donor.condition is not None
+                donor.condition.notify()
+            elif self._idle:
+                self._wakeup.notify()
         return self._should_start()
 
-    def _nudge(self) -> None:
-        """On the timer thread: tasks left for a busy worker and still queued get a thread."""
+    def flush(self) -> None:
+        """Wake a thread now for what is queued (for a sender that will not wait after all)."""
         with self._lock:
-            self._nudging = False
             start = self._wake()
+        if start:
+            self._start_thread()
+
+    def wait_helping(
+        self, on_done: Callable[[Callable[[object], object]], object], timeout: float | None
+    ) -> bool:
+        """libprocess's donation, from a thread outside the pool: run the pool's tasks
+        until what is awaited is done (``on_done(callback)`` calls back once it is); False
+        when ``timeout`` passed first.
+
+        The waiting thread takes the tasks in queue order, one at a time, as a worker
+        would, so the call it is waiting for, and the turns that call queues, wake no
+        worker and need no wake-up to deliver the answer. It leaves as soon as it is done;
+        tasks it leaves behind get a nudge (a sleeping donor is woken for them at once).
+        """
+        donor = Donor()
+
+        def _done(_: object) -> None:
+            with self._lock:
+                donor.done = True
+                if donor.condition is not None:
+                    donor.condition.notify()
+
+        on_done(_done)
+        with self._lock:
+            # It came to run them: its next calls may leave their turn to it again (a
+            # thread marked eager once, say while preempted under load, is not forever).
+            sender = threading.get_ident()
+            self._lazy_senders.discard(sender)
+            self._eager_senders.discard(sender)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        previous = _local.pool, _local.donor
+        _local.pool, _local.donor = self, True
+        try:
+            with SignalGuard() as signals:  # a Ctrl-C interrupts the wait, not a turn
+                while not isinstance(task := self._donor_task(donor, deadline, signals), bool):
+                    try:
+                        task()
+                    except BaseException:
+                        logger.exception(
+                            "Task %r raised on %s", task, threading.current_thread().name
+                        )
+                    del task
+                    signals.deliver()
+                return task
+        finally:
+            _local.pool, _local.donor = previous
+
+    def _donor_task(
+        self, donor: Donor, deadline: float | None, signals: SignalGuard
+    ) -> Callable[[], object] | bool:
+        """A donor's next task; True once it is done, False once its time is up."""
+        with self._lock:
+            while not donor.done and not self._tasks:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                if donor.condition is None:
+                    donor.condition = threading.Condition(self._lock)
+                self._sleeping_donors.append(donor)
+                signals.sleeping = True
+                try:
+                    donor.condition.wait(remaining)
+                finally:
+                    signals.sleeping = False
+                    self._sleeping_donors.remove(donor)
+                    donor.notified = False
+            if donor.done:
+                if self._tasks:
+                    self._leave_tasks()
+                return True
+            self._taken += 1
+            return self._tasks.popleft()
+
+    def _leave_tasks(self) -> None:
+        """Lock held: a donor leaves queued tasks; a sleeping donor takes them, else a nudge."""
+        if any(not d.notified for d in self._sleeping_donors):
+            self._wake()
+        else:
+            self._nudge_later()
+
+    def _nudge(self) -> None:
+        """On the timer thread: tasks left for a busy worker get a thread if no task at all
+        was taken off the queue for ``NUDGE`` seconds (the busy worker is stuck); while
+        the queue moves, the nudge only looks again ``NUDGE`` later. So a stream of
+        hand-offs costs the timer one wake-up per ``NUDGE``, not one per hand-off."""
+        start = False
+        with self._lock:
+            if not self._tasks:
+                self._nudging = False
+                return
+            if self._taken == self._taken_at_nudge:
+                start = self._wake()
+                # Their senders did not come to run them: wake at once for them from now.
+                self._eager_senders |= self._lazy_senders
+            self._lazy_senders.clear()
+            self._taken_at_nudge = self._taken
+        call_later(NUDGE, self._nudge)
         if start:
             self._start_thread()
 
     def _should_start(self) -> bool:
         """Whether a queued task needs a new thread; counts it as started. Lock held."""
         if (
-            len(self._tasks) > self._idle
+            len(self._tasks) > self._idle + len(self._sleeping_donors)
             and self._threads - self._blocked < self._workers
             and self._threads < self._max_workers
         ):
@@ -165,6 +313,7 @@ class WorkerPool:
             # One too many first, even with tasks queued: the others are enough for them.
             while self._threads - self._blocked <= self._workers:
                 if self._tasks:
+                    self._taken += 1
                     return self._tasks.popleft()
                 self._idle += 1
                 self._wakeup.wait()
@@ -173,7 +322,7 @@ class WorkerPool:
             return None
 
     def _work(self) -> None:
-        _local.pool = self
+        _local.pool, _local.donor = self, False
         while (task := self._next_task()) is not None:
             try:
                 task()
@@ -188,6 +337,13 @@ class WorkerPool:
         Raises ``PoolExhaustedError`` (without waiting) when this is the last thread not
         waiting and the pool may start no other.
         """
+        self._load_limits()
+        if _local.donor:
+            # Not one of the pool's threads: nothing to count or lend, but what it
+            # queued for itself needs a thread now.
+            self.flush()
+            yield
+            return
         with self._lock:
             if self._threads - self._blocked <= 1 and self._threads >= self._max_workers:
                 raise PoolExhaustedError(
@@ -214,6 +370,7 @@ class WorkerPool:
         return self._managed_blocking
 
     def statistics(self) -> PoolStatistics:
+        self._load_limits()
         with self._lock:
             return PoolStatistics(
                 threads=self._threads,

@@ -46,12 +46,15 @@ class _TimerThread:
     def schedule(self, seconds: float, callback: Callable[[], object]) -> TimerHandle:
         handle = TimerHandle(time.monotonic() + max(0.0, seconds), callback)
         with self._condition:
+            earliest = not self._heap or handle.deadline < self._heap[0][0]
             heapq.heappush(self._heap, (handle.deadline, next(self._counter), handle))
             if self._thread is None:
                 # A daemon: a pending timeout must not keep the process alive.
                 self._thread = threading.Thread(target=self._loop, name="actors-timer", daemon=True)
                 self._thread.start()
-            self._condition.notify()
+            elif earliest:
+                # The thread sleeps until the earliest deadline: wake it only to move it up.
+                self._condition.notify()
         return handle
 
     def _loop(self) -> None:

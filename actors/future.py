@@ -24,9 +24,10 @@ import pykka
 from actors._cell import Cell, State
 from actors._gather import gather_values
 from actors._timer import call_later
+from actors._workers import actor_pool
 
 if TYPE_CHECKING:
-    from pykka._types import OptExcInfo
+    from actors._pykka import OptExcInfo
 
 __all__ = ["Future", "Promise", "State"]
 
@@ -48,33 +49,33 @@ class Future(Cell[T]):
     @classmethod
     def ready(cls, value: U) -> Future[U]:
         """A future that is already ready with ``value``."""
-        return _completed(State.READY, value, None)
+        return _settled(State.READY, value, None)
 
     @classmethod
     def failed(cls, exception: BaseException) -> Future[Any]:
         """A future that has already failed with ``exception``."""
-        return _completed(State.FAILED, None, exception)
+        return _settled(State.FAILED, None, exception)
 
     @classmethod
     def discarded(cls) -> Future[Any]:
         """A future that is already discarded."""
-        return _completed(State.DISCARDED, None, None)
+        return _settled(State.DISCARDED, None, None)
 
     def __repr__(self) -> str:
         return f"<actors.Future {self._state.value}>"
 
     # -- completion (the Promise's side) -------------------------------------------------
 
-    def _complete_like(self, source: Future[T]) -> bool:
-        return self._complete(source._state, value=source._value, exception=source._exception)
+    def _settle_like(self, source: Future[T]) -> bool:
+        return self._settle(source._state, value=source._value, exception=source._exception)
 
     def _follow(self, source: Future[T]) -> None:
         """Complete as ``source`` does; a discard request here is passed on to it."""
         if source._state is not State.PENDING:
-            self._complete_like(source)  # nothing left to pass a discard on to
+            self._settle_like(source)  # nothing left to pass a discard on to
             return
         self.on_discard(source.discard)
-        source.on_any(self._complete_like)
+        source.on_any(self._settle_like)
 
     # -- pykka's interface: what pykka actors call to answer an ask -----------------------
 
@@ -87,7 +88,7 @@ class Future(Cell[T]):
         if isinstance(value, Future):
             self._follow(value)
         else:
-            self._complete(State.READY, value=value)
+            self._settle(State.READY, value=value)
 
     def set_exception(self, exc_info: OptExcInfo | None = None) -> None:
         exc_type, exc_value, traceback = exc_info if exc_info is not None else sys.exc_info()
@@ -95,7 +96,7 @@ class Future(Cell[T]):
             exc_value = exc_type() if exc_type is not None else RuntimeError("unknown failure")
         if traceback is not None and exc_value.__traceback__ is not traceback:
             exc_value = exc_value.with_traceback(traceback)
-        self._complete(State.FAILED, exception=exc_value)
+        self._settle(State.FAILED, exception=exc_value)
 
     # -- composition --------------------------------------------------------------------
 
@@ -152,13 +153,13 @@ class Future(Cell[T]):
 
         timer = call_later(seconds, _expired)
 
-        def _completed(future: Future[T]) -> None:
+        def _arrived(future: Future[T]) -> None:
             if latch.acquire(blocking=False):
                 timer.cancel()
-                promise.future._complete_like(future)
+                promise.future._settle_like(future)
 
         promise.future.on_discard(self.discard)
-        self.on_any(_completed)
+        self.on_any(_arrived)
         return promise.future
 
     # pykka's lazy helpers, made eager so callbacks can hang on their results.
@@ -185,14 +186,16 @@ class Future(Cell[T]):
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[None] = loop.create_future()
 
-        def _settle() -> None:
+        def _resolve() -> None:
             if not waiter.done():
                 waiter.set_result(None)
 
         def _wake(_: Future[T]) -> None:
-            loop.call_soon_threadsafe(_settle)
+            loop.call_soon_threadsafe(_resolve)
 
         self.on_any(_wake)
+        if self._state is State.PENDING:
+            actor_pool.flush()  # a lazy call's turn is for a worker: this thread will not run it
         try:
             yield from waiter.__await__()
         except asyncio.CancelledError:
@@ -203,7 +206,7 @@ class Future(Cell[T]):
     __iter__ = __await__
 
 
-def _completed(state: State, value: T | None, exception: BaseException | None) -> Future[T]:
+def _settled(state: State, value: T | None, exception: BaseException | None) -> Future[T]:
     future: Future[T] = Future()
     future._value, future._exception = value, exception
     future._state = state  # nobody else can see it yet: no lock, no callback
@@ -220,15 +223,15 @@ class Promise(Generic[T]):
 
     def set(self, value: T) -> bool:
         """Make the future ready; False if it was already complete."""
-        return self.future._complete(State.READY, value=value)
+        return self.future._settle(State.READY, value=value)
 
     def fail(self, exception: BaseException) -> bool:
         """Make the future failed; False if it was already complete."""
-        return self.future._complete(State.FAILED, exception=exception)
+        return self.future._settle(State.FAILED, exception=exception)
 
     def discard(self) -> bool:
         """Make the future discarded; False if it was already complete."""
-        return self.future._complete(State.DISCARDED)
+        return self.future._settle(State.DISCARDED)
 
     def associate(self, source: Future[T]) -> None:
         """Complete the future as ``source`` completes (libprocess ``associate``)."""

@@ -8,13 +8,13 @@ Two pools of daemon threads, started on demand:
 - the blocking executor, which runs ``run_blocking`` calls: at most
   ``blocking_workers`` threads.
 
-Limits come from ``configure()`` or, at import, from the environment variables
-``ACTORS_WORKERS``, ``ACTORS_MAX_WORKERS`` and ``ACTORS_BLOCKING_WORKERS``.
+Limits come from ``configure()`` or, on first use (not at import), from the environment
+variables ``ACTORS_WORKERS``, ``ACTORS_MAX_WORKERS`` and ``ACTORS_BLOCKING_WORKERS``.
 """
 
 from __future__ import annotations
 
-import os
+import gc
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,7 +22,15 @@ from typing import Any, TypeVar
 
 import pykka
 
-from actors._pool import PoolStatistics, WorkerPool
+from actors import _workers
+from actors._pool import PoolStatistics
+from actors._workers import (
+    DEFAULT_BLOCKING_WORKERS,
+    DEFAULT_MAX_WORKERS,
+    DEFAULT_WORKERS,
+    actor_pool,
+    blocking_pool,
+)
 from actors.future import Future, Promise
 
 __all__ = [
@@ -31,65 +39,13 @@ __all__ = [
     "DEFAULT_WORKERS",
     "RuntimeStatistics",
     "configure",
+    "freeze_long_lived",
     "run_blocking",
     "shutdown",
     "statistics",
 ]
 
 T = TypeVar("T")
-
-DEFAULT_WORKERS = 2
-"""With the GIL, more workers add no speed, only room for handlers that block."""
-DEFAULT_MAX_WORKERS = 32
-"""Workers plus the threads lent to workers waiting on futures."""
-DEFAULT_BLOCKING_WORKERS = 32
-"""Threads for ``run_blocking`` calls in flight at once (each started when first needed)."""
-
-
-def _from_environment(variable: str, default: int) -> int:
-    value = os.environ.get(variable, "").strip()
-    if not value:
-        return default
-    try:
-        number = int(value)
-    except ValueError:
-        raise ValueError(f"{variable} must be a whole number, not {value!r}") from None
-    if number < 1:
-        raise ValueError(f"{variable} must be at least 1, not {number}")
-    return number
-
-
-def _checked(workers: int, max_workers: int, blocking_workers: int) -> tuple[int, int, int]:
-    for name, value in (
-        ("workers", workers),
-        ("max_workers", max_workers),
-        ("blocking_workers", blocking_workers),
-    ):
-        if value < 1:
-            raise ValueError(f"{name} must be at least 1, not {value}")
-    if max_workers < workers:
-        raise ValueError(f"max_workers ({max_workers}) must be at least workers ({workers})")
-    return workers, max_workers, blocking_workers
-
-
-_workers = _from_environment("ACTORS_WORKERS", DEFAULT_WORKERS)
-_workers, _max_workers, _blocking_workers = _checked(
-    _workers,
-    _from_environment("ACTORS_MAX_WORKERS", max(DEFAULT_MAX_WORKERS, _workers)),
-    _from_environment("ACTORS_BLOCKING_WORKERS", DEFAULT_BLOCKING_WORKERS),
-)
-actor_pool = WorkerPool(
-    "actors-worker",
-    workers=_workers,
-    max_workers=_max_workers,
-    managed_blocking=True,
-)
-_blocking_pool = WorkerPool(
-    "actors-blocking",
-    workers=_blocking_workers,
-    max_workers=_blocking_workers,
-    managed_blocking=False,
-)
 
 
 def configure(
@@ -104,14 +60,7 @@ def configure(
     once idle. Raises ``ValueError`` (and changes nothing) for a limit below 1 or
     ``max_workers`` below ``workers``.
     """
-    global _workers, _max_workers, _blocking_workers
-    _workers, _max_workers, _blocking_workers = _checked(
-        _workers if workers is None else workers,
-        _max_workers if max_workers is None else max_workers,
-        _blocking_workers if blocking_workers is None else blocking_workers,
-    )
-    actor_pool.configure(workers=_workers, max_workers=_max_workers)
-    _blocking_pool.configure(workers=_blocking_workers, max_workers=_blocking_workers)
+    _workers.configure(workers=workers, max_workers=max_workers, blocking_workers=blocking_workers)
 
 
 def run_blocking(fn: Callable[..., T], *args: Any, **kwargs: Any) -> Future[T]:
@@ -140,29 +89,11 @@ def run_blocking(fn: Callable[..., T], *args: Any, **kwargs: Any) -> Future[T]:
         promise.set(result)
 
     promise.future.on_discard(_discard)
-    _blocking_pool.submit(_call)
+    blocking_pool.submit(_call)
     return promise.future
 
 
 # -- the actors alive on the runtime -----------------------------------------------------
-
-_actors = 0
-_actors_changed = threading.Condition()
-
-
-def actor_started() -> None:
-    """Count an actor in, from its start until its teardown has finished."""
-    global _actors  # noqa: PLW0603 - one count for the one runtime
-    with _actors_changed:
-        _actors += 1
-
-
-def actor_finished() -> None:
-    global _actors  # noqa: PLW0603 - one count for the one runtime
-    with _actors_changed:
-        _actors -= 1
-        if not _actors:
-            _actors_changed.notify_all()
 
 
 @dataclass(frozen=True)
@@ -179,20 +110,38 @@ class RuntimeStatistics:
 
 def statistics() -> RuntimeStatistics:
     """The runtime's actors and threads, now."""
-    with _actors_changed:
-        actors = _actors
-    return RuntimeStatistics(actors, actor_pool.statistics(), _blocking_pool.statistics())
+    return RuntimeStatistics(
+        _workers.actors_alive(), actor_pool.statistics(), blocking_pool.statistics()
+    )
 
 
 def shutdown(timeout: float | None = None) -> bool:
     """Stop every actor and wait until none is left on the runtime; True if none is.
 
-    Stops the registered actors as ``pykka.ActorRegistry.stop_all`` does (raising
-    ``pykka.Timeout`` if one does not stop within ``timeout``), then waits up to
+    Stops the registered actors as ``pykka.ActorRegistry.stop_all`` does, then the owned
+    ones (``Sequence``'s), raising ``pykka.Timeout`` if one does not stop within
+    ``timeout``; then waits up to
     ``timeout`` for the teardown of every actor of this runtime, crashed ones included.
     The worker threads stay, idle; they are daemons, so they never keep the program
     alive (an actor still running at exit is abandoned: stop them first).
     """
-    pykka.ActorRegistry.stop_all(timeout=timeout)
-    with _actors_changed:
-        return _actors_changed.wait_for(lambda: _actors == 0, timeout)
+    pykka.ActorRegistry.stop_all(timeout=timeout)  # owned actors too (actors._pykka)
+    return _workers.wait_until_no_actor(timeout)
+
+
+def freeze_long_lived(*, collect: bool = True) -> int:
+    """Keep every object alive now out of all later garbage collections; how many are kept.
+
+    For a program whose long-lived state is built (the isolator calls it after recovery,
+    an embedder after its own start-up): CPython's collector walks every tracked object of
+    a generation each time it collects it, so thousands of long-lived records make each
+    full collection, and the cost per container, grow with what is alive. ``gc.freeze()``
+    moves them to a generation that is never collected. With ``collect`` (the default) a
+    full collection runs first, so what is already garbage is freed, not kept. An object
+    frozen here and dropped later is still freed by its reference count; only a cycle of
+    them stays until ``gc.unfreeze()``.
+    """
+    if collect:
+        gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()

@@ -3,21 +3,20 @@
 Each item starts only once the previous item's future is no longer pending (ready,
 failed or discarded all count, so a failure never stalls the chain). Every ``Sequence``
 has its own actor, so a slow item in one never delays another; an idle actor holds no
-thread, so a ``Sequence`` costs memory only (a few KiB).
+thread, so a ``Sequence`` costs memory only (a few KiB). Its actor is started owned, as
+libprocess's is: the handle holds the actor itself, so it has no URN, no pykka ref and no
+registry entry, and starting it queues no turn.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import threading
 from collections.abc import Callable
 from typing import Any, NamedTuple, TypeVar, overload
 
-import pykka
-
 from actors._flag import Flag
-from actors.actor import Actor, _Deferred, post
+from actors.actor import Actor, Deferred, post, tell
 from actors.future import Future, Promise
 
 __all__ = ["Sequence", "SequenceActor"]
@@ -84,7 +83,7 @@ class SequenceActor(Actor):
 
     def _start_later(self, fn: Callable[[], Any], promise: Promise[Any], _: object) -> None:
         """On the thread that completed the previous item: back onto the actor."""
-        post(self.actor_ref, _Deferred(self._start, (fn, promise)), _Discard(promise))
+        post(self, Deferred(self._start, (fn, promise)), _Discard(promise))
 
     def _start(self, fn: Callable[[], Any], promise: Promise[Any]) -> None:
         self._waiting.pop(promise, None)
@@ -146,7 +145,8 @@ class Sequence:
     def __init__(self) -> None:
         self._stopped: Promise[None] = Promise()
         self._stopping = Flag()
-        self._ref = SequenceActor.start(self._stopped, self._stopping)
+        # Owned: only this handle addresses the actor, so it needs no ref or registry.
+        self._actor: SequenceActor = SequenceActor._start_owned(self._stopped, self._stopping)
 
     # Overloads so that a type checker infers T when ``fn`` returns a Future.
     @overload
@@ -169,15 +169,16 @@ class Sequence:
         # when the actor stops, but fails one with a reply (or a dead actor's) with
         # ActorDeadError, and the reply (the message itself) then discards the item.
         add = _Add(fn, promise)
-        post(self._ref, add, add)
+        post(self._actor, add, add)
         return promise.future
 
     def stop(self) -> Future[None]:
         """Stop the sequence; the future is ready once its actor has stopped."""
         self._stopping.set()  # no item may start from now on, even one already queued
-        with contextlib.suppress(pykka.ActorDeadError):
-            self._ref.tell(_Shutdown())
+        # An idle sequence stops here and now; a busy one behind what it has queued.
+        if not self._actor._stop_now_if_idle():
+            tell(self._actor, _Shutdown())
         return self._stopped.future
 
     def is_alive(self) -> bool:
-        return self._ref.is_alive()
+        return not self._actor.actor_stopped.is_set()

@@ -11,7 +11,7 @@ from typing import Any
 
 import pykka
 
-from actors import Future, State, call
+from actors import Future, call
 from isolator.common.errors import IsolatorError, strerror
 from isolator.common.observe import (
     Observer,
@@ -141,7 +141,7 @@ class CsiVolumeIsolator:
             result: Future[Any] = Future.failed(IsolatorError(STOPPED))
         else:
             try:
-                result = call(self._ref, method, *arguments(), reply=_Answer())
+                result = call(self._ref, method, *arguments(), if_dead=_stopped_error)
             except Exception as error:  # a bad argument: fail, never raise
                 result = Future.failed(error)
         if self._timed and method in _OPERATIONS:
@@ -157,10 +157,7 @@ _OPERATIONS: dict[str, Operation] = {
 """The calls reported to the observer's ``on_operation``, as ``DockerVolumeIsolator`` does."""
 
 
-class _Answer(Future[Any]):
-    def _complete(
-        self, state: State, *, value: Any = None, exception: BaseException | None = None
-    ) -> bool:
-        if isinstance(exception, pykka.ActorDeadError):
-            exception = IsolatorError(STOPPED)
-        return super()._complete(state, value=value, exception=exception)
+def _stopped_error(_: pykka.ActorDeadError) -> IsolatorError:
+    """pykka's "actor not found" (a stopped isolator, also one that stops before it
+    answers), worded as the isolator's own error."""
+    return IsolatorError(STOPPED)

@@ -15,7 +15,7 @@ from typing import Any
 
 import pykka
 
-from actors import Future, State, call
+from actors import Future, call
 from isolator.common.errors import IsolatorError, strerror
 from isolator.common.observe import (
     Observer,
@@ -158,7 +158,7 @@ class DockerVolumeIsolator:
             result: Future[Any] = Future.failed(IsolatorError(STOPPED))
         else:
             try:
-                result = call(self._ref, method, *arguments(), reply=_Answer())
+                result = call(self._ref, method, *arguments(), if_dead=_stopped_error)
             except Exception as error:  # a bad argument, e.g. not a message: fail, never raise
                 result = Future.failed(error)
         if operation is not None and self._timed:
@@ -170,17 +170,7 @@ def _copy_id(container_id: ContainerID, name: str = "container_id") -> Container
     return copy(container_id, expected=ContainerID, name=name)
 
 
-class _Answer(Future[Any]):
-    """An answer from the actor, with pykka's "actor not found" (a stopped isolator, also
-    one that stops before it answers) worded as the isolator's own error."""
-
-    def _complete(
-        self,
-        state: State,
-        *,
-        value: Any = None,
-        exception: BaseException | None = None,
-    ) -> bool:
-        if isinstance(exception, pykka.ActorDeadError):
-            exception = IsolatorError(STOPPED)
-        return super()._complete(state, value=value, exception=exception)
+def _stopped_error(_: pykka.ActorDeadError) -> IsolatorError:
+    """pykka's "actor not found" (a stopped isolator, also one that stops before it
+    answers), worded as the isolator's own error."""
+    return IsolatorError(STOPPED)
