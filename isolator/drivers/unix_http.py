@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from typing import Final
 
 import httpx
 
 __all__ = ["MAX_HEAD", "BodyTooLargeError", "UnixHTTPPool"]
+
+_log = logging.getLogger(__name__)
 
 MAX_HEAD: Final = 64 * 1024
 """Bytes of an answer's status line and headers read at most (httpx/h11 allow 100 KiB)."""
@@ -61,6 +64,7 @@ class UnixHTTPPool:
         dial_timeout: float,
     ) -> None:
         self.socket_path = socket_path
+        self._host = headers.get("Host", "localhost")
         self._head = "".join(f"{k}: {v}\r\n" for k, v in headers.items()).encode("latin-1")
         self._max_idle = max_idle
         self._idle_timeout = idle_timeout
@@ -88,6 +92,14 @@ class UnixHTTPPool:
             except OSError as error:
                 raise httpx.WriteError(str(error)) from None
             status, reason, body, keep = await _read_answer(connection.reader, max_body)
+            if _log.isEnabledFor(logging.DEBUG):  # the line httpx logs for each request
+                _log.debug(
+                    'HTTP Request: POST http://%s%s "HTTP/1.1 %d %s"',
+                    self._host,
+                    target,
+                    status,
+                    reason,
+                )
             return status, reason, body
         finally:
             self._busy.discard(connection)
