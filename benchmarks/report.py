@@ -1,4 +1,4 @@
-"""Rows from repeats, and the table printed at the end (Markdown, so the README can quote it)."""
+"""Rows from repeats, and the table printed at the end (Markdown, for docs/performance.md)."""
 
 from __future__ import annotations
 

@@ -93,15 +93,25 @@ def test_actors_demo() -> None:
     assert "sequence ran in order: [0, 1, 2, 3, 4]" in result.stdout
 
 
-def readme_block(heading: str) -> str:
-    """The first ``python`` code block under ``heading`` in the README."""
-    text = (EXAMPLES.parent / "README.md").read_text(encoding="utf-8")
-    section = text.split(f"\n{heading}\n", 1)[1]
-    return section.split("```python\n", 1)[1].split("```", 1)[0]
+def first_python_block(document: str) -> str:
+    """The first ``python`` code block in ``document`` (a path under the repository)."""
+    text = (REPO / document).read_text(encoding="utf-8")
+    return text.split("```python\n", 1)[1].split("```", 1)[0]
 
 
-def test_the_readme_shows_embed_py_as_it_is() -> None:
-    assert readme_block("## Using it") == (EXAMPLES / "embed.py").read_text(encoding="utf-8")
+def test_the_embedding_guide_shows_embed_py_as_it_is() -> None:
+    shown = first_python_block("docs/embedding.md")
+    assert shown == (EXAMPLES / "embed.py").read_text(encoding="utf-8")
+
+
+def test_the_readme_example_runs_as_shown(tmp_path: Path) -> None:
+    script = tmp_path / "readme_example.py"
+    script.write_text(first_python_block("README.md"), encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "one Mount, one Unmount" in result.stdout, result.stdout
 
 
 def test_embed_runs_its_whole_story() -> None:

@@ -6,8 +6,9 @@ record of who uses which volume, so reading it shows what a recovery would find.
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -135,30 +136,64 @@ def _status(root: str, checkpoints: list[Checkpoint]) -> Outcome:
     return Outcome(EXIT_FAILED if bad else EXIT_OK, data, text)
 
 
-def volumes(flags: Flags) -> Outcome:
-    """Each checkpointed volume and the containers that hold it (``docker volume ls``-like)."""
-    return with_checkpoints(flags, _volumes, _nothing("volumes"))
+FindMountPoints = Callable[[list[VolumeKey]], Mapping[VolumeKey, "str | Exception"]]
+"""Asks the plugins where volumes are mounted (``ctl.plugins.mount_points``)."""
 
 
-def _volumes(root: str, checkpoints: list[Checkpoint]) -> Outcome:
+def volumes(flags: Flags, find: FindMountPoints | None = None) -> Outcome:
+    """Each checkpointed volume, how many containers hold it and which, and, with ``find``,
+    the mount point its plugin reports (what the isolator reuses after a restart)."""
+    return with_checkpoints(
+        flags, functools.partial(_volumes, find=find), _nothing("volumes")
+    )
+
+
+def _volumes(root: str, checkpoints: list[Checkpoint], *, find: FindMountPoints | None) -> Outcome:
     holders: dict[VolumeKey, list[str]] = {}
     for checkpoint in checkpoints:
         for volume in checkpoint.volumes:
             holders.setdefault(volume, []).append(checkpoint.container)
     ordered = sorted(holders.items())
-    text = table(
-        ["DRIVER", "VOLUME", "CONTAINERS"],
-        [[volume.driver, volume.name, ", ".join(names)] for volume, names in ordered],
-    )
+    points = find([volume for volume, _ in ordered]) if find is not None and ordered else {}
+    header = ["DRIVER", "VOLUME", "HOLDERS", "CONTAINERS"]
+    if find is not None:
+        header.insert(3, "MOUNT POINT")
+    rows = []
+    for volume, names in ordered:
+        row = [volume.driver, volume.name, str(len(names)), ", ".join(names)]
+        if find is not None:
+            row.insert(3, _mount_point_text(points.get(volume)))
+        rows.append(row)
+    text = table(header, rows)
+    for volume, _names in ordered:
+        point = points.get(volume)
+        if isinstance(point, Exception):
+            text += f"mount point unknown: {volume_text(volume)}: {point}\n"
     bad = [c for c in checkpoints if c.state == "unreadable"]
     for checkpoint in bad:
         text += f"holders unknown: container {checkpoint.container}'s {checkpoint.note}\n"
     data = {
         "checkpoint_dir": root,
-        "volumes": [{**volume_json(volume), "containers": names} for volume, names in ordered],
+        "volumes": [
+            {**volume_json(volume), "holders": len(names), "containers": names}
+            | ({"mount_point": _mount_point_json(points.get(volume))} if find else {})
+            for volume, names in ordered
+        ],
         "unreadable": [c.to_json() for c in bad],
     }
     return Outcome(EXIT_FAILED if bad else EXIT_OK, data, text)
+
+
+def _mount_point_text(point: str | Exception | None) -> str:
+    if isinstance(point, str):
+        return point or "(not mounted)"
+    return "?"
+
+
+def _mount_point_json(point: str | Exception | None) -> dict[str, str | None]:
+    if isinstance(point, str):
+        return {"path": point or None, "error": None}
+    return {"path": None, "error": str(point) if point is not None else "not asked"}
 
 
 def forget(flags: Flags, container: str, *, yes: bool) -> Outcome:

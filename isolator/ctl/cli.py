@@ -40,7 +40,11 @@ def _status(args: argparse.Namespace, flags: Flags) -> Outcome:
 
 
 def _volumes(args: argparse.Namespace, flags: Flags) -> Outcome:
-    return checkpoints.volumes(flags)
+    if args.offline:
+        return checkpoints.volumes(flags)
+    return checkpoints.volumes(
+        flags, lambda volumes: plugins.mount_points(flags, volumes, args.timeout)
+    )
 
 
 def _plugins(args: argparse.Namespace, flags: Flags) -> Outcome:
@@ -133,9 +137,22 @@ def _both(parser: argparse.ArgumentParser) -> None:
     _plugin_dirs(parser)
 
 
+def _volumes_arguments(parser: argparse.ArgumentParser) -> None:
+    _both(parser)
+    parser.add_argument(
+        "--offline",
+        action="store_true",
+        help="read the checkpoints only; do not ask the plugins where volumes are mounted",
+    )
+
+
 _COMMANDS: Final[Mapping[str, tuple[str, Run, Callable[[argparse.ArgumentParser], None]]]] = {
     "status": ("containers and their volumes, from the checkpoints", _status, _checkpoint_dir),
-    "volumes": ("each volume and the containers that hold it", _volumes, _checkpoint_dir),
+    "volumes": (
+        "each volume, its mount point and the containers that hold it",
+        _volumes,
+        _volumes_arguments,
+    ),
     "plugins": ("the plugins found, in Docker's order, activated", _plugins, _plugin_dirs),
     "doctor": ("whether this host can run the isolator, a check a line", _doctor, _both),
     "recover": ("what a recovery would do (--dry-run)", _recover, _recover_arguments),

@@ -16,11 +16,19 @@ from typing import Any
 from isolator.common.errors import DriverError
 from isolator.config.flags import Flags
 from isolator.ctl.tables import EXIT_FAILED, EXIT_OK, Outcome, table
+from isolator.docker.state import VolumeKey
 from isolator.drivers.discovery import PluginAddress, find_plugin, scan_plugins
 from isolator.drivers.protocol import VolumePluginAPI
 from isolator.drivers.transport import Backoff, PluginConnection
 
-__all__ = ["DEFAULT_TIMEOUT", "PluginProbe", "directories_text", "plugins", "probe_plugins"]
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "PluginProbe",
+    "directories_text",
+    "mount_points",
+    "plugins",
+    "probe_plugins",
+]
 
 DEFAULT_TIMEOUT = 5.0
 """Seconds each plugin has to answer: a healthy one answers in milliseconds."""
@@ -149,3 +157,42 @@ def plugins(flags: Flags, timeout: float = DEFAULT_TIMEOUT) -> Outcome:
 def directories_text(flags: Flags) -> str:
     """The directories plugins are looked for in, for messages."""
     return ", ".join([flags.docker_plugin_socket_dir, *flags.docker_plugin_spec_dirs])
+
+
+MountPoint = str | DriverError
+"""What a plugin's ``VolumeDriver.Path`` answered: the mount point (``""``: not mounted), or
+why it could not be asked."""
+
+
+async def _path(api: VolumePluginAPI, volume: VolumeKey, timeout: float) -> MountPoint:
+    try:
+        async with asyncio.timeout(timeout):
+            return await api.path(volume.driver, volume.name)
+    except TimeoutError:
+        return DriverError(f"did not answer within {timeout:g} s")
+    except DriverError as error:
+        return error
+
+
+async def _paths(
+    flags: Flags, volumes: list[VolumeKey], timeout: float
+) -> dict[VolumeKey, MountPoint]:
+    api = VolumePluginAPI(
+        socket_dir=flags.docker_plugin_socket_dir,
+        spec_dirs=flags.docker_plugin_spec_dirs,
+        query_timeout=timeout,
+        backoff=Backoff(budget=0),
+    )
+    try:
+        answers = await asyncio.gather(*(_path(api, volume, timeout) for volume in volumes))
+        return dict(zip(volumes, answers, strict=True))
+    finally:
+        await api.aclose()
+
+
+def mount_points(
+    flags: Flags, volumes: list[VolumeKey], timeout: float = DEFAULT_TIMEOUT
+) -> dict[VolumeKey, MountPoint]:
+    """Where each volume is mounted, as its plugin says (``VolumeDriver.Path``, the question
+    the isolator asks after a restart); all at once, each within ``timeout`` (blocks)."""
+    return asyncio.run(_paths(flags, volumes, timeout))

@@ -72,6 +72,9 @@ class Usage:
     """Each container -> ``prepared``, ``cleaning`` or ``stranded`` (cleanup failed)."""
     holders: Mapping[VolumeKey, tuple[str, ...]]
     """Each volume a prepared container holds -> those containers."""
+    mount_points: Mapping[VolumeKey, str | None] = field(default_factory=dict)
+    """Each held volume -> the mount point its containers reuse; None where a Mount's
+    outcome is unknown or it was read from a checkpoint (the driver's Path is asked)."""
 
 
 def same_value_error(container_id: ContainerID, other: Container) -> IsolatorError:
@@ -187,7 +190,12 @@ class ContainerTable:
             if container.phase is Phase.PREPARED:
                 for volume in container.volumes:
                     holders.setdefault(volume, []).append(name)
-        return Usage(containers, phases, {v: tuple(names) for v, names in holders.items()})
+        return Usage(
+            containers,
+            phases,
+            {v: tuple(names) for v, names in holders.items()},
+            {v: self._volumes.mount_point(v) for v in holders},
+        )
 
     def forget_all(self) -> None:
         """Forget every container (a recovery that failed half-way)."""

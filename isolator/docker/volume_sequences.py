@@ -126,6 +126,11 @@ class VolumeSequences:
             entry.mount_point = None
             self._drop_if_idle(volume, entry)
 
+    def mount_point(self, volume: VolumeKey) -> str | None:
+        """Where ``volume`` is mounted, if a Mount this agent saw succeed said so."""
+        entry = self._volumes.get(volume)
+        return None if entry is None else entry.mount_point
+
     def in_use(self) -> Mapping[str, int]:
         """Driver -> how many of its volumes have a holder (kept as holders come and go)."""
         return dict(self._in_use)

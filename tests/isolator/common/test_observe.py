@@ -127,4 +127,5 @@ def test_usage_shows_who_holds_what(
         },
         phases={"p": "prepared", "p.child": "cleaning"},
         holders={VolumeKey("d", "shared"): ("p",)},
+        mount_points={VolumeKey("d", "shared"): str(tmp_path / "volumes" / "d" / "shared")},
     )

@@ -1,4 +1,4 @@
-"""The flags reference comes from ``Flags``' own docs, and the README carries it unchanged."""
+"""The flags reference comes from the fields' own docs, and docs/flags.md carries it unchanged."""
 
 from __future__ import annotations
 
@@ -16,15 +16,15 @@ END = "<!-- flags-reference: end -->\n"
 
 
 def readme_table() -> str:
-    text = (REPO / "README.md").read_text(encoding="utf-8")
+    text = (REPO / "docs" / "flags.md").read_text(encoding="utf-8")
     match = re.search(re.escape(BEGIN) + "(.*?)" + re.escape(END), text, re.DOTALL)
-    assert match is not None, "the README has no generated flags table"
+    assert match is not None, "docs/flags.md has no generated flags table"
     return match.group(1)
 
 
 def test_the_readme_table_is_the_generated_one() -> None:
     assert readme_table() == markdown(), (
-        "README.md's flags table is stale: paste the output of "
+        "docs/flags.md's flags table is stale: paste the output of "
         "`python -m isolator.config.reference` between its markers"
     )
 

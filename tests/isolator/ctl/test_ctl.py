@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from isolator.ctl import main
+from isolator import DriverError, Flags
+from isolator.ctl import checkpoints, main
 from isolator.docker.state import VolumeKey, checkpoint_container
 from isolator.protos import ContainerID
 from tests.support.hygiene import tree
@@ -121,19 +122,46 @@ def test_status_of_a_missing_directory_finds_nothing(
 def test_volumes_lists_each_volume_with_its_holders(
     root: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, _ = ctl(capsys, "volumes", "--checkpoint-dir", str(root))
+    code, out, _ = ctl(capsys, "volumes", "--offline", "--checkpoint-dir", str(root))
     assert code == 0
     assert out == (
-        "DRIVER   VOLUME    CONTAINERS\n"
-        "local    logs      c3, c4\n"
-        "local    scratch   c1\n"
-        "local    shared    c1, c2\n"
-        "rexray   db        c3\n"
+        "DRIVER   VOLUME    HOLDERS   CONTAINERS\n"
+        "local    logs      2         c3, c4\n"
+        "local    scratch   1         c1\n"
+        "local    shared    2         c1, c2\n"
+        "rexray   db        1         c3\n"
     )
-    code, document = ctl_json(capsys, "volumes", "--checkpoint-dir", str(root))
+    code, document = ctl_json(capsys, "volumes", "--offline", "--checkpoint-dir", str(root))
     assert code == 0
-    assert document["volumes"][0] == {"driver": "local", "name": "logs", "containers": ["c3", "c4"]}
+    assert document["volumes"][0] == {
+        "driver": "local",
+        "name": "logs",
+        "holders": 2,
+        "containers": ["c3", "c4"],
+    }
     assert document["unreadable"] == []
+
+
+def test_volumes_shows_the_mount_point_each_plugin_reports(root: Path) -> None:
+    asked: list[list[VolumeKey]] = []
+
+    def find(volumes: list[VolumeKey]) -> dict[VolumeKey, str | Exception]:
+        asked.append(volumes)
+        return {LOGS: "/mnt/logs", SCRATCH: "", SHARED: "/mnt/shared", DB: DriverError("down")}
+
+    flags = Flags(docker_volume_checkpoint_dir=str(root))
+    outcome = checkpoints.volumes(flags, find)
+    assert asked == [[LOGS, SCRATCH, SHARED, DB]]  # each volume once, however many hold it
+    assert outcome.text == (
+        "DRIVER   VOLUME    HOLDERS   MOUNT POINT     CONTAINERS\n"
+        "local    logs      2         /mnt/logs       c3, c4\n"
+        "local    scratch   1         (not mounted)   c1\n"
+        "local    shared    2         /mnt/shared     c1, c2\n"
+        "rexray   db        1         ?               c3\n"
+        "mount point unknown: rexray/db: down\n"
+    )
+    assert outcome.data["volumes"][3]["mount_point"] == {"path": None, "error": "down"}
+    assert outcome.data["volumes"][0]["mount_point"] == {"path": "/mnt/logs", "error": None}
 
 
 def test_volumes_says_whose_holders_are_unknown(

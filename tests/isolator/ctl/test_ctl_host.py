@@ -20,7 +20,10 @@ import pytest
 
 from isolator.ctl import main
 from isolator.ctl.doctor import REBOOT_WARNING, filesystem_of
+from isolator.docker.state import VolumeKey, checkpoint_container
+from isolator.protos import ContainerID
 from tests.support.plugin_fakes import Hang, Reply, fake_plugin_loop, plugin_env
+from tests.support.plugin_http import UnixConnection, post
 from tests.support.plugin_process import serving
 from tests.support.repo import REPO
 
@@ -297,3 +300,28 @@ def test_doctor_warns_that_tmpfs_checkpoints_do_not_survive_a_reboot(
 def test_the_filesystem_of_a_path_is_its_innermost_mount() -> None:
     assert filesystem_of("/proc/self/status") == ("proc", "/proc")
     assert filesystem_of("/proc/no/such/path")[1] == "/proc"
+
+
+def test_volumes_asks_the_plugin_where_each_volume_is_mounted(
+    host: Host, local_plugin: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    connection = UnixConnection(str(local_plugin))
+    try:
+        for name in ("busy", "idle"):
+            body = json.dumps({"Name": name}).encode()
+            assert post(connection, "VolumeDriver.Create", body).status == 200
+        mounted = post(connection, "VolumeDriver.Mount", b'{"Name": "busy", "ID": "agent"}')
+        mount_point = mounted.json()["Mountpoint"]
+    finally:
+        connection.close()
+    for value, volume in (("c1", "busy"), ("c2", "busy"), ("c3", "idle")):
+        checkpoint_container(
+            str(host.checkpoints), ContainerID(value=value), [VolumeKey("local", volume)]
+        )
+    code, out = ctl(capsys, "volumes", "--checkpoint-dir", str(host.checkpoints), *host.dirs())
+    assert code == 0
+    assert out.splitlines() == [
+        "DRIVER   VOLUME   HOLDERS   MOUNT POINT" + " " * (len(mount_point) - 8) + "CONTAINERS",
+        f"local    busy     2         {mount_point}   c1, c2",
+        "local    idle     1         (not mounted)" + " " * (len(mount_point) - 10) + "c3",
+    ]
