@@ -9,9 +9,9 @@ different volumes proceed side by side; the actor itself never waits on a driver
 -> mounts on the volumes' sequences -> ``launch_info.build_launch_info``. ``cleanup`` runs
 the same path backwards; ``recover`` reads the checkpoints and cleans up unknown orphans.
 
-Checkpoint I/O (write, removal, recovery's reads) runs on the blocking executor
-(``actors.run_blocking``), so the fsyncs of different containers overlap each other and
-the actor's Python work; its outcome comes back to the actor as a message. The order
+Checkpoint I/O (write, removal, recovery's reads) runs on the blocking executor, a few
+calls at a time (``io_lanes``), so the fsyncs of different containers overlap each other
+and the actor's Python work; its outcome comes back to the actor as a message. The order
 stays Mesos's: the mounts are queued only once the checkpoint is durable, and it is
 removed only after the unmounts. While one container's checkpoint I/O is in flight,
 operations on the same checkpoint directory wait (``gates``); during recovery, all do.
@@ -23,7 +23,7 @@ import functools
 import logging
 from collections.abc import Callable
 
-from actors import Actor, Future, await_, defer, run_blocking
+from actors import Actor, Future, await_, defer
 from isolator.common import failpoints
 from isolator.common.container_ids import format_container_id, validate_container_id
 from isolator.common.errors import IsolatorError
@@ -41,6 +41,7 @@ from isolator.docker.containers import (
     same_value_error,
 )
 from isolator.docker.gates import EVERYTHING, Gates
+from isolator.docker.io_lanes import IOLanes
 from isolator.docker.state import VolumeKey, checkpoint_container, remove_checkpoint
 from isolator.docker.steps import Shown, after, driver_call, failure_text, log_orphan_failure, run
 from isolator.docker.volume_sequences import VolumeSequences
@@ -77,6 +78,7 @@ class DockerVolumeIsolatorActor(Actor):
         )
         self._containers = ContainerTable(self._volumes)
         self._gates = Gates()  # operations waiting for checkpoint I/O in flight
+        self._io = IOLanes()  # that I/O, off this thread, a few calls at a time
         self._orphan_cleanups: list[Future[None]] = []
         self._recovered = False
 
@@ -115,7 +117,7 @@ class DockerVolumeIsolatorActor(Actor):
         # Every operation waits until the checkpoints are read and the orphans' cleanups
         # started, as if recovery had read them inside this handler.
         self._gates.close(EVERYTHING)
-        read = run_blocking(read_all_checkpoints, self._root, given, known)
+        read = self._io.submit(read_all_checkpoints, self._root, given, known)
         return after(read, defer(self.actor_ref, self._recovered_from))
 
     def _recovered_from(self, read: Future[Recovered | None]) -> None:
@@ -179,7 +181,7 @@ class DockerVolumeIsolatorActor(Actor):
         # Before any mount: after a crash, whatever was mounted can still be unmounted.
         # Off this thread; operations on the same checkpoint wait for it (``gates``).
         self._gates.close(value)
-        written = run_blocking(checkpoint_container, self._root, container_id, volumes)
+        written = self._io.submit(checkpoint_container, self._root, container_id, volumes)
         mount = defer(self.actor_ref, self._checkpointed, container_id, mounts, volumes, user)
         return after(written, mount)
 
@@ -306,7 +308,7 @@ class DockerVolumeIsolatorActor(Actor):
             self._containers.strand(key)
             raise
         # Only after the unmounts; the container stays CLEANING (its ID busy) meanwhile.
-        removal = run_blocking(remove_checkpoint, self._root, container_id)
+        removal = self._io.submit(remove_checkpoint, self._root, container_id)
         return after(removal, defer(self.actor_ref, self._removed, key))
 
     def _removed(self, key: ContainerKey, removal: Future[str]) -> None:
@@ -330,7 +332,7 @@ class DockerVolumeIsolatorActor(Actor):
         if container is not None and container.phase is Phase.CLEANING:
             raise busy_error(container_id, Phase.CLEANING)
         self._gates.close(value)
-        removal = run_blocking(
+        removal = self._io.submit(
             forget_checkpoint, self._root, container_id, known=container is not None
         )
         return after(removal, defer(self.actor_ref, self._forgotten, container_id))
