@@ -29,8 +29,13 @@ from isolator.common.container_ids import format_container_id, validate_containe
 from isolator.common.errors import IsolatorError
 from isolator.common.observe import Gauges, Observer, notify_gauges, observes_gauges
 from isolator.config.flags import Flags
-from isolator.docker.checkpoint_io import Recovered, forget_checkpoint, read_all_checkpoints
-from isolator.docker.container_volumes import requested_mounts
+from isolator.docker.checkpoint_io import (
+    Prepared,
+    Recovered,
+    forget_checkpoint,
+    prepare_checkpoint,
+    read_all_checkpoints,
+)
 from isolator.docker.containers import (
     ContainerKey,
     ContainerTable,
@@ -42,7 +47,7 @@ from isolator.docker.containers import (
 )
 from isolator.docker.gates import EVERYTHING, Gates
 from isolator.docker.io_lanes import IOLanes
-from isolator.docker.state import VolumeKey, checkpoint_container, remove_checkpoint
+from isolator.docker.state import VolumeKey, remove_checkpoint
 from isolator.docker.steps import Shown, after, driver_call, failure_text, log_orphan_failure, run
 from isolator.docker.volume_sequences import VolumeSequences
 from isolator.drivers.base import DriverClient
@@ -158,7 +163,7 @@ class DockerVolumeIsolatorActor(Actor):
 
     def prepare(
         self, container_id: ContainerID, config: ContainerConfig
-    ) -> Future[ContainerLaunchInfo] | None:
+    ) -> Future[ContainerLaunchInfo | None]:
         validate_container_id(container_id)
         value = container_id.value
         if self._gates.closed(value):
@@ -170,32 +175,26 @@ class DockerVolumeIsolatorActor(Actor):
         namesake = self._containers.with_value(value)
         if namesake is not None and namesake is not previous:
             raise same_value_error(container_id, namesake)
-        mounts = requested_mounts(container_id, config, self._flags)
-        if not mounts:
-            return None
-        volumes = list(dict.fromkeys(m.volume for m in mounts))
-        if previous is not None:
-            # Its last cleanup failed: this life takes over the duty to unmount those.
-            volumes = list(dict.fromkeys([*volumes, *previous.volumes]))
+        inherited = previous.volumes if previous is not None else ()
         user = config.user if config.HasField("user") else None
-        # Before any mount: after a crash, whatever was mounted can still be unmounted.
-        # Off this thread; operations on the same checkpoint wait for it (``gates``).
+        # The targets' checks and the checkpoint, off this thread; operations on the same
+        # checkpoint wait for them (``gates``).
         self._gates.close(value)
-        written = self._io.submit(checkpoint_container, self._root, container_id, volumes)
-        mount = defer(self.actor_ref, self._checkpointed, container_id, mounts, volumes, user)
-        return after(written, mount)
+        written = self._io.submit(
+            prepare_checkpoint, self._root, container_id, config, self._flags, inherited
+        )
+        return after(written, defer(self.actor_ref, self._checkpointed, container_id, user))
 
     def _checkpointed(
-        self,
-        container_id: ContainerID,
-        mounts: list[VolumeMount],
-        volumes: list[VolumeKey],
-        user: str | None,
-        written: Future[None],
-    ) -> Future[ContainerLaunchInfo]:
+        self, container_id: ContainerID, user: str | None, written: Future[Prepared | None]
+    ) -> Future[ContainerLaunchInfo | None]:
         try:
             if not written.is_ready():
                 raise written.failure() or IsolatorError("the checkpoint write was discarded")
+            prepared = written.get(timeout=0)
+            if prepared is None:  # no Docker volume: nothing checkpointed, nothing to mount
+                return Future.ready(None)
+            mounts, volumes = prepared
             return self._mount(container_id, mounts, volumes, user)
         finally:
             self._gates.open(container_id.value)
@@ -206,7 +205,7 @@ class DockerVolumeIsolatorActor(Actor):
         mounts: list[VolumeMount],
         volumes: list[VolumeKey],
         user: str | None,
-    ) -> Future[ContainerLaunchInfo]:
+    ) -> Future[ContainerLaunchInfo | None]:
         failpoints.hit("after-checkpoint-write")
         # Known before the mounts finish, so a failed prepare still gets its volumes
         # unmounted (those whose mount was not refused) at cleanup.
@@ -229,7 +228,7 @@ class DockerVolumeIsolatorActor(Actor):
         mounts: list[VolumeMount],
         user: str | None,
         futures: list[Future[str]],
-    ) -> ContainerLaunchInfo:
+    ) -> ContainerLaunchInfo | None:
         failures = [failure_text(f) for f in futures if not f.is_ready()]
         if failures:
             raise IsolatorError("\n".join(failures))

@@ -12,11 +12,28 @@ from collections.abc import Collection
 
 from isolator.common.container_ids import format_container_id
 from isolator.common.errors import IsolatorError, strerror
+from isolator.config.flags import Flags
+from isolator.docker.container_volumes import requested_mounts
 from isolator.docker.paths import checkpointed_containers, container_dir
-from isolator.docker.state import VolumeKey, read_checkpoint, remove_checkpoint
-from isolator.protos import ContainerID
+from isolator.docker.state import (
+    VolumeKey,
+    checkpoint_container,
+    read_checkpoint,
+    remove_checkpoint,
+)
+from isolator.launch.launch_info import VolumeMount
+from isolator.protos import ContainerConfig, ContainerID
 
-__all__ = ["Recovered", "forget_checkpoint", "read_all_checkpoints"]
+__all__ = [
+    "Prepared",
+    "Recovered",
+    "forget_checkpoint",
+    "prepare_checkpoint",
+    "read_all_checkpoints",
+]
+
+Prepared = tuple[list[VolumeMount], list[VolumeKey]]
+"""A prepare's mounts (with their targets) and the volumes its checkpoint records."""
 
 Recovered = tuple[list[tuple[ContainerID, list[VolumeKey]]], list[ContainerID]]
 """Every checkpointed container with its volumes; and those of them that are unknown."""
@@ -63,6 +80,28 @@ def _read_or_raise(root: str, container_id: ContainerID, kind: str) -> list[Volu
             f"Failed to recover docker volumes for {kind} "
             f"{format_container_id(container_id)}: {error}"
         ) from error
+
+
+def prepare_checkpoint(
+    root: str,
+    container_id: ContainerID,
+    config: ContainerConfig,
+    flags: Flags,
+    inherited: tuple[VolumeKey, ...],
+) -> Prepared | None:
+    """A prepare's file-system work: the mounts' targets checked (``lstat``, ``realpath``),
+    then, before any mount, the checkpoint of their volumes and the ``inherited`` ones
+    (from a life whose cleanup failed), written durably. None: no Docker volume to mount.
+
+    Raises ``IsolatorError`` with Mesos's texts.
+    """
+    mounts = requested_mounts(container_id, config, flags)
+    if not mounts:
+        return None
+    volumes = list(dict.fromkeys([*(m.volume for m in mounts), *inherited]))
+    # Before any mount: after a crash, whatever was mounted can still be unmounted.
+    checkpoint_container(root, container_id, volumes)
+    return mounts, volumes
 
 
 def forget_checkpoint(root: str, container_id: ContainerID, *, known: bool) -> str:

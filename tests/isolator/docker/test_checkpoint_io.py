@@ -13,7 +13,7 @@ import pytest
 
 from actors import Future
 from isolator import DockerVolumeIsolator, Flags, IsolatorError
-from isolator.docker import actor
+from isolator.docker import actor, checkpoint_io
 from isolator.docker.checkpoint_io import read_all_checkpoints
 from isolator.docker.state import checkpoint_container, remove_checkpoint
 from isolator.messages import container_config, container_id, docker_volume
@@ -63,7 +63,7 @@ class Held:
 @pytest.fixture
 def held_write(monkeypatch: pytest.MonkeyPatch) -> Iterator[Held]:
     held = Held(checkpoint_container)
-    monkeypatch.setattr(actor, "checkpoint_container", held)
+    monkeypatch.setattr(checkpoint_io, "checkpoint_container", held)
     yield held
     held.release()
 
@@ -179,7 +179,7 @@ def test_independent_containers_write_their_checkpoints_at_the_same_time(
         both_in.wait()  # breaks (and fails the prepare) unless the other write is in too
         write(*args)
 
-    monkeypatch.setattr(actor, "checkpoint_container", meeting)
+    monkeypatch.setattr(checkpoint_io, "checkpoint_container", meeting)
     with running_isolator(flags, client) as isolator:
         a = isolator.prepare(container_id("a"), config_for(tmp_path, "a", "va"))
         b = isolator.prepare(container_id("b"), config_for(tmp_path, "b", "vb"))
