@@ -18,7 +18,15 @@ import time
 from types import ModuleType
 from typing import Any
 
-from benchmarks import latency, p1_fanout, p2_overhead, p3_recovery, p4_resources, p5_protocol
+from benchmarks import (
+    latency,
+    p1_fanout,
+    p2_overhead,
+    p3_recovery,
+    p4_resources,
+    p5_csi,
+    p5_protocol,
+)
 from benchmarks.harness import Options, filesystem_type
 from benchmarks.report import figure_rows, table
 
@@ -28,7 +36,8 @@ FIGURES: dict[str, ModuleType] = {
     "p2": p2_overhead,
     "p3": p3_recovery,
     "p4": p4_resources,
-    "p5": p5_protocol,
+    "p5": p5_csi,
+    "p5-plugin": p5_protocol,
     "latency": latency,
 }
 DEFAULT_JSON = "build/benchmarks.json"

@@ -1,4 +1,5 @@
-"""P5: prepare+cleanup through the real protocol, the figure users see.
+"""P5 plugin (``--only p5-plugin``): prepare+cleanup through the Docker plugin protocol, the
+figure users see (issue 20; ``p5`` is the CSI isolator's figure).
 
 The reference plugin (``isolator-volume-plugin``) runs as its own process on a unix socket,
 its root on tmpfs; the isolator talks to it with its ``DockerPluginClient`` and checkpoints
@@ -41,11 +42,11 @@ CALLERS = 8
 
 def checks(options: Options) -> list[Check]:
     return [
-        Check("latency", "P5 one prepare+cleanup through the reference plugin vs bare "
+        Check("latency", "P5 plugin: one prepare+cleanup through the reference plugin vs bare "
               "sync httpx loop", 1.3,
               detail="{bare_us:.0f} us bare, {isolator_us:.0f} us isolator; one Get "
               "{get_bare_us:.0f} us sync httpx, {get_client_us:.0f} us isolator's client"),
-        Check("concurrent", f"P5 {CALLERS} concurrent callers, throughput vs bare", 0.8,
+        Check("concurrent", f"P5 plugin: {CALLERS} concurrent callers, throughput vs bare", 0.8,
               higher_is_better=True,
               detail="{concurrent_bare_s:.2f} s bare, {concurrent_isolator_s:.2f} s isolator"),
     ]

@@ -13,7 +13,9 @@ ends. The workload:
    one task survives (a checkpointed, known container), one dies with the agent (an
    unknown orphan);
 5. a new isolator recovers from the checkpoints, cleans up the unknown orphan without
-   unmounting the volume the survivor still uses, and the survivor is killed later.
+   unmounting the volume the survivor still uses, and the survivor is killed later;
+6. (as root) tasks on CSI volumes of the reference CSI plugin, through a crash and a
+   recovery of a ``CsiVolumeIsolator`` (``csi_tasks.py``).
 
 It ends by checking that no checkpoint, no plugin mount and no host mount is left, and
 prints a summary. Exit status 0 means every check held.
@@ -38,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pykka
+from csi_tasks import run_csi_phase  # the CSI phase, beside this file
 
 from actors import Actor, Future, Promise, collect, defer, run_blocking
 from isolator import DockerVolumeIsolator, Flags
@@ -229,6 +232,7 @@ def service(name: str, volume: str) -> TaskSpec:
 class Report:
     results: list[TaskResult] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # more summary lines (the CSI phase's)
 
     def add(self, spec: TaskSpec, result: TaskResult, log: Log) -> None:
         self.results.append(result)
@@ -303,7 +307,9 @@ def main_job(
         docker_plugin_socket_dir=str(sockets),
         docker_plugin_spec_dirs=(),
     )
-    plugin = VolumePlugin(socket_path=sockets / f"{DRIVER}.sock", root=workdir / "plugin-data")
+    plugin = VolumePlugin(  # counts calls as Docker's local driver: balance is checked at the end
+        socket_path=sockets / f"{DRIVER}.sock", root=workdir / "plugin-data", count="calls"
+    )
     plugin.start()
     client = DockerPluginClient(socket_dir=str(sockets), spec_dirs=[], backoff=Backoff(budget=5.0))
     try:
@@ -371,6 +377,11 @@ def main_job(
         isolator.stop()
         holders = plugin_holders(client, DRIVER, WAIT)
         report.problems += leftovers(workdir / "checkpoints", holders, mounts_before)
+        if mounts:  # the CSI plugin bind mounts in a namespace of its own: root only
+            log("phase 6: tasks on CSI volumes, through an agent crash and recovery")
+            notes, problems = run_csi_phase(workdir / "csi", log)
+            report.notes += notes
+            report.problems += problems
         summarize(report, plugin, volumes, log, tally)
     finally:
         pykka.ActorRegistry.stop_all()
@@ -395,6 +406,8 @@ def summarize(
     for volume in volumes:
         print(f"    {volume}: {calls[('VolumeDriver.Mount', volume)]} mounts, "
               f"{calls[('VolumeDriver.Unmount', volume)]} unmounts")
+    for note in report.notes:
+        print(f"  {note}")
     print("  isolator operations (the observer's figures):")
     for line in tally.lines():
         print(f"    {line}")
@@ -404,7 +417,8 @@ def summarize(
         for problem in report.problems:
             print(f"    - {problem}")
     else:
-        print("  all checks held: no checkpoint, plugin mount or host mount left behind")
+        print("  all checks held: every plugin count is 0 (as many Unmounts as Mounts), "
+              "no checkpoint, plugin mount or host mount left behind")
 
 
 def main(argv: list[str] | None = None) -> int:

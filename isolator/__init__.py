@@ -20,6 +20,8 @@ from isolator.common.errors import CheckpointError, DriverError, IsolatorError
 from isolator.config.flags import Flags
 
 if TYPE_CHECKING:
+    from isolator.csi.actor import CsiVolumeIsolatorActor
+    from isolator.csi.handle import CsiVolumeIsolator
     from isolator.docker.actor import DockerVolumeIsolatorActor
     from isolator.docker.handle import DockerVolumeIsolator
     from isolator.drivers.base import DriverClient
@@ -29,6 +31,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CheckpointError",
+    "CsiVolumeIsolator",
+    "CsiVolumeIsolatorActor",
     "DockerPluginClient",
     "DockerVolumeIsolator",
     "DockerVolumeIsolatorActor",
@@ -41,6 +45,8 @@ __all__ = [
 ]
 
 _LAZY = {
+    "CsiVolumeIsolator": "isolator.csi.handle",
+    "CsiVolumeIsolatorActor": "isolator.csi.actor",
     "DockerPluginClient": "isolator.drivers.plugin_client",
     "DockerVolumeIsolator": "isolator.docker.handle",
     "DockerVolumeIsolatorActor": "isolator.docker.actor",

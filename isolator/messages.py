@@ -6,7 +6,7 @@ spelling of "a Docker volume at this path" is long and easy to get subtly wrong.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TypeVar
 
 from google.protobuf.message import Message
@@ -24,6 +24,7 @@ __all__ = [
     "container_config",
     "container_id",
     "copy",
+    "csi_volume",
     "docker_volume",
     "executor_config",
 ]
@@ -47,6 +48,53 @@ def docker_volume(
     volume.source.docker_volume.name = name
     for key, value in (options or {}).items():
         volume.source.docker_volume.driver_options.parameter.add(key=key, value=value)
+    return volume
+
+
+def csi_volume(
+    plugin_name: str,
+    volume_id: str,
+    container_path: str,
+    *,
+    mode: str | Volume.Mode.ValueType = "RW",
+    access_mode: str | int = "SINGLE_NODE_WRITER",
+    fs_type: str = "",
+    mount_flags: Iterable[str] = (),
+    readonly: bool = False,
+    volume_context: Mapping[str, str] | None = None,
+) -> Volume:
+    """A pre-provisioned CSI volume ``volume_id`` of the plugin whose type is ``plugin_name``,
+    mounted (a filesystem, ``fs_type`` empty for the plugin's default) at ``container_path``.
+
+    ``mode`` is ``"RW"``/``"RO"`` (or ``Volume.RW``/``Volume.RO``), ``access_mode`` a CSI
+    access mode's name or number; ``readonly`` publishes it read-only (also implied by RO).
+    Raises ``ValueError`` for an unknown mode or access mode name.
+    """
+    source_type = Volume.Source.CSIVolume
+    access = source_type.VolumeCapability.AccessMode
+    volume = Volume(
+        container_path=container_path,
+        mode=Volume.Mode.Value(mode) if isinstance(mode, str) else mode,
+    )
+    volume.source.type = Volume.Source.CSI_VOLUME
+    csi = volume.source.csi_volume
+    csi.plugin_name = plugin_name
+    provisioning = csi.static_provisioning
+    provisioning.volume_id = volume_id
+    capability = provisioning.volume_capability
+    capability.mount.SetInParent()
+    if fs_type:
+        capability.mount.fs_type = fs_type
+    capability.mount.mount_flags.extend(mount_flags)
+    capability.access_mode.mode = (
+        access.Mode.Value(access_mode)
+        if isinstance(access_mode, str)
+        else access.Mode.ValueType(access_mode)
+    )
+    if readonly:
+        provisioning.readonly = True
+    for key, value in (volume_context or {}).items():
+        provisioning.volume_context[key] = value
     return volume
 
 

@@ -1,8 +1,10 @@
-"""The house rules a reader relies on: small modules, no import cycle, a light launcher."""
+"""The house rules a reader relies on: small modules, no import cycle, a light launcher,
+no test double in production code, tests that import each other as a package."""
 
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -23,8 +25,8 @@ def _modules() -> dict[str, Path]:
     found = {}
     for package in PACKAGES:
         for path in (REPO / package).rglob("*.py"):
-            if path.name.endswith("_pb2.py"):
-                continue  # generated protobuf code
+            if path.name.endswith(("_pb2.py", "_pb2_grpc.py")):
+                continue  # generated protobuf and gRPC code
             parts = list(path.relative_to(REPO).with_suffix("").parts)
             if parts[-1] == "__init__":
                 parts.pop()
@@ -113,6 +115,45 @@ def test_the_import_graph_has_no_cycle() -> None:
 
 def test_the_cycle_finder_finds_a_cycle() -> None:
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+_KERNEL_ACCESS = re.compile(r"ctypes\.CDLL\(|find_library\(|\bos\.pidfd_open\b|\"pidfd_open\"")
+
+
+def test_libc_and_pidfds_have_one_home() -> None:
+    found = {
+        name
+        for name, path in _modules().items()
+        if _KERNEL_ACCESS.search(path.read_text(encoding="utf-8"))
+    }
+    assert found == {"isolator.common.linux"}
+
+
+def test_production_code_imports_no_test_double() -> None:
+    modules = _modules()
+    importers = {
+        name
+        for name, path in modules.items()
+        if name != "isolator.testing" and "isolator.testing" in _imports(name, path, modules)
+    }
+    assert not importers, f"production modules import isolator.testing: {sorted(importers)}"
+
+
+def test_the_import_finder_sees_an_import_of_the_test_doubles(tmp_path: Path) -> None:
+    probe = tmp_path / "probe.py"
+    probe.write_text("def f():\n    from isolator.testing import RecordingDriverClient\n")
+    assert "isolator.testing" in _imports("isolator.probe", probe, _modules())
+
+
+def test_no_test_imports_from_conftest() -> None:
+    offenders = []
+    for path in sorted((REPO / "tests").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (isinstance(node, ast.ImportFrom) and node.module == "conftest") or (
+                isinstance(node, ast.Import) and any(a.name == "conftest" for a in node.names)
+            ):
+                offenders.append(f"{path.relative_to(REPO)}:{node.lineno}")
+    assert not offenders, f"import tests.support instead of conftest: {offenders}"
 
 
 def test_actors_knows_nothing_of_volumes() -> None:

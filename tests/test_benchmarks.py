@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from tests.support.repo import REPO
 
@@ -34,7 +37,7 @@ def test_a_small_p5_run_talks_to_the_reference_plugin_and_reports_both_rows(
 ) -> None:
     output = tmp_path / "bench.json"
     done = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--scale", "0.01", "--only", "p5",
+        [sys.executable, "-m", "benchmarks", "--scale", "0.01", "--only", "p5-plugin",
          "--repeats", "1", "--json", str(output)],
         cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
     )
@@ -45,3 +48,19 @@ def test_a_small_p5_run_talks_to_the_reference_plugin_and_reports_both_rows(
     assert sample["bare_us"] > 0
     assert sample["isolator_us"] > 0
     assert sample["get_client_us"] > 0
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the reference CSI plugin bind mounts")
+def test_a_quick_csi_run_writes_its_row(tmp_path: Path) -> None:
+    output = tmp_path / "bench.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--only", "p5",
+         "--repeats", "1", "--json", str(output)],
+        cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    [figure] = json.loads(output.read_text(encoding="utf-8"))["figures"]
+    [row] = figure["rows"]
+    assert row["target"] == "<= 1.3x"
+    assert row["median"] > 0
+    assert "| P5 CSI prepare+cleanup vs bare gRPC loop, 10 volumes" in done.stdout

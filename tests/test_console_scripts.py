@@ -18,6 +18,7 @@ SCRIPTS = {
     "isolator-launcher": "isolator.launcher",
     "isolator-dvdcli": "isolator.dvdcli.cli",
     "isolator-ctl": "isolator.ctl",
+    "isolator-csi-plugin": "isolator.csi_plugin",
 }
 """Each console script and the module ``python -m`` runs it from."""
 

@@ -141,8 +141,8 @@ def test_the_installed_ctl_reads_checkpoints(installed: Path, tmp_path: Path) ->
     checkpoint_container(str(root), ContainerID(value="c2"), [VolumeKey("local", "shared")])
     ctl = installed / "isolator-ctl"
     assert "c1          local    shared\n" in ok(ctl, "status", "--checkpoint-dir", root)
-    volumes = ok(ctl, "volumes", f"--docker_volume_checkpoint_dir={root}")
-    assert "local    shared   c1, c2\n" in volumes
+    volumes = ok(ctl, "volumes", "--offline", f"--docker_volume_checkpoint_dir={root}")
+    assert "local    shared   2         c1, c2\n" in volumes
     recovery = json.loads(ok(ctl, "recover", "--dry-run", "--json", "--checkpoint-dir", root))
     assert recovery["unmounts"] == [{"driver": "local", "name": "shared"}]
     assert run(ctl, "forget", "c1", "--checkpoint-dir", root).returncode == 2

@@ -2,10 +2,12 @@
 
 The isolator calls ``hit(name)`` at every step that matters to its one promise (a volume
 is unmounted exactly when its last user is gone, across crashes). Nothing happens unless a
-point is armed: by a test (``arm``/``armed``) or, for a child process, by the environment
-variable ``ISOLATOR_FAILPOINTS``, e.g. ``before-mount=kill`` or
-``after-unmount=kill@2,before-checkpoint-removal=raise`` (``@N``: act on the N-th hit).
-Unarmed, ``hit`` is one truth test of an empty dict.
+point is armed, and only an explicit call arms one: a test's ``arm``/``armed``, or a test
+program's ``arm_from_env()``, which reads the environment variable ``ISOLATOR_FAILPOINTS``,
+e.g. ``before-mount=kill`` or ``after-unmount=kill@2,before-checkpoint-removal=raise``
+(``@N``: act on the N-th hit). Importing this module arms nothing and reads no environment,
+so a production process can never be armed by a stray variable. Unarmed, ``hit`` is one
+truth test of an empty dict.
 
 Actions: ``kill`` sends SIGKILL to this process (a crash: no cleanup, no flush); ``raise``
 raises ``FailpointError`` at that step.
@@ -24,10 +26,13 @@ from typing import Final, Literal, cast
 from isolator.common.errors import IsolatorError
 
 __all__ = [
+    "CSI_POINTS",
     "ENV",
     "POINTS",
     "FailpointError",
     "arm",
+    "arm_from_env",
+    "arm_spec",
     "armed",
     "disarm",
     "hit",
@@ -45,7 +50,26 @@ POINTS: Final = (
     "before-checkpoint-removal",
     "during-recovery",
 )
-"""Every point, in the order a container's life passes them."""
+"""Every point of the docker/volume isolator, in the order a container's life passes them."""
+
+CSI_POINTS: Final = (
+    "csi-after-checkpoint-write",
+    "csi-after-state-write",
+    "csi-before-stage",
+    "csi-after-stage",
+    "csi-before-publish",
+    "csi-after-publish",
+    "csi-before-unpublish",
+    "csi-after-unpublish",
+    "csi-before-unstage",
+    "csi-after-unstage",
+    "csi-before-checkpoint-removal",
+    "csi-during-recovery",
+)
+"""The volume/csi isolator's points: each state-machine step, before and after its call
+(``csi-after-state-write``: a volume's state is on disk and its call not yet made)."""
+
+_KNOWN: Final = frozenset(POINTS + CSI_POINTS)
 
 Action = Literal["kill", "raise"]
 _ACTIONS: Final = ("kill", "raise")
@@ -68,8 +92,9 @@ _hits: dict[str, int] = {}
 
 
 def _check(name: str, action: str, on_hit: int) -> None:
-    if name not in POINTS:
-        raise ValueError(f"Unknown failpoint {name!r}; the points are: {', '.join(POINTS)}")
+    if name not in _KNOWN:
+        every = ", ".join(POINTS + CSI_POINTS)
+        raise ValueError(f"Unknown failpoint {name!r}; the points are: {every}")
     if action not in _ACTIONS:
         raise ValueError(f"Unknown failpoint action {action!r}; expected 'kill' or 'raise'")
     if on_hit < 1:
@@ -128,8 +153,9 @@ def hit(name: str) -> None:
     raise FailpointError(f"Failpoint '{name}' hit")
 
 
-def _parse(spec: str) -> None:
-    """Arm the points ``ISOLATOR_FAILPOINTS`` names: ``name=action[@N],...``."""
+def arm_spec(spec: str) -> None:
+    """Arm every point ``spec`` names (``name=action[@N],...``), or none if a part is wrong."""
+    parsed: dict[str, _Arm] = {}
     for item in filter(None, (part.strip() for part in spec.split(","))):
         name, _, rest = item.partition("=")
         action, _, count = rest.partition("@")
@@ -138,7 +164,15 @@ def _parse(spec: str) -> None:
         except ValueError:
             raise ValueError(f"{ENV}: bad hit count in {item!r}") from None
         _check(name, action, on_hit)
-        _armed[name] = _Arm(cast("Action", action), on_hit)
+        parsed[name] = _Arm(cast("Action", action), on_hit)
+    with _lock:
+        _armed.update(parsed)
 
 
-_parse(os.environ.get(ENV, ""))
+def arm_from_env(environ: Mapping[str, str] | None = None) -> None:
+    """Arm the points ``ISOLATOR_FAILPOINTS`` names in ``environ`` (default ``os.environ``).
+
+    Only test programs call this (the crash agent does, first thing): production code never
+    reads the variable, so it cannot arm a point by accident.
+    """
+    arm_spec((os.environ if environ is None else environ).get(ENV, ""))

@@ -3,9 +3,14 @@ one way to print any hostile string in a message."""
 
 from __future__ import annotations
 
+import hashlib
 import unicodedata
+from urllib.parse import quote
 
-__all__ = ["component_problem", "control_problem", "printable"]
+__all__ = ["component_problem", "control_problem", "encoded_file_name", "printable"]
+
+_MAX_ENCODED = 200
+"""Longest encoded file name kept readable; file names are limited to 255 bytes."""
 
 # Control (Cc: NUL, newline, ESC...), format (Cf: bidi overrides that make a name read as
 # another), line and paragraph separators (Zl, Zp) and lone surrogates (Cs: undecodable bytes
@@ -65,3 +70,20 @@ def component_problem(value: str) -> str | None:
     if "\0" in value:
         return "must not contain a NUL character"
     return None
+
+
+def encoded_file_name(*parts: str, kind: str, suffix: str) -> str:
+    """A file name standing for ``parts`` (any strings, hostile ones too): never a path.
+
+    ``<kind>-<part>@<part>...<suffix>`` with each part percent-encoded (only letters,
+    digits and ``_.-~`` stay, so ``/``, ``@`` and NUL cannot appear raw and distinct parts
+    give distinct names); when that is longer than about 200 bytes,
+    ``<kind>#<sha256 of the parts><suffix>``. ``kind`` keeps the name from starting
+    with a dot, and tells the two forms apart.
+    """
+    raw = [part.encode("utf-8", "surrogatepass") for part in parts]
+    encoded = "@".join(quote(part, safe="") for part in raw)
+    if len(encoded) <= _MAX_ENCODED:
+        return f"{kind}-{encoded}{suffix}"
+    digest = hashlib.sha256(b"\0".join(raw)).hexdigest()
+    return f"{kind}#{digest}{suffix}"

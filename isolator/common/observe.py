@@ -8,9 +8,15 @@ reports into kubelet-style Prometheus metrics; any other sink subclasses ``Obser
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+from actors import DiscardedError
+
+if TYPE_CHECKING:
+    from actors import Future
 
 __all__ = [
     "Gauges",
@@ -19,6 +25,7 @@ __all__ = [
     "OperationEvent",
     "observes_gauges",
     "observes_operations",
+    "report_when_done",
 ]
 
 logger = logging.getLogger("isolator")
@@ -67,6 +74,10 @@ class Observer:
     def on_gauges(self, gauges: Gauges) -> None:
         """The counts changed (after each prepare, cleanup, recovery or forget)."""
 
+    def on_csi_operation(self, method: str, driver: str, code: str, seconds: float) -> None:
+        """One CSI call ended (the CSI isolator): its gRPC ``method`` (``NodeStageVolume``...),
+        the plugin's type, the gRPC status code's name (``OK``, ``NOT_FOUND``...), its time."""
+
 
 def observes_operations(observer: Observer) -> bool:
     """Whether ``observer`` does anything with operations: if not, none is timed."""
@@ -92,3 +103,22 @@ def notify_gauges(observer: Observer, gauges: Gauges) -> None:
         observer.on_gauges(gauges)
     except Exception:
         logger.exception("Observer %r failed on %s", observer, gauges)
+
+
+def report_when_done(
+    observer: Observer,
+    future: Future[Any],
+    operation: Operation,
+    started: float,
+    *,
+    driver: str = "",
+) -> None:
+    """Once ``future`` completes, report ``operation`` to ``observer``: the seconds since
+    ``started`` (a ``time.monotonic()``) and its error (``DiscardedError`` if discarded)."""
+
+    def report(done: Future[Any]) -> None:
+        error = None if done.is_ready() else (done.failure() or DiscardedError())
+        seconds = time.monotonic() - started
+        notify_operation(observer, OperationEvent(operation, seconds, error, driver=driver))
+
+    future.on_any(report)

@@ -7,6 +7,9 @@ from typing import Final
 
 __all__ = [
     "CHECKPOINT_DIR",
+    "CSI_RETRY_BUDGET",
+    "CSI_ROOT_DIR",
+    "CSI_RPC_TIMEOUT",
     "MOUNT_TIMEOUT",
     "PLUGIN_RETRY_BUDGET",
     "PLUGIN_SOCKET_DIR",
@@ -43,3 +46,12 @@ CHECKPOINT_DIR: Final = "/var/run/mesos/isolators/docker/volume"
 
 SANDBOX_DIRECTORY: Final = "/mnt/mesos/sandbox"
 """Mesos's ``--sandbox_directory`` default: the sandbox inside a container with a rootfs."""
+
+CSI_ROOT_DIR: Final = "/var/lib/mesos/csi"
+"""Where the CSI isolator keeps volume states and mounts (Mesos: ``<work_dir>/csi``)."""
+
+CSI_RPC_TIMEOUT: Final = 60.0
+"""Seconds one CSI call may take before it counts as ``DEADLINE_EXCEEDED`` and is retried."""
+
+CSI_RETRY_BUDGET: Final = 300.0
+"""Seconds one CSI operation (a call and its retries) may take in all before it fails."""

@@ -13,7 +13,7 @@ from typing import Any, Final
 from isolator.common import logs
 from isolator.config.flags import Flags
 from isolator.config.reference import help_text
-from isolator.ctl import checkpoints, doctor, plugins, recovery
+from isolator.ctl import checkpoints, csi, doctor, plugins, recovery
 from isolator.ctl.tables import EXIT_USAGE, Outcome, UsageError
 from isolator.version import version
 
@@ -47,6 +47,10 @@ def _volumes(args: argparse.Namespace, flags: Flags) -> Outcome:
     )
 
 
+def _csi(args: argparse.Namespace, flags: Flags) -> Outcome:
+    return csi.csi_volumes(flags)
+
+
 def _plugins(args: argparse.Namespace, flags: Flags) -> Outcome:
     return plugins.plugins(flags, args.timeout)
 
@@ -76,6 +80,14 @@ def _checkpoint_dir(parser: argparse.ArgumentParser) -> None:
         "--checkpoint-dir",
         metavar="DIR",
         help="the checkpoint directory (the same as --docker_volume_checkpoint_dir=DIR)",
+    )
+
+
+def _csi_root(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--csi-root",
+        metavar="DIR",
+        help="the CSI isolator's root directory (the same as --csi_root_dir=DIR)",
     )
 
 
@@ -154,6 +166,7 @@ _COMMANDS: Final[Mapping[str, tuple[str, Run, Callable[[argparse.ArgumentParser]
         _volumes_arguments,
     ),
     "plugins": ("the plugins found, in Docker's order, activated", _plugins, _plugin_dirs),
+    "csi": ("each CSI volume's state and the containers that use it", _csi, _csi_root),
     "doctor": ("whether this host can run the isolator, a check a line", _doctor, _both),
     "recover": ("what a recovery would do (--dry-run)", _recover, _recover_arguments),
     "forget": ("drop a stranded checkpoint, unmount nothing (--yes)", _forget, _forget_arguments),
@@ -194,6 +207,8 @@ def _flags(args: argparse.Namespace, rest: Sequence[str], environ: Mapping[str, 
     overrides: dict[str, Any] = {}
     if getattr(args, "checkpoint_dir", None):
         overrides["docker_volume_checkpoint_dir"] = args.checkpoint_dir
+    if getattr(args, "csi_root", None):
+        overrides["csi_root_dir"] = os.path.abspath(args.csi_root)
     if getattr(args, "socket_dir", None):
         overrides["docker_plugin_socket_dir"] = os.path.abspath(args.socket_dir)
     if getattr(args, "spec_dir", None):

@@ -21,6 +21,7 @@ from isolator.common.container_ids import validate_container_id
 from isolator.common.errors import IsolatorError
 from isolator.config.flags import Flags
 from isolator.ctl.checkpoints import Checkpoint, with_checkpoints
+from isolator.ctl.dry_run import DryRunDriverClient
 from isolator.ctl.tables import (
     EXIT_FAILED,
     EXIT_OK,
@@ -35,7 +36,6 @@ from isolator.docker.handle import DockerVolumeIsolator
 from isolator.docker.paths import volumes_path
 from isolator.docker.state import VolumeKey, checkpoint_container
 from isolator.protos import ContainerID, ContainerState
-from isolator.testing import RecordingDriverClient
 
 __all__ = ["RECOVERY_TIMEOUT", "dry_run"]
 
@@ -68,7 +68,7 @@ def dry_run(flags: Flags, known: Sequence[str]) -> Outcome:
             copy = os.path.join(scratch, "checkpoints")
             _copy(checkpoints, copy)
             on_copy = replace(flags, docker_volume_checkpoint_dir=copy)
-            unmounts, usage = _recover(on_copy, known, scratch)
+            unmounts, usage = _recover(on_copy, known)
         return _report(root, known, checkpoints, unmounts, usage)
 
     return with_checkpoints(flags, recover, missing)
@@ -111,11 +111,9 @@ def _quiet_isolator() -> Iterator[None]:
         logger.setLevel(level)
 
 
-def _recover(
-    flags: Flags, known: Sequence[str], scratch: str
-) -> tuple[list[VolumeKey], Usage]:
-    """Recover with a recording driver; the unmounts it sent, and who holds what after."""
-    client = RecordingDriverClient(scratch)  # it makes directories for mounts only: none
+def _recover(flags: Flags, known: Sequence[str]) -> tuple[list[VolumeKey], Usage]:
+    """Recover with a dry-run driver; the unmounts it was asked, and who holds what after."""
+    client = DryRunDriverClient()
     states = [
         ContainerState(container_id=ContainerID(value=value), pid=0, directory="/")
         for value in known
@@ -128,7 +126,7 @@ def _recover(
             usage = isolator.usage().get(timeout=RECOVERY_TIMEOUT)
         finally:
             isolator.stop()
-    unmounts = [VolumeKey(call.driver, call.name) for call in client.calls if call.op == "unmount"]
+    unmounts = [VolumeKey(driver, name) for driver, name in client.unmounts]
     return sorted(unmounts), usage
 
 

@@ -16,12 +16,12 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from actors import Future
 from isolator.common.container_ids import format_container_id, lineage
 from isolator.common.errors import IsolatorError
 from isolator.docker.state import VolumeKey
-from isolator.docker.volume_sequences import VolumeSequences
 from isolator.messages import copy
 from isolator.protos import ContainerID
 
@@ -29,6 +29,7 @@ __all__ = [
     "Container",
     "ContainerKey",
     "ContainerTable",
+    "Holds",
     "Phase",
     "Usage",
     "busy_error",
@@ -99,6 +100,21 @@ def busy_error(container_id: ContainerID, phase: Phase) -> IsolatorError:
     )
 
 
+class Holds(Protocol):
+    """The holder counts a table keeps up to date: ``VolumeSequences`` for Docker volumes,
+    ``csi.volumes.CsiVolumes`` for CSI volumes."""
+
+    def hold(self, volume: VolumeKey, *, maybe_mounted: bool = False) -> None: ...
+
+    def release(self, volume: VolumeKey) -> int: ...
+
+    def holders(self, volume: VolumeKey) -> int: ...
+
+    def forget_mount(self, volume: VolumeKey) -> None: ...
+
+    def mount_point(self, volume: VolumeKey) -> str | None: ...
+
+
 class ContainerTable:
     """Containers by key, with the ``PREPARED`` children of each parent indexed.
 
@@ -106,7 +122,7 @@ class ContainerTable:
     always match this table.
     """
 
-    def __init__(self, volumes: VolumeSequences) -> None:
+    def __init__(self, volumes: Holds) -> None:
         self._volumes = volumes
         self._containers: dict[ContainerKey, Container] = {}
         self._children: dict[ContainerKey, dict[ContainerKey, None]] = {}

@@ -8,7 +8,6 @@ says so rather than pykka's "actor not found".
 
 from __future__ import annotations
 
-import functools
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -16,14 +15,13 @@ from typing import Any
 
 import pykka
 
-from actors import DiscardedError, Future, State, call
+from actors import Future, State, call
 from isolator.common.errors import IsolatorError, strerror
 from isolator.common.observe import (
     Observer,
     Operation,
-    OperationEvent,
-    notify_operation,
     observes_operations,
+    report_when_done,
 )
 from isolator.config.flags import Flags
 from isolator.docker.actor import DockerVolumeIsolatorActor
@@ -164,13 +162,8 @@ class DockerVolumeIsolator:
             except Exception as error:  # a bad argument, e.g. not a message: fail, never raise
                 result = Future.failed(error)
         if operation is not None and self._timed:
-            result.on_any(functools.partial(self._observe, operation, started))
+            report_when_done(self._observer, result, operation, started)
         return result
-
-    def _observe(self, operation: Operation, started: float, done: Future[Any]) -> None:
-        error = None if done.is_ready() else (done.failure() or DiscardedError())
-        event = OperationEvent(operation, time.monotonic() - started, error)
-        notify_operation(self._observer, event)
 
 
 def _copy_id(container_id: ContainerID, name: str = "container_id") -> ContainerID:

@@ -24,8 +24,15 @@ def host_mounts() -> set[str]:
 
 
 def mount_holders(volumes: Iterable[Mapping[str, Any]]) -> dict[str, int]:
-    """Volume name -> how many callers (mount IDs) hold it, from a plugin's List answer."""
-    return {v["Name"]: len((v.get("Status") or {}).get("mounts", {})) for v in volumes}
+    """Volume name -> its mount count, from a plugin's List answer: ``Status.count`` where
+    the plugin reports one (the reference plugin does: Mounts less Unmounts), else how many
+    callers (mount IDs) hold it. 0 for every volume means the plugin released them all."""
+    holders = {}
+    for volume in volumes:
+        status = volume.get("Status") or {}
+        count = status.get("count")
+        holders[volume["Name"]] = count if isinstance(count, int) else len(status.get("mounts", {}))
+    return holders
 
 
 def plugin_holders(client: DockerPluginClient, driver: str, timeout: float) -> dict[str, int]:
@@ -51,7 +58,8 @@ def leftovers(
     if checkpoints:
         problems.append(f"checkpoints left: {checkpoints}")
     if any(holders.values()):
-        problems.append(f"volumes still mounted: {dict(holders)}")
+        counts = {name: count for name, count in holders.items() if count}
+        problems.append(f"volumes still mounted (plugin counts above 0): {counts}")
     if mounts_before is not None and host_mounts() != mounts_before:
         problems.append(f"host mounts changed: {sorted(host_mounts() ^ mounts_before)}")
     return problems

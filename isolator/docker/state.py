@@ -2,7 +2,9 @@
 
 The file format is Mesos's, so an agent's checkpoint directory can be read by this port and
 the other way round: the JSON text of a ``DockerVolumes`` message (``state.proto``), compact,
-e.g. ``{"volumes":[{"driver":"d1","name":"n1"}]}``.
+e.g. ``{"volumes":[{"driver":"d1","name":"n1"}]}``. One encoder (``encode_volumes``) writes
+it and one decoder (``decode_volumes``) reads it, both through protobuf's ``json_format``
+and the stdlib's ``json``: no JSON is written or parsed by hand.
 
 Unlike Mesos (which checkpoints without ``fsync`` and can leave an empty file after a power
 loss, MESOS-9507) the file is written durably: a crash leaves either the old or the new
@@ -38,6 +40,7 @@ __all__ = [
     "MAX_CHECKPOINT_BYTES",
     "VolumeKey",
     "checkpoint_container",
+    "decode_volumes",
     "encode_volumes",
     "read_checkpoint",
     "read_volumes",
@@ -56,37 +59,22 @@ class VolumeKey(NamedTuple):
     name: str
 
 
-# rapidjson (behind Mesos's ``stringify(JSON::Object)``) escapes only '"', '\' and control
-# characters, using the short forms below or ``\u00XX`` with upper-case hex digits, and writes
-# everything else, non-ASCII included, as raw UTF-8.
-_SHORT_ESCAPES = {
-    '"': '\\"',
-    "\\": "\\\\",
-    "\b": "\\b",
-    "\f": "\\f",
-    "\n": "\\n",
-    "\r": "\\r",
-    "\t": "\\t",
-}
+def _distinct(volumes: Iterable[VolumeKey]) -> list[VolumeKey]:
+    """``volumes`` in order; a checkpoint names a volume once (Mesos refuses it twice)."""
+    distinct: dict[VolumeKey, None] = {}
+    for volume in volumes:
+        key = VolumeKey(volume.driver, volume.name)
+        if key in distinct:
+            raise CheckpointError(
+                f"Duplicate docker volume with driver '{key.driver}' and name '{key.name}'"
+            )
+        distinct[key] = None
+    return list(distinct)
 
 
-_NEEDS_ESCAPE = re.compile(r'["\\\x00-\x1f]')
-
-
-def _json_string(text: str) -> str:
-    if not _NEEDS_ESCAPE.search(text):
-        return f'"{text}"'
-    parts = ['"']
-    for char in text:
-        escaped = _SHORT_ESCAPES.get(char)
-        if escaped is not None:
-            parts.append(escaped)
-        elif char < " ":
-            parts.append(f"\\u{ord(char):04X}")
-        else:
-            parts.append(char)
-    parts.append('"')
-    return "".join(parts)
+_RAPIDJSON_HEX: Final = re.compile(r"(?<!\\)((?:\\\\)*)\\u00([01][0-9a-f])")
+"""A ``\\u00xx`` escape ``json.dumps`` wrote (after an even run of backslashes: not an
+escaped backslash followed by a literal ``u``)."""
 
 
 def encode_volumes(volumes: Iterable[VolumeKey]) -> bytes:
@@ -95,22 +83,27 @@ def encode_volumes(volumes: Iterable[VolumeKey]) -> bytes:
     Volumes keep their order. No volumes gives ``{}``, as Mesos omits an empty repeated field.
     Raises ``CheckpointError`` for a volume given twice (it could not be read back) or a
     string that is not valid Unicode.
+
+    protobuf's ``json_format.MessageToDict`` makes the document (the field names of
+    ``state.proto``, an empty repeated field left out, as Mesos's ``JSON::protobuf``) and
+    ``json.dumps`` writes it. ``MessageToJson`` cannot give Mesos's bytes: without an indent
+    it writes ``", "`` and ``": "``. Mesos writes with rapidjson: compact, non-ASCII as raw
+    UTF-8, escaping only ``"``, ``\\`` and control characters, which is
+    ``json.dumps(separators=(",", ":"), ensure_ascii=False)`` but for one detail: rapidjson
+    spells a control character without a short form in upper-case hex (``\\u001F``),
+    ``json.dumps`` in lower case; ``_RAPIDJSON_HEX`` turns those to upper case.
     """
-    seen: set[VolumeKey] = set()
-    entries: list[str] = []
-    for volume in volumes:
-        key = VolumeKey(volume.driver, volume.name)
-        if key in seen:
-            raise CheckpointError(
-                f"Duplicate docker volume with driver '{key.driver}' and name '{key.name}'"
-            )
-        seen.add(key)
-        entries.append(f'{{"driver":{_json_string(key.driver)},"name":{_json_string(key.name)}}}')
-    text = f'{{"volumes":[{",".join(entries)}]}}' if entries else "{}"
-    try:
-        return text.encode("utf-8")
-    except UnicodeEncodeError as error:
-        raise CheckpointError(f"Failed to encode docker volumes: {error}") from error
+    message = DockerVolumes()
+    for key in _distinct(volumes):
+        try:
+            message.volumes.add(driver=key.driver, name=key.name)
+        except UnicodeEncodeError as error:  # a lone surrogate: no UTF-8 for it
+            raise CheckpointError(f"Failed to encode docker volumes: {error}") from error
+    document = json_format.MessageToDict(message, preserving_proto_field_name=True)
+    text = json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+    if "\\u00" in text:
+        text = _RAPIDJSON_HEX.sub(lambda m: m.group(1) + "\\u00" + m.group(2).upper(), text)
+    return text.encode("utf-8")
 
 
 def write_volumes(path: str | os.PathLike[str], volumes: Iterable[VolumeKey]) -> None:
@@ -136,6 +129,10 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
             raise ValueError(f"duplicate key '{key}'")
         result[key] = value
     return result
+
+
+_DECODER: Final = json.JSONDecoder(object_pairs_hook=_unique_keys, parse_constant=_reject_constant)
+"""The stdlib's JSON reader, refusing what JSON does not allow and Python does."""
 
 
 def _json_type(value: Any) -> str:
@@ -182,6 +179,16 @@ def _check_shape(value: dict[str, Any], descriptor: Descriptor, where: str) -> N
             _check_shape(item, field.message_type, item_path)
 
 
+def _refuse(document: dict[str, Any], problem: str, cause: Exception | None) -> NoReturn:
+    """Raise for a document ``json_format`` refused: naming its first wrong shape, if any,
+    as ``json_format`` words those poorly (or takes an array for an empty message)."""
+    try:
+        _check_shape(document, DockerVolumes.DESCRIPTOR, DockerVolumes.DESCRIPTOR.name)
+    except ValueError as error:
+        raise CheckpointError(f"Protobuf parse failed: {error}") from error
+    raise CheckpointError(f"Protobuf parse failed: {problem}") from cause
+
+
 MAX_CHECKPOINT_BYTES: Final = 1 << 20
 """A checkpoint names a few volumes; a larger file is refused unread (it is not ours)."""
 
@@ -191,19 +198,13 @@ def read_volumes(path: str | os.PathLike[str]) -> list[VolumeKey] | None:
 
     Follows Mesos's ``_recover``: ``None`` when the file does not exist and ``[]`` when it is
     empty (both left by a crash; the caller logs a warning and treats the container as using
-    no volumes). Anything unreadable or invalid raises ``CheckpointError``; fields that
-    ``DockerVolumes`` does not define are ignored, as Mesos does.
-
-    A file in the exact form the isolator and Mesos write takes a fast path; anything else
-    is parsed thoroughly, as protobuf would, for exact errors.
+    no volumes). Anything unreadable or invalid raises ``CheckpointError``
+    (``decode_volumes``).
     """
     content = _read_capped(os.fspath(path))
     if content is None:
         return None
-    if not content:
-        return []
-    volumes = _parse_canonical(content)
-    return volumes if volumes is not None else _parse_thoroughly(content)
+    return decode_volumes(content) if content else []
 
 
 def _read_capped(source: str) -> bytes | None:
@@ -252,42 +253,17 @@ def _read_at_most(fd: int, size: int) -> bytes:
     return b"".join(chunks)
 
 
-def _parse_canonical(content: bytes) -> list[VolumeKey] | None:
-    """The volumes of a checkpoint in exactly the form ``encode_volumes`` writes, else None.
+def decode_volumes(content: bytes) -> list[VolumeKey]:
+    """The volumes of a checkpoint's bytes, in their order; the one reader of the format.
 
-    Re-encoding and comparing bytes proves the form: no duplicate key, no unknown field,
-    no other spelling; everything else goes the thorough way.
+    The stdlib's ``json`` reads the text (refusing a duplicate key and ``NaN``, which are not
+    JSON's); protobuf's ``json_format.ParseDict`` reads the document into ``DockerVolumes``,
+    ignoring fields it does not define, as Mesos does, so a newer agent's file still reads.
+    Raises ``CheckpointError`` worded as Mesos's (``JSON parse failed: ...``,
+    ``Protobuf parse failed: ...``) and for a volume named twice.
     """
     try:
-        document = json.loads(content)
-    except ValueError:
-        return None
-    if not isinstance(document, dict):
-        return None
-    entries = document.get("volumes", [])
-    if not isinstance(entries, list):
-        return None
-    volumes = []
-    for entry in entries:
-        if not isinstance(entry, dict) or len(entry) != 2:
-            return None
-        driver, name = entry.get("driver"), entry.get("name")
-        if not isinstance(driver, str) or not isinstance(name, str):
-            return None
-        volumes.append(VolumeKey(driver, name))
-    try:
-        return volumes if encode_volumes(volumes) == content else None
-    except CheckpointError:
-        return None
-
-
-def _parse_thoroughly(content: bytes) -> list[VolumeKey]:
-    try:
-        document = json.loads(
-            content.decode("utf-8"),
-            object_pairs_hook=_unique_keys,
-            parse_constant=_reject_constant,
-        )
+        document = _DECODER.decode(content.decode("utf-8"))
     except (ValueError, RecursionError) as error:
         raise CheckpointError(f"JSON parse failed: {error}") from error
     if not isinstance(document, dict):
@@ -297,34 +273,19 @@ def _parse_thoroughly(content: bytes) -> list[VolumeKey]:
 
     message = DockerVolumes()
     try:
-        _check_shape(document, message.DESCRIPTOR, message.DESCRIPTOR.name)
-        # Unknown fields are ignored, as Mesos does, so a newer agent's file still reads.
         json_format.ParseDict(document, message, ignore_unknown_fields=True)
     except (ValueError, json_format.ParseError) as error:
-        raise CheckpointError(f"Protobuf parse failed: {error}") from error
-    missing = [
-        f"volumes[{index}].{name}"
-        for index, volume in enumerate(message.volumes)
-        for name in ("driver", "name")
-        if not volume.HasField(name)
-    ]
-    if missing or not message.IsInitialized():
+        _refuse(document, str(error), error)
+    if not message.IsInitialized():
         # Worded as Mesos's protobuf::parse, which lists InitializationErrorString().
-        raise CheckpointError(
-            f"Protobuf parse failed: Missing required fields: {', '.join(missing)}"
-        )
-
-    volumes: list[VolumeKey] = []
-    seen: set[VolumeKey] = set()
-    for volume in message.volumes:
-        key = VolumeKey(volume.driver, volume.name)
-        if key in seen:
-            raise CheckpointError(
-                f"Duplicate docker volume with driver '{key.driver}' and name '{key.name}'"
-            )
-        seen.add(key)
-        volumes.append(key)
-    return volumes
+        missing = [
+            f"volumes[{index}].{name}"
+            for index, volume in enumerate(message.volumes)
+            for name in ("driver", "name")
+            if not volume.HasField(name)
+        ]
+        _refuse(document, f"Missing required fields: {', '.join(missing)}", None)
+    return _distinct(VolumeKey(volume.driver, volume.name) for volume in message.volumes)
 
 
 def checkpoint_container(root: str, container_id: ContainerID, volumes: list[VolumeKey]) -> None:

@@ -38,15 +38,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from actors import DiscardedError, Future, Sequence
+from actors import Future, Sequence
 from isolator.common import failpoints
 from isolator.common.errors import MountRefusedError
 from isolator.common.observe import (
     Observer,
     Operation,
-    OperationEvent,
-    notify_operation,
     observes_operations,
+    report_when_done,
 )
 from isolator.docker.state import VolumeKey
 
@@ -202,16 +201,8 @@ class VolumeSequences:
     def _observe(
         self, future: Future[Any], operation: Operation, volume: VolumeKey, started: float
     ) -> None:
-        if not self._timed:
-            return  # nobody looks at operations
-
-        def _report(done: Future[Any]) -> None:
-            error = None if done.is_ready() else (done.failure() or DiscardedError())
-            seconds = time.monotonic() - started
-            event = OperationEvent(operation, seconds, error, driver=volume.driver)
-            notify_operation(self._observer, event)
-
-        future.on_any(_report)
+        if self._timed:  # else nobody looks at operations
+            report_when_done(self._observer, future, operation, started, driver=volume.driver)
 
     def _enqueue(
         self, volume: VolumeKey, entry: _Volume, item: Callable[[], Future[Any]]

@@ -101,6 +101,20 @@ class DvdcliClient(DriverClient):
         argv = [self._dvdcli, "unmount", f"--volumedriver={driver}", f"--volumename={name}"]
         return self._loop.submit(self._unmount(argv))
 
+    def path(self, driver: str, name: str) -> Future[str]:
+        """``dvdcli path``, within the unmount timeout: its stdout without the newline
+        dvdcli ends it with; ``""`` when dvdcli prints nothing (the volume is not mounted).
+
+        Not in Mesos, which never asks: the isolator asks after a restart (issue 16).
+        """
+        argv = [self._dvdcli, "path", f"--volumedriver={driver}", f"--volumename={name}"]
+        return self._loop.submit(self._path(argv))
+
+    async def _path(self, argv: list[str]) -> str:
+        stdout = await self._run("path", argv, self._unmount_timeout, read_stdout=True)
+        text = os.fsdecode(stdout)
+        return text[:-1] if text.endswith("\n") else text
+
     async def _mount(self, argv: list[str]) -> str:
         stdout = await self._run("mount", argv, self._mount_timeout, read_stdout=True)
         return os.fsdecode(stdout)  # surrogateescape: any path bytes survive a round trip

@@ -136,6 +136,13 @@ class DockerPluginClient(DriverClient):
         steps = functools.partial(self._unmount, driver, name)
         return self._submit(self._within("unmount", driver, name, self.api.unmount_timeout, steps))
 
+    def path(self, driver: str, name: str) -> Future[str]:
+        """``VolumeDriver.Path`` within ``query_timeout``: the mount point, ``""`` if none.
+
+        A relative mount point is an error: nobody could bind-mount from it.
+        """
+        return self._submit(self._path(driver, name))
+
     def close(self) -> None:
         """Close every plugin connection; calls made afterwards fail. Idempotent.
 
@@ -237,6 +244,25 @@ class DockerPluginClient(DriverClient):
         await self.api.activate(driver)
         progress.doing = "waiting for VolumeDriver.Unmount"
         await self.api.unmount(driver, name, self.mount_id, deadline=deadline)
+
+    async def _path(self, driver: str, name: str) -> str:
+        timeout = self.api.query_timeout
+        deadline = Deadline.after(timeout)
+        try:
+            async with asyncio.timeout_at(deadline.when):
+                await self.api.activate(driver)
+                mountpoint = await self.api.path(driver, name, deadline=deadline)
+        except TimeoutError:
+            raise DriverError(
+                f"Docker volume plugin {driver!r} did not answer VolumeDriver.Path for volume "
+                f"{name!r} within {timeout:g} s"
+            ) from None
+        if mountpoint and not os.path.isabs(mountpoint):
+            raise DriverError(
+                f"Docker volume plugin {driver!r} returned a relative mount point "
+                f"{mountpoint!r} for volume {name!r} from VolumeDriver.Path"
+            )
+        return mountpoint
 
     async def _missing(self, driver: str, name: str, deadline: Deadline) -> str | None:
         """Get, as Docker's volume store: why the volume is absent, or None if present.

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Final
 
+from isolator.common.linux import open_pidfd
 from isolator.common.readable import readable
 
 __all__ = ["MAX_OUTPUT", "Child", "Outcome", "OutputLimitError"]
@@ -277,13 +278,8 @@ class Child:
         return status
 
 
-
 def _open_pidfd(pid: int) -> int | None:
-    pidfd_open = getattr(os, "pidfd_open", None)
-    if pidfd_open is None:
-        return None
     try:
-        fd: int = pidfd_open(pid)
+        return open_pidfd(pid)
     except OSError:
-        return None  # kernel before 5.3: the exit is polled instead
-    return fd
+        return None  # no pidfd_open (kernel before 5.3), or no fd left: the exit is polled

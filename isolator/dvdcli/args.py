@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from isolator.config.defaults import PLUGIN_SOCKET_DIR, PLUGIN_SPEC_DIRS
+from isolator.dvdcli.ledger import DEFAULT_STATE_DIR
 from isolator.version import version
 
 __all__ = [
@@ -20,6 +21,8 @@ __all__ = [
     "ENV_RETRY_BUDGET",
     "ENV_SOCKET_DIR",
     "ENV_SPEC_DIRS",
+    "ENV_STATE_DIR",
+    "ENV_UNMOUNT_UNRECORDED",
     "PROG",
     "Request",
     "help_text",
@@ -33,6 +36,9 @@ ENV_SPEC_DIRS: Final = "DVDCLI_SPEC_DIRS"
 ENV_RETRY_BUDGET: Final = "DVDCLI_RETRY_BUDGET"
 ENV_MOUNT_ID: Final = "DVDCLI_MOUNT_ID"
 """Set, even to ``""``, it is the Mount/Unmount ``ID`` (``""`` is what dvdcli sends)."""
+ENV_STATE_DIR: Final = "DVDCLI_STATE_DIR"
+ENV_UNMOUNT_UNRECORDED: Final = "DVDCLI_UNMOUNT_UNRECORDED"
+"""A Go boolean: whether unmount sends the Unmount of a volume it has no record of."""
 
 _GO_TRUE: Final = frozenset({"1", "t", "T", "TRUE", "true", "True"})
 _GO_FALSE: Final = frozenset({"0", "f", "F", "FALSE", "false", "False"})
@@ -55,6 +61,10 @@ class Request:
     """None: the client's default (``default_mount_id``)."""
     topic: str | None = None
     """The command whose help ``help`` prints; None: the whole help."""
+    state_dir: str = DEFAULT_STATE_DIR
+    """Where mount and unmount keep what they mounted (``isolator.dvdcli.ledger``)."""
+    unmount_unrecorded: bool = False
+    """Whether unmount sends the Unmount of a volume it has no record of."""
 
 
 # -- argument types -------------------------------------------------------------------------
@@ -128,6 +138,29 @@ def _add_common(parser: argparse.ArgumentParser, prefix: str) -> None:
         help=(
             f"how long to keep retrying a plugin that is missing or not answering; "
             f"0 for no retry (${ENV_RETRY_BUDGET}; default the client's)"
+        ),
+    )
+    parser.add_argument(
+        "--state-dir",
+        dest=prefix + "state_dir",
+        metavar="DIR",
+        help=(
+            f"where mount records what it mounted, so that a volume is mounted once however "
+            f"many times it is asked and unmount sends one Unmount with the same ID "
+            f"(${ENV_STATE_DIR}; default {DEFAULT_STATE_DIR})"
+        ),
+    )
+    parser.add_argument(
+        "--unmount-unrecorded",
+        dest=prefix + "unmount_unrecorded",
+        nargs="?",
+        const=True,
+        type=_go_bool,
+        metavar="BOOL",
+        help=(
+            f"send the Unmount of a volume with no record too (e.g. one mounted before "
+            f"{PROG} kept records); without it, such an unmount sends nothing and "
+            f"succeeds (${ENV_UNMOUNT_UNRECORDED})"
         ),
     )
     parser.add_argument(
@@ -226,6 +259,12 @@ def _request(
     mount_id: str | None = pick("mount_id")
     if mount_id is None:
         mount_id = environ.get(ENV_MOUNT_ID)
+    unmount_unrecorded: bool | None = pick("unmount_unrecorded")
+    if unmount_unrecorded is None and environ.get(ENV_UNMOUNT_UNRECORDED):
+        try:
+            unmount_unrecorded = _go_bool(environ[ENV_UNMOUNT_UNRECORDED])
+        except argparse.ArgumentTypeError as error:
+            parser.error(f"${ENV_UNMOUNT_UNRECORDED}: {error}")
     return Request(
         command=args.command,
         driver=pick("volumedriver") or "",
@@ -237,6 +276,8 @@ def _request(
         spec_dirs=tuple(spec_dirs) if spec_dirs else PLUGIN_SPEC_DIRS,
         retry_budget=retry_budget,
         mount_id=mount_id,
+        state_dir=pick("state_dir") or environ.get(ENV_STATE_DIR) or DEFAULT_STATE_DIR,
+        unmount_unrecorded=bool(unmount_unrecorded),
     )
 
 

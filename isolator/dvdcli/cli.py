@@ -7,8 +7,12 @@ or ``Flags.dvdcli_path``), while the plugin calls go through the isolator's own 
 (``DockerPluginClient`` for mount and unmount, its ``VolumePluginAPI`` for the rest):
 
 - ``mount``   Get; Create (with ``--volumeopts``) unless the volume exists or
-  ``--explicitcreate`` is given; Mount. Prints the mount point and a newline.
-- ``unmount`` Unmount. Prints nothing.
+  ``--explicitcreate`` is given; Mount. Prints the mount point and a newline. A volume
+  it has already mounted (its record in ``--state-dir``, see ``ledger``) is not mounted
+  again: the recorded mount point is printed, the plugin is not called.
+- ``unmount`` Unmount with the recorded ID, then forget the record. Prints nothing. A
+  volume without a record was not mounted by this command: nothing is sent, a note goes to
+  stderr and the exit status is 0 (``--unmount-unrecorded`` sends the Unmount anyway).
 - ``path``    Get; its ``Mountpoint``, else Path (whose errors are ignored). Prints the
   path and a newline, or nothing when the plugin has no path.
 - ``create``  Create with ``--volumeopts``. Prints nothing.
@@ -27,13 +31,15 @@ Plugins are found as dockerd finds them, under ``--socket-dir`` (``$DVDCLI_SOCKE
 and ``--spec-dir`` (repeatable; ``$DVDCLI_SPEC_DIRS``, ``:``-separated), by default
 dockerd's directories (``isolator.config.defaults``; ``--help`` shows them). These,
 ``--volumedriver``/``--volumename`` (persistent in dvdcli), ``--retry-budget`` and
-``--mount-id`` may come before or after the subcommand; ``--volumeopts`` and
+``--mount-id``, ``--state-dir`` (``$DVDCLI_STATE_DIR``) and ``--unmount-unrecorded``
+(``$DVDCLI_UNMOUNT_UNRECORDED``) may come before or after the subcommand; ``--volumeopts`` and
 ``--explicitcreate`` only after it (``isolator.dvdcli.args`` reads the command line). The
 command line beats the environment.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import platform
@@ -42,10 +48,11 @@ from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any, Final, TextIO, TypeVar
 
 from actors import EventLoopThread
-from isolator.common.errors import DriverError
+from isolator.common.errors import DriverError, MountRefusedError
 from isolator.drivers.plugin_client import DockerPluginClient
 from isolator.drivers.transport import Backoff
 from isolator.dvdcli.args import PROG, Request, help_text, parse
+from isolator.dvdcli.ledger import Ledger, LedgerError, Record
 from isolator.version import version
 
 __all__ = ["COMMANDS", "main"]
@@ -71,16 +78,61 @@ def _line(text: str) -> str:
     return f"{text}\n" if text else ""
 
 
-def _mount(client: DockerPluginClient, request: Request) -> str:
-    return _line(client.mount(request.driver, request.name, request.options).get())
+def _mount(client: DockerPluginClient, request: Request, ledger: Ledger) -> str:
+    """One Mount per mounted period: a recorded volume prints its record."""
+    driver, name = request.driver, request.name
+    with ledger.locked(driver, name):
+        record = ledger.read(driver, name)
+        if record is not None and record.mountpoint is not None:
+            return _line(record.mountpoint)
+        if record is not None:  # an earlier Mount's outcome is unknown: did it mount?
+            client.mount_id = record.mount_id
+            found = _plugin_path(client, request)
+            if found:
+                ledger.write(dataclasses.replace(record, mountpoint=found))
+                return _line(found)
+        else:  # recorded before the Mount is sent: a kill midway still leads to an Unmount
+            ledger.write(Record(driver, name, client.mount_id, None))
+        try:
+            mountpoint = client.mount(driver, name, request.options).get()
+        except MountRefusedError:
+            if record is None:  # nothing is mounted, by this Mount or an earlier one
+                ledger.forget(driver, name)
+            raise
+        ledger.write(Record(driver, name, client.mount_id, mountpoint))
+        return _line(mountpoint)
 
 
-def _unmount(client: DockerPluginClient, request: Request) -> str:
-    client.unmount(request.driver, request.name).get()
+def _unmount(client: DockerPluginClient, request: Request, ledger: Ledger) -> str:
+    """The one Unmount, with the recorded ID; the record goes once it succeeded."""
+    driver, name = request.driver, request.name
+    with ledger.locked(driver, name):
+        record = ledger.read(driver, name)
+        if record is None and not request.unmount_unrecorded:
+            _write(
+                sys.stderr,
+                f"{PROG}: volume {name!r} of plugin {driver!r} has no record in "
+                f"{str(ledger.state_dir)!r}: it was not mounted by {PROG}, so no Unmount "
+                "is sent\n",
+            )
+            return ""
+        if record is not None:
+            client.mount_id = record.mount_id
+        client.unmount(driver, name).get()
+        if record is not None:
+            ledger.forget(driver, name)
     return ""
 
 
-def _path(client: DockerPluginClient, request: Request) -> str:
+def _plugin_path(client: DockerPluginClient, request: Request) -> str:
+    """``VolumeDriver.Path``, ``""`` when the plugin cannot say."""
+    try:
+        return client.path(request.driver, request.name).get()
+    except DriverError:
+        return ""
+
+
+def _path(client: DockerPluginClient, request: Request, ledger: Ledger) -> str:
     volume = _ask(client, client.api.get(request.driver, request.name))
     mountpoint = volume.get("Mountpoint")
     if isinstance(mountpoint, str) and mountpoint:
@@ -91,28 +143,28 @@ def _path(client: DockerPluginClient, request: Request) -> str:
         return ""
 
 
-def _create(client: DockerPluginClient, request: Request) -> str:
+def _create(client: DockerPluginClient, request: Request, ledger: Ledger) -> str:
     _ask(client, client.api.create(request.driver, request.name, request.options))
     return ""
 
 
-def _remove(client: DockerPluginClient, request: Request) -> str:
+def _remove(client: DockerPluginClient, request: Request, ledger: Ledger) -> str:
     _ask(client, client.api.remove(request.driver, request.name))
     return ""
 
 
-def _get(client: DockerPluginClient, request: Request) -> str:
+def _get(client: DockerPluginClient, request: Request, ledger: Ledger) -> str:
     volume = _ask(client, client.api.get(request.driver, request.name))
     name = volume.get("Name")
     return _line(name if isinstance(name, str) and name else request.name)
 
 
-def _list(client: DockerPluginClient, request: Request) -> str:
+def _list(client: DockerPluginClient, request: Request, ledger: Ledger) -> str:
     names = (volume.get("Name") for volume in _ask(client, client.api.list(request.driver)))
     return "".join(_line(name) for name in names if isinstance(name, str))
 
 
-COMMANDS: Final[Mapping[str, Callable[[DockerPluginClient, Request], str]]] = {
+COMMANDS: Final[Mapping[str, Callable[[DockerPluginClient, Request, Ledger], str]]] = {
     "mount": _mount,
     "unmount": _unmount,
     "path": _path,
@@ -121,7 +173,8 @@ COMMANDS: Final[Mapping[str, Callable[[DockerPluginClient, Request], str]]] = {
     "get": _get,
     "list": _list,
 }
-"""What each plugin command does; each returns what it prints on stdout."""
+"""What each plugin command does; each returns what it prints on stdout. Only mount and
+unmount use the ``Ledger``."""
 
 
 def _version() -> str:
@@ -183,8 +236,8 @@ def _run(request: Request) -> int:
         backoff=None if request.retry_budget is None else Backoff(budget=request.retry_budget),
     )
     try:
-        output = COMMANDS[request.command](client, request)
-    except (DriverError, OSError) as error:
+        output = COMMANDS[request.command](client, request, Ledger(request.state_dir))
+    except (DriverError, LedgerError, OSError) as error:
         return _fail(str(error) or type(error).__name__)
     except KeyboardInterrupt:
         _write(sys.stderr, f"{PROG}: interrupted\n")

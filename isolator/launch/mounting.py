@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
-import functools
 import os
 import shlex
 import signal
@@ -39,6 +38,7 @@ from isolator.common.linux import (
     MS_REMOUNT,
     MS_SHARED,
     MS_SLAVE,
+    libc,
 )
 from isolator.common.names import printable
 from isolator.launch.confine import ConfinementError, open_no_symlinks
@@ -292,24 +292,8 @@ def _run_pre_exec_command(command: CommandInfo) -> None:
         print(output, file=sys.stderr, flush=True)
 
 
-@functools.cache
-def _libc() -> ctypes.CDLL:
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.unshare.argtypes = [ctypes.c_int]
-    libc.unshare.restype = ctypes.c_int
-    libc.mount.argtypes = [
-        ctypes.c_char_p,
-        ctypes.c_char_p,
-        ctypes.c_char_p,
-        ctypes.c_ulong,
-        ctypes.c_char_p,
-    ]
-    libc.mount.restype = ctypes.c_int
-    return libc
-
-
 def _unshare_mount_namespace() -> None:
-    if _libc().unshare(CLONE_NEWNS) != 0:
+    if libc().unshare(CLONE_NEWNS) != 0:
         error = ctypes.get_errno()
         hint = " (the launcher must be single-threaded)" if error == errno.EINVAL else ""
         raise LaunchError(f"Failed to unshare the mount namespace: {os.strerror(error)}{hint}")
@@ -319,7 +303,7 @@ def _mount(
     source: str | None, target: str, fstype: str | None, flags: int, options: str | None
 ) -> None:
     """``mount(2)``; raises :class:`OSError` with the errno."""
-    result = _libc().mount(
+    result = libc().mount(
         None if source is None else os.fsencode(source),
         os.fsencode(target),
         None if fstype is None else os.fsencode(fstype),

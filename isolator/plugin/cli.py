@@ -16,6 +16,7 @@ from isolator.version import version
 from .errors import PluginError
 from .http_server import Limits
 from .server import VolumePlugin
+from .volumes import COUNT_MODES
 
 __all__ = ["main"]
 
@@ -52,7 +53,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     parser.add_argument("--socket", required=True, help="unix socket to serve on")
     parser.add_argument("--root", required=True, help="directory for volumes and state")
-    parser.add_argument("--state", help="state file (default: ROOT/state.json)")
+    parser.add_argument(
+        "--state-dir",
+        metavar="DIR",
+        help="state directory, one file per volume (default: ROOT/state; a version 1 "
+        "ROOT/state.json is imported into it once)",
+    )
     parser.add_argument("--name", help="plugin name for logs (default: the socket's stem)")
     parser.add_argument(
         "--allow-mountpoint",
@@ -61,6 +67,26 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="also accept -o mountpoint=PATH strictly inside DIR (repeatable; without it "
         "only ROOT/volumes; never '/')",
+    )
+    counting = parser.add_argument_group("how Mounts and Unmounts are counted")
+    counting.add_argument(
+        "--count",
+        choices=COUNT_MODES,
+        default="calls",
+        help="calls: every Mount adds one, every Unmount takes one, released at 0 (Docker's "
+        "local driver); ids: a set of IDs, an Unmount releases its ID (default: %(default)s)",
+    )
+    counting.add_argument(
+        "--refuse-duplicate-id",
+        action="store_true",
+        help="refuse a second Mount of a volume by an ID that has not unmounted it "
+        "(as a loopback-device plugin)",
+    )
+    parser.add_argument(
+        "--socket-group",
+        metavar="GROUP",
+        help="group (name or GID) given the socket; its mode is 0660 whatever the umask "
+        "(default: the process's group)",
     )
     limits = parser.add_argument_group("limits on clients")
     for field in dataclasses.fields(Limits):
@@ -119,10 +145,13 @@ def _serve(args: argparse.Namespace, wake: int) -> int:
     plugin = VolumePlugin(
         socket_path=args.socket,
         root=args.root,
-        state_path=args.state,
+        state_dir=args.state_dir,
         name=args.name,
         allowed_mountpoints=args.allow_mountpoint,
         limits=Limits(**{field: getattr(args, field) for field in _LIMIT_FLAGS}),
+        count=args.count,
+        refuse_duplicate_id=args.refuse_duplicate_id,
+        socket_group=args.socket_group,
     )
     try:
         plugin.start()

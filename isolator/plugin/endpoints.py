@@ -63,7 +63,9 @@ def _volume_json(record: VolumeRecord) -> JsonObject:
         "Name": record.name,
         "Mountpoint": record.mountpoint,
         "CreatedAt": record.created_at,
-        "Status": {"mounts": dict(record.mounts)},
+        # Free-form, as Docker shows it in ``docker volume inspect``: the mount count, and
+        # which IDs sent the Mounts not yet taken back.
+        "Status": {"count": record.count, "mounts": dict(record.mounts)},
     }
 
 

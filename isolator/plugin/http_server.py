@@ -3,7 +3,8 @@
 The stdlib's threading server kept a thread per connection for as long as the client
 liked: 500 half-sent requests were 500 threads, forever (issue 9). Here one asyncio loop
 reads every connection, so an open connection costs a descriptor and a small buffer, never
-a thread; only complete requests reach the worker threads, at most ``max_workers``.
+a thread; only complete requests reach the worker threads, at most ``max_workers``. The
+HTTP itself is ``h11``'s (``http_request``); the bounds are ours.
 
 Bounds, all in ``Limits``:
 
@@ -13,7 +14,8 @@ Bounds, all in ``Limits``:
   waited longest for a request (idle or half-sent) is closed to make room, so a flood of
   slow clients cannot lock out a healthy one; when every open connection has a request in
   progress, new ones wait in the listen backlog (SOMAXCONN);
-- lines are at most ``MAX_LINE`` bytes, headers at most ``MAX_HEADERS``, bodies ``MAX_BODY``.
+- lines are at most ``MAX_LINE`` bytes, headers at most ``MAX_HEADERS`` lines and
+  ``MAX_HEAD`` bytes, bodies ``MAX_BODY``.
 """
 
 from __future__ import annotations
@@ -30,10 +32,20 @@ from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
 from typing import Any, NamedTuple
 
+import h11
+
 from isolator.common.errors import strerror
 from isolator.common.readable import readable
 
-from .http_request import MAX_LINE, BadRequest, Request, read_request
+from .http_request import (
+    MAX_LINE,
+    READ_SIZE,
+    BadRequest,
+    PeerClosed,
+    Request,
+    new_connection,
+    read_request,
+)
 
 __all__ = ["CONTENT_TYPE", "Handler", "HttpServer", "Limits", "Response", "json_response"]
 
@@ -224,7 +236,7 @@ class HttpServer:
         reader, writer = await asyncio.open_unix_connection(sock=connection.client, limit=MAX_LINE)
         try:
             await self._requests(connection, reader, writer)
-        except (ConnectionError, asyncio.IncompleteReadError):
+        except (ConnectionError, PeerClosed):
             pass  # the peer went away
         except TimeoutError:
             _log.debug("volume plugin %s: dropping a connection that timed out", self._name)
@@ -240,22 +252,25 @@ class HttpServer:
     ) -> None:
         limits = self._limits
         loop = asyncio.get_running_loop()
+        http = new_connection()
         while True:
             self._set_waiting(connection, True)
-            try:
-                async with asyncio.timeout(limits.idle_timeout):
-                    first = await reader.read(1)
-            except TimeoutError:
-                _log.debug("volume plugin %s: closing an idle connection", self._name)
-                return
-            if not first:
-                return
+            if not http.trailing_data[0]:  # nothing of the next request yet: idle
+                try:
+                    async with asyncio.timeout(limits.idle_timeout):
+                        first = await reader.read(READ_SIZE)
+                except TimeoutError:
+                    _log.debug("volume plugin %s: closing an idle connection", self._name)
+                    return
+                if not first:
+                    return
+                http.receive_data(first)
             try:
                 async with asyncio.timeout(limits.request_timeout):
-                    request = await read_request(reader, writer, first)
+                    request = await read_request(http, reader, writer)
             except BadRequest as error:
                 refusal = json_response(400, {"Err": f"bad request: {error}"})
-                await self._write(writer, refusal, close=True)
+                await self._write(new_connection(), writer, refusal, close=True)
                 return
             self._set_waiting(connection, False)
             response = await loop.run_in_executor(self._executor, self._answer, request)
@@ -266,9 +281,10 @@ class HttpServer:
                 request.target,
                 response.status,
             )
-            await self._write(writer, response, close=request.close)
-            if request.close:
+            await self._write(http, writer, response, close=request.close)
+            if request.close or http.our_state is not h11.DONE:
                 return
+            http.start_next_cycle()
 
     def _answer(self, request: Request) -> Response:
         """Run on a worker thread: the handler's answer, or a 405 or 500 of our own."""
@@ -281,14 +297,23 @@ class HttpServer:
             return json_response(500, {"Err": f"internal error: {error}"})
 
     async def _write(
-        self, writer: asyncio.StreamWriter, response: Response, *, close: bool
+        self,
+        http: h11.Connection,
+        writer: asyncio.StreamWriter,
+        response: Response,
+        *,
+        close: bool,
     ) -> None:
-        head = [
-            f"HTTP/1.1 {response.status} {HTTPStatus(response.status).phrase}",
-            f"Content-Type: {response.content_type}",
-            f"Content-Length: {len(response.body)}",
-            *(["Connection: close"] if close else []),
+        """Send ``response`` on ``http`` (a fresh connection for a refusal: ``h11`` lets a
+        server answer before any request, which is what a 400 to a garbled one is)."""
+        headers = [
+            ("Content-Type", response.content_type),
+            ("Content-Length", str(len(response.body))),
+            *([("Connection", "close")] if close else []),
         ]
-        writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + response.body)
+        reason = HTTPStatus(response.status).phrase.encode("ascii")
+        data = http.send(h11.Response(status_code=response.status, headers=headers, reason=reason))
+        data = (data or b"") + (http.send(h11.Data(data=response.body)) or b"")
+        writer.write(data + (http.send(h11.EndOfMessage()) or b""))
         async with asyncio.timeout(self._limits.request_timeout):
             await writer.drain()

@@ -1,26 +1,54 @@
-"""The plugin's durable state: one JSON file, rewritten atomically after every change.
+"""The plugin's durable state: one small JSON file per volume, each replaced atomically.
 
-A restarted plugin must find its volumes *and* its per-ID mount counts again, or it would
-forget who still uses a volume; hence a durable, atomic write (``isolator.common.fs``) on
-every save.
+A restarted plugin must find its volumes *and* their mount counts again, or it would forget
+who still uses a volume; hence a durable, atomic write (``isolator.common.fs``) on every
+change. One file per volume makes a change cost one small write whatever the number of
+volumes (issue 20): the single ``state.json`` of before was rewritten whole on every Mount.
+
+Layout of the state directory (default ``<root>/state``)::
+
+    v-<name, percent-encoded>.json    one volume (v#<sha256 of the name>.json if that is long)
+
+A file holds ``{"version": 2, "name": ..., "mountpoint": ..., "created_at": ...,
+"options": {...}, "managed": bool, "count": N, "mounts": {ID: n}}``. The name is never used
+as a path: the file name is derived from it, and a file whose name does not match the name
+it holds is refused, so a hand-made file cannot alias another volume. Files starting with
+``.`` are a crash's leftover temporaries and are skipped. A version 1 ``state.json`` (the
+old single file) is read by ``read_legacy`` and carried over once by ``import_legacy``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from isolator.common.fs import WriteError, write_atomically
+from isolator.common.fs import WriteError, fsync_directory, write_atomically
+from isolator.common.names import encoded_file_name
 
 from .errors import StateError
 
-__all__ = ["STATE_VERSION", "VolumeRecord", "load_state", "save_state"]
+__all__ = [
+    "LEGACY_VERSION",
+    "STATE_VERSION",
+    "VolumeRecord",
+    "delete_volume",
+    "import_legacy",
+    "load_state",
+    "read_legacy",
+    "save_volume",
+    "volume_file_name",
+]
 
-STATE_VERSION = 1
+STATE_VERSION = 2
+LEGACY_VERSION = 1
+_MAX_FILE = 1 << 20
+"""A volume file is a few hundred bytes; a larger one is not ours."""
 
 
 @dataclass(frozen=True)
@@ -34,15 +62,20 @@ class VolumeRecord:
     managed: bool = False
     """True when the directory is the plugin's own ``<root>/volumes/<name>`` (Remove deletes it)."""
     mounts: Mapping[str, int] = field(default_factory=dict)
-    """Mount ID -> how many Mounts that ID holds; IDs at zero are dropped."""
+    """Mount ID -> Mounts that ID sent and has not taken back; IDs at zero are dropped."""
+    count: int = 0
+    """The volume's mount count as the plugin's counting mode keeps it; released at 0."""
 
     def to_json(self) -> dict[str, Any]:
-        """The record as stored in the state file."""
+        """The record as stored in its file."""
         return {
+            "version": STATE_VERSION,
+            "name": self.name,
             "mountpoint": self.mountpoint,
             "created_at": self.created_at,
             "options": dict(self.options),
             "managed": self.managed,
+            "count": self.count,
             "mounts": dict(self.mounts),
         }
 
@@ -70,37 +103,112 @@ class VolumeRecord:
             isinstance(k, str) and type(v) is int and v > 0 for k, v in mounts.items()
         ):
             raise ValueError(f"volume {name!r} has bad mount counts")
-        return cls(name, mountpoint, created_at, dict(options), managed, dict(mounts))
+        # A version 1 record has no count: every Mount it holds counts.
+        count = data.get("count", sum(mounts.values()))
+        if type(count) is not int or count < 0:
+            raise ValueError(f"volume {name!r} has a bad count")
+        return cls(name, mountpoint, created_at, dict(options), managed, dict(mounts), count)
 
 
-def load_state(path: Path) -> dict[str, VolumeRecord]:
-    """Read the state file; a missing file is an empty state, a bad one a ``StateError``."""
+def volume_file_name(name: str) -> str:
+    """The file holding volume ``name``: never a path, never hidden, at most ~200 bytes."""
+    return encoded_file_name(name, kind="v", suffix=".json")
+
+
+def _read(path: Path) -> bytes:
+    """A volume file's bytes; refuses non-regular files and links (never follows one)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as stream:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError("not a regular file")
+        data = stream.read(_MAX_FILE + 1)
+    if len(data) > _MAX_FILE:
+        raise ValueError(f"larger than {_MAX_FILE} bytes")
+    return data
+
+
+def load_state(state_dir: Path) -> dict[str, VolumeRecord]:
+    """Read every volume file; a missing directory is an empty state, a bad file a
+    ``StateError`` naming it."""
     try:
-        text = path.read_text(encoding="utf-8")
+        entries = sorted(os.listdir(state_dir))
     except FileNotFoundError:
         return {}
     except OSError as error:
-        raise StateError(f"cannot read plugin state file {path}: {error.strerror}") from error
-    try:
-        data = json.loads(text)
-        if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
-            raise ValueError(f"not a version {STATE_VERSION} state object")
-        volumes = data.get("volumes")
-        if not isinstance(volumes, dict):
-            raise ValueError("'volumes' is not an object")
-        return {name: VolumeRecord.from_json(name, rec) for name, rec in volumes.items()}
-    except ValueError as error:  # json.JSONDecodeError is a ValueError
-        raise StateError(f"corrupt plugin state file {path}: {error}") from error
+        where = f"plugin state directory {state_dir}"
+        raise StateError(f"cannot read {where}: {error.strerror}") from error
+    volumes: dict[str, VolumeRecord] = {}
+    for entry in entries:
+        if entry.startswith("."):
+            continue  # a temporary file a crash left behind
+        path = state_dir / entry
+        try:
+            data = json.loads(_read(path))
+            if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
+                raise ValueError(f"not a version {STATE_VERSION} volume object")
+            name = data.get("name")
+            if not isinstance(name, str) or volume_file_name(name) != entry:
+                raise ValueError("its name does not match the file name")
+            volumes[name] = VolumeRecord.from_json(name, data)
+        except OSError as error:
+            raise StateError(f"cannot read plugin state file {path}: {error.strerror}") from error
+        except ValueError as error:  # json.JSONDecodeError and UnicodeDecodeError too
+            raise StateError(f"corrupt plugin state file {path}: {error}") from error
+    return volumes
 
 
-def save_state(path: Path, volumes: Mapping[str, VolumeRecord]) -> None:
-    """Replace the state file atomically and durably, or raise ``StateError`` and leave it."""
-    data = {
-        "version": STATE_VERSION,
-        "volumes": {name: volumes[name].to_json() for name in sorted(volumes)},
-    }
-    payload = (json.dumps(data, indent=2, sort_keys=True) + "\n").encode("utf-8")
+def save_volume(state_dir: Path, record: VolumeRecord) -> None:
+    """Replace ``record``'s file atomically and durably, or raise ``StateError``."""
+    path = state_dir / volume_file_name(record.name)
+    payload = (json.dumps(record.to_json(), sort_keys=True) + "\n").encode("utf-8")
     try:
         write_atomically(path, payload)
     except WriteError as error:
         raise StateError(f"cannot write plugin state file {path}: {error}") from error
+
+
+def delete_volume(state_dir: Path, name: str) -> None:
+    """Delete volume ``name``'s file durably (gone already is fine), or raise ``StateError``."""
+    path = state_dir / volume_file_name(name)
+    try:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        fsync_directory(os.fspath(state_dir))
+    except OSError as error:
+        raise StateError(f"cannot delete plugin state file {path}: {error.strerror}") from error
+
+
+def read_legacy(legacy: Path) -> dict[str, VolumeRecord]:
+    """The volumes of a version 1 ``state.json``; ``StateError`` if it is corrupt."""
+    try:
+        data = json.loads(_read(legacy))
+        if not isinstance(data, dict) or data.get("version") != LEGACY_VERSION:
+            raise ValueError(f"not a version {LEGACY_VERSION} state object")
+        volumes = data.get("volumes")
+        if not isinstance(volumes, dict):
+            raise ValueError("'volumes' is not an object")
+        return {name: VolumeRecord.from_json(name, rec) for name, rec in volumes.items()}
+    except OSError as error:
+        raise StateError(f"cannot read plugin state file {legacy}: {error.strerror}") from error
+    except ValueError as error:
+        raise StateError(f"corrupt plugin state file {legacy}: {error}") from error
+
+
+def import_legacy(records: Mapping[str, VolumeRecord], legacy: Path, state_dir: Path) -> None:
+    """Write ``read_legacy``'s records as ``state_dir``, then rename the old file to
+    ``<legacy>.imported`` (kept, never deleted).
+
+    Staged in a sibling directory renamed into place, so a crash midway leaves the old
+    file in charge and the import is simply done again.
+    """
+    staging = state_dir.with_name(f".{state_dir.name}.importing")
+    for record in records.values():
+        save_volume(staging, record)
+    try:
+        staging.mkdir(exist_ok=True)
+        os.rename(staging, state_dir)
+        fsync_directory(os.fspath(state_dir.parent))
+        os.rename(legacy, legacy.with_name(legacy.name + ".imported"))
+        fsync_directory(os.fspath(legacy.parent))
+    except OSError as error:
+        raise StateError(f"cannot import plugin state file {legacy}: {error.strerror}") from error

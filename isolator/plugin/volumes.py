@@ -1,9 +1,20 @@
 """What the VolumeDriver calls mean for a directory-backed plugin, free of any HTTP.
 
-Like MatchbookLab/local-persist a volume is just a host directory, but with an idempotent
-Create and Docker's documented per-ID mount counting, which the isolator's tests rely on.
-Every change is saved before it is applied in memory, all under one lock. Which directories
-a volume may use, and how they are made and deleted, is ``mountpoints.Confinement``'s job.
+Like MatchbookLab/local-persist a volume is just a host directory, with an idempotent
+Create and a mount count read from the stream of Mounts and Unmounts in one of the ways
+real plugins read it (``../shared/reference/plugin-call-balance.md``), so callers can be
+tested against each:
+
+- ``calls`` (the default), Docker's own ``local`` driver: every successful Mount adds one,
+  every Unmount takes one, whatever its ID; the volume is released at 0.
+- ``ids``, a set of IDs: a Mount adds its ID, an Unmount removes its ID however many
+  Mounts it sent; released when the set is empty.
+- ``refuse_duplicate_id`` (with either), a loopback-style plugin: a second Mount of the
+  same (Name, ID) without an Unmount between is refused.
+
+Released means Path answers ``""`` (there is nothing to unmount for a directory). Every
+change is saved before it is applied in memory, all under one lock. Which directories a
+volume may use, and how they are made and deleted, is ``mountpoints.Confinement``'s job.
 """
 
 from __future__ import annotations
@@ -14,14 +25,26 @@ import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Final, Literal, get_args
 
 from isolator.common.names import component_problem
 
 from .errors import StateError, VolumeError
 from .mountpoints import MOUNTPOINT_OPTION, Confinement, is_within
-from .state import VolumeRecord, load_state, save_state
+from .state import (
+    VolumeRecord,
+    delete_volume,
+    import_legacy,
+    load_state,
+    read_legacy,
+    save_volume,
+    volume_file_name,
+)
 
-__all__ = ["MOUNTPOINT_OPTION", "DirectoryVolumes", "validate_name"]
+__all__ = ["COUNT_MODES", "MOUNTPOINT_OPTION", "CountMode", "DirectoryVolumes", "validate_name"]
+
+CountMode = Literal["calls", "ids"]
+COUNT_MODES: Final[tuple[CountMode, ...]] = get_args(CountMode)
 
 _log = logging.getLogger(__name__)
 
@@ -39,19 +62,51 @@ def _now_rfc3339() -> str:
 class DirectoryVolumes:
     """The volumes of one plugin: a state file plus directories its confinement allows."""
 
-    def __init__(self, confinement: Confinement, state_path: Path) -> None:
+    def __init__(
+        self,
+        confinement: Confinement,
+        state_dir: Path,
+        *,
+        count: CountMode = "calls",
+        refuse_duplicate_id: bool = False,
+        legacy_state: Path | None = None,
+    ) -> None:
         """Load the saved state; ``StateError`` names the file if it is corrupt or if a
         volume in it lies outside the allowed directories (a hand-edited or stale file
-        must not make the plugin hand out, or delete, a host directory)."""
+        must not make the plugin hand out, or delete, a host directory).
+
+        Without ``state_dir``, a version 1 ``legacy_state`` file is checked the same way
+        and imported into it.
+        """
+        if count not in COUNT_MODES:
+            raise ValueError(f"count mode must be one of {COUNT_MODES}, not {count!r}")
         self.confinement = confinement
-        self.state_path = state_path
+        self.state_dir = state_dir
+        self.count_mode: CountMode = count
+        self.refuse_duplicate_id = refuse_duplicate_id
         self._lock = threading.Lock()
-        self._volumes: dict[str, VolumeRecord] = load_state(state_path)
-        for record in self._volumes.values():
+        self._volumes: dict[str, VolumeRecord] = {}
+        legacy = None
+        if legacy_state is not None and not state_dir.exists() and legacy_state.exists():
+            legacy = legacy_state
+        stored = read_legacy(legacy) if legacy else load_state(state_dir)
+        for name, record in stored.items():
             problem = confinement.stored_problem(record.name, record.mountpoint, record.managed)
             if problem is not None:
-                where = f"plugin state file {state_path}: volume {record.name!r}"
-                raise StateError(f"{where} {problem}")
+                path = legacy or state_dir / volume_file_name(name)
+                raise StateError(f"plugin state file {path}: volume {name!r} {problem}")
+            self._volumes[name] = self._normalised(record)
+        if legacy:
+            import_legacy(stored, legacy, state_dir)
+            _log.info("imported plugin state file %s into %s", legacy, state_dir)
+
+    def _normalised(self, record: VolumeRecord) -> VolumeRecord:
+        """A stored record under this mode (the state may come from the other mode)."""
+        if self.count_mode == "ids":
+            count = len(record.mounts)
+        else:
+            count = record.count if record.mounts else 0
+        return dataclasses.replace(record, count=count, mounts=record.mounts if count else {})
 
     # -- requests -------------------------------------------------------------------------
 
@@ -89,9 +144,10 @@ class DirectoryVolumes:
         """
         with self._lock:
             record = self._get(name)
-            if record.mounts:
+            if record.count:
                 raise VolumeError(
-                    f"volume {name} is in use (mounted by {len(record.mounts)} ID(s))"
+                    f"volume {name} is in use (mount count {record.count}, "
+                    f"by {len(record.mounts)} ID(s))"
                 )
             if record.managed:
                 self.confinement.delete_own_directory(name)
@@ -100,28 +156,36 @@ class DirectoryVolumes:
             self._commit(name, None)
 
     def mount(self, name: str, mount_id: str) -> str:
-        """Count one more Mount by ``mount_id``; (re)create the directory; return its path."""
+        """Count one more Mount by ``mount_id``; (re)create the directory; return its path.
+
+        With ``refuse_duplicate_id``, a Mount by an ID that holds the volume is refused.
+        """
         with self._lock:
             record = self._get(name)
+            if self.refuse_duplicate_id and mount_id in record.mounts:
+                raise VolumeError(
+                    f"volume {name} is already mounted by ID {mount_id!r}; "
+                    "unmount it before mounting it again"
+                )
             self.confinement.make_directory(record.mountpoint)
             mounts = dict(record.mounts)
             mounts[mount_id] = mounts.get(mount_id, 0) + 1
-            self._commit(name, dataclasses.replace(record, mounts=mounts))
+            count = record.count + 1 if self.count_mode == "calls" else len(mounts)
+            self._commit(name, dataclasses.replace(record, mounts=mounts, count=count))
             return record.mountpoint
 
     def unmount(self, name: str, mount_id: str) -> None:
-        """Release the caller ``mount_id``, however many Mounts it sent.
+        """Take back one Mount (``calls``) or the caller ``mount_id`` (``ids``).
 
-        An ID is one caller (Docker reuses a container's ID for repeated Mounts and sends
-        one Unmount when it is done; the isolator mounts once per container and unmounts
-        once, after the last one), so its Unmount releases it.
+        In ``calls`` mode any Unmount counts, as Docker's ``local`` driver counts: the ID
+        only says whose entry in ``mounts`` goes down. In ``ids`` mode an ID is one caller,
+        and its Unmount releases it however many Mounts it sent.
 
-        Releasing what is not held succeeds, as Docker's ``local`` driver does for an ID:
-        afterwards the ID holds nothing, which is what the caller asked for. That covers a
-        volume that does not exist, too (where ``local`` errs): the isolator unmounts every
-        checkpointed volume after a failed prepare, also one whose Create this plugin refused,
-        and an error here would strand its checkpoint for good (issue 10). Docker itself
-        only unmounts what it mounted, so it never sees the difference.
+        Releasing what is not held succeeds, as Docker's ``local`` driver does: afterwards
+        nothing is held, which is what the caller asked for. That covers a volume that does
+        not exist, too (where ``local`` errs): the isolator unmounts every checkpointed
+        volume after a failed prepare, also one whose Create this plugin refused, and an
+        error here would strand its checkpoint for good (issue 10).
         """
         with self._lock:
             record = self._volumes.get(name)
@@ -129,20 +193,38 @@ class DirectoryVolumes:
                 _log.info("Unmount of volume %r, which does not exist: nothing to release", name)
                 return
             mounts = dict(record.mounts)
-            if mounts.pop(mount_id, 0) == 0:
-                _log.info(
-                    "Unmount of volume %s by ID %r, which holds no mount: nothing to release",
-                    name,
-                    mount_id,
-                )
-                return
-            self._commit(name, dataclasses.replace(record, mounts=mounts))
+            held = mounts.pop(mount_id, 0)
+            if self.count_mode == "ids":
+                if not held:
+                    _log.info(
+                        "Unmount of volume %s by ID %r, which holds no mount: nothing to release",
+                        name,
+                        mount_id,
+                    )
+                    return
+                count = len(mounts)
+            else:
+                if not record.count:
+                    _log.info(
+                        "Unmount of volume %s by ID %r, which is not mounted: nothing to release",
+                        name,
+                        mount_id,
+                    )
+                    return
+                if held > 1:
+                    mounts[mount_id] = held - 1
+                count = record.count - 1
+                if not count:
+                    mounts = {}  # whoever still appears there, nothing is mounted any more
+            self._commit(name, dataclasses.replace(record, mounts=mounts, count=count))
+            if not count:
+                _log.info("volume %s released: its mount count is 0", name)
 
     def path(self, name: str) -> str:
-        """The mountpoint while any ID holds a mount, else ``""`` (Docker's Path contract)."""
+        """The mountpoint while the volume is mounted, else ``""`` (Docker's Path contract)."""
         with self._lock:
             record = self._get(name)
-            return record.mountpoint if record.mounts else ""
+            return record.mountpoint if record.count else ""
 
     def get(self, name: str) -> VolumeRecord:
         """The record of ``name``; ``VolumeError`` if there is none."""
@@ -171,14 +253,15 @@ class DirectoryVolumes:
                 )
 
     def _commit(self, name: str, record: VolumeRecord | None) -> None:
-        """Save the state with ``name`` replaced (or dropped), then apply it in memory."""
-        volumes = dict(self._volumes)
-        if record is None:
-            volumes.pop(name, None)
-        else:
-            volumes[name] = record
+        """Save ``name``'s file (or delete it), then apply the change in memory."""
         try:
-            save_state(self.state_path, volumes)
+            if record is None:
+                delete_volume(self.state_dir, name)
+            else:
+                save_volume(self.state_dir, record)
         except StateError as error:
             raise VolumeError(str(error)) from error
-        self._volumes = volumes
+        if record is None:
+            self._volumes.pop(name, None)
+        else:
+            self._volumes[name] = record

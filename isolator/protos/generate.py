@@ -1,4 +1,5 @@
-"""Regenerate the committed ``*_pb2.py`` and ``*_pb2.pyi`` modules from the ``.proto`` sources.
+"""Regenerate the committed ``*_pb2.py``/``*_pb2.pyi`` modules (and the gRPC stubs
+``*_pb2_grpc.py``/``*_pb2_grpc.pyi`` of the protos with services) from the ``.proto`` sources.
 
 The ``.proto`` files are the source of truth; the generated modules are committed so that
 installing the package needs no protoc. ``tests/test_protos.py`` regenerates into a temporary
@@ -23,7 +24,15 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["PROTO_FILES", "REPO_ROOT", "GenerateError", "generate", "generated_files", "main"]
+__all__ = [
+    "GRPC_PROTO_FILES",
+    "PROTO_FILES",
+    "REPO_ROOT",
+    "GenerateError",
+    "generate",
+    "generated_files",
+    "main",
+]
 
 PROTOS_DIR = Path(__file__).resolve().parent
 REPO_ROOT = PROTOS_DIR.parent.parent
@@ -33,8 +42,14 @@ PROTO_FILES: tuple[str, ...] = (
     "isolator/protos/mesos.proto",
     "isolator/protos/containerizer.proto",
     "isolator/protos/docker_volume_state.proto",
+    "isolator/protos/csi.proto",
+    "isolator/protos/csi_state.proto",
+    "isolator/protos/csi_isolator_state.proto",
 )
 """The sources, relative to ``REPO_ROOT``."""
+
+GRPC_PROTO_FILES: tuple[str, ...] = ("isolator/protos/csi.proto",)
+"""The sources with services: they also get ``*_pb2_grpc.py{,i}`` (grpcio's stubs)."""
 
 
 INSTALL_HINT = "install the test extra: pip install -e '.[test]'"
@@ -46,22 +61,29 @@ class GenerateError(RuntimeError):
 
 def generated_files() -> list[str]:
     """The generated files, relative to the output root, in a stable order."""
-    return [
+    messages = [
         proto.removesuffix(".proto") + "_pb2" + ext
         for proto in PROTO_FILES
         for ext in (".py", ".pyi")
     ]
+    stubs = [
+        proto.removesuffix(".proto") + "_pb2_grpc" + ext
+        for proto in GRPC_PROTO_FILES
+        for ext in (".py", ".pyi")
+    ]
+    return messages + stubs
 
 
-def _mypy_plugin() -> str:
-    """Find ``protoc-gen-mypy``: next to this interpreter first (a venv not on PATH), then PATH."""
-    here = Path(sys.executable).parent / "protoc-gen-mypy"
+def _mypy_plugin(name: str = "protoc-gen-mypy") -> str:
+    """Find a mypy-protobuf plugin: next to this interpreter first (a venv not on PATH),
+    then PATH."""
+    here = Path(sys.executable).parent / name
     if here.is_file():
         return str(here)
-    found = shutil.which("protoc-gen-mypy")
+    found = shutil.which(name)
     if found is None:
         raise GenerateError(
-            "protoc-gen-mypy (from mypy-protobuf) is not found next to the Python "
+            f"{name} (from mypy-protobuf) is not found next to the Python "
             f"interpreter or on PATH; {INSTALL_HINT}"
         )
     return found
@@ -81,18 +103,29 @@ def generate(out_dir: Path | None = None) -> list[Path]:
     out = (out_dir if out_dir is not None else REPO_ROOT).resolve()
     (out / "isolator" / "protos").mkdir(parents=True, exist_ok=True)
     well_known = Path(importlib.import_module("grpc_tools").__file__ or "").parent / "_proto"
-    args = [
-        "grpc_tools.protoc",
-        f"--plugin=protoc-gen-mypy={_mypy_plugin()}",
-        f"-I{REPO_ROOT}",
-        f"-I{well_known}",
-        f"--python_out={out}",
-        f"--mypy_out={out}",
-        *(str(REPO_ROOT / proto) for proto in PROTO_FILES),
+    includes = [f"-I{REPO_ROOT}", f"-I{well_known}"]
+    runs = [
+        [
+            "grpc_tools.protoc",
+            f"--plugin=protoc-gen-mypy={_mypy_plugin()}",
+            *includes,
+            f"--python_out={out}",
+            f"--mypy_out={out}",
+            *(str(REPO_ROOT / proto) for proto in PROTO_FILES),
+        ],
+        [
+            "grpc_tools.protoc",
+            f"--plugin=protoc-gen-mypy_grpc={_mypy_plugin('protoc-gen-mypy_grpc')}",
+            *includes,
+            f"--grpc_python_out={out}",
+            f"--mypy_grpc_out={out}",
+            *(str(REPO_ROOT / proto) for proto in GRPC_PROTO_FILES),
+        ],
     ]
-    code = protoc.main(args)
-    if code != 0:
-        raise GenerateError(f"protoc failed with exit code {code}: {' '.join(args)}")
+    for args in runs:
+        code = protoc.main(args)
+        if code != 0:
+            raise GenerateError(f"protoc failed with exit code {code}: {' '.join(args)}")
     return [out / name for name in generated_files()]
 
 

@@ -24,13 +24,19 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bisolator/protos/mesos.proto\x12\x05mesos\"\x1b\n\nExecutorID\x12\r\n\x05value\x18\x01 \x02(\t\"@\n\x0b\x43ontainerID\x12\r\n\x05value\x18\x01 \x02(\t\x12\"\n\x06parent\x18\x02 \x01(\x0b\x32\x12.mesos.ContainerID\"q\n\x0b\x43ommandInfo\x12\x13\n\x05shell\x18\x06 \x01(\x08:\x04true\x12\r\n\x05value\x18\x03 \x01(\t\x12\x11\n\targuments\x18\x07 \x03(\t\x12\x0c\n\x04user\x18\x05 \x01(\tJ\x04\x08\x01\x10\x02J\x04\x08\x02\x10\x03R\x04urisR\x0b\x65nvironment\"\x97\x02\n\x0c\x45xecutorInfo\x12&\n\x0b\x65xecutor_id\x18\x01 \x02(\x0b\x32\x11.mesos.ExecutorID\x12#\n\x07\x63ommand\x18\x07 \x01(\x0b\x32\x12.mesos.CommandInfo\x12\'\n\tcontainer\x18\x0b \x01(\x0b\x32\x14.mesos.ContainerInfoJ\x04\x08\x04\x10\x05J\x04\x08\x05\x10\x06J\x04\x08\x08\x10\tJ\x04\x08\t\x10\nJ\x04\x08\n\x10\x0bJ\x04\x08\x0c\x10\rJ\x04\x08\r\x10\x0eJ\x04\x08\x0e\x10\x0fJ\x04\x08\x0f\x10\x10R\x04\x64\x61taR\tresourcesR\x0c\x66ramework_idR\x04nameR\x06sourceR\tdiscoveryR\x15shutdown_grace_periodR\x06labelsR\x04type\"\'\n\tParameter\x12\x0b\n\x03key\x18\x01 \x02(\t\x12\r\n\x05value\x18\x02 \x02(\t\"1\n\nParameters\x12#\n\tparameter\x18\x01 \x03(\x0b\x32\x10.mesos.Parameter\"\xc5\x01\n\x05Image\x12\x1f\n\x04type\x18\x01 \x02(\x0e\x32\x11.mesos.Image.Type\x12#\n\x06\x64ocker\x18\x03 \x01(\x0b\x32\x13.mesos.Image.Docker\x12\x14\n\x06\x63\x61\x63hed\x18\x04 \x01(\x08:\x04true\x1a\x36\n\x06\x44ocker\x12\x0c\n\x04name\x18\x01 \x02(\tJ\x04\x08\x02\x10\x03J\x04\x08\x03\x10\x04R\ncredentialR\x06\x63onfig\"\x1c\n\x04Type\x12\x08\n\x04\x41PPC\x10\x01\x12\n\n\x06\x44OCKER\x10\x02J\x04\x08\x02\x10\x03R\x04\x61ppc\"\xa1\x04\n\x06Volume\x12 \n\x04mode\x18\x03 \x02(\x0e\x32\x12.mesos.Volume.Mode\x12\x16\n\x0e\x63ontainer_path\x18\x01 \x02(\t\x12\x11\n\thost_path\x18\x02 \x01(\t\x12\x1b\n\x05image\x18\x04 \x01(\x0b\x32\x0c.mesos.Image\x12$\n\x06source\x18\x05 \x01(\x0b\x32\x14.mesos.Volume.Source\x1a\xee\x02\n\x06Source\x12\'\n\x04type\x18\x01 \x01(\x0e\x32\x19.mesos.Volume.Source.Type\x12\x38\n\rdocker_volume\x18\x02 \x01(\x0b\x32!.mesos.Volume.Source.DockerVolume\x1aW\n\x0c\x44ockerVolume\x12\x0e\n\x06\x64river\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x02(\t\x12)\n\x0e\x64river_options\x18\x03 \x01(\x0b\x32\x11.mesos.Parameters\"c\n\x04Type\x12\x0b\n\x07UNKNOWN\x10\x00\x12\x11\n\rDOCKER_VOLUME\x10\x01\x12\r\n\tHOST_PATH\x10\x04\x12\x10\n\x0cSANDBOX_PATH\x10\x02\x12\n\n\x06SECRET\x10\x03\x12\x0e\n\nCSI_VOLUME\x10\x05J\x04\x08\x03\x10\x04J\x04\x08\x04\x10\x05J\x04\x08\x05\x10\x06J\x04\x08\x06\x10\x07R\x0csandbox_pathR\x06secretR\thost_pathR\ncsi_volume\"\x16\n\x04Mode\x12\x06\n\x02RW\x10\x01\x12\x06\n\x02RO\x10\x02\"\xba\x02\n\rContainerInfo\x12\'\n\x04type\x18\x01 \x02(\x0e\x32\x19.mesos.ContainerInfo.Type\x12\x1e\n\x07volumes\x18\x02 \x03(\x0b\x32\r.mesos.Volume\x12\x10\n\x08hostname\x18\x04 \x01(\t\x12-\n\x05mesos\x18\x05 \x01(\x0b\x32\x1e.mesos.ContainerInfo.MesosInfo\x1a(\n\tMesosInfo\x12\x1b\n\x05image\x18\x01 \x01(\x0b\x32\x0c.mesos.Image\"\x1d\n\x04Type\x12\n\n\x06\x44OCKER\x10\x01\x12\t\n\x05MESOS\x10\x02J\x04\x08\x03\x10\x04J\x04\x08\x07\x10\x08J\x04\x08\x08\x10\tJ\x04\x08\t\x10\nJ\x04\x08\n\x10\x0bR\x06\x64ockerR\rnetwork_infosR\nlinux_infoR\x0brlimit_infoR\x08tty_info')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bisolator/protos/mesos.proto\x12\x05mesos\"\x1b\n\nExecutorID\x12\r\n\x05value\x18\x01 \x02(\t\"@\n\x0b\x43ontainerID\x12\r\n\x05value\x18\x01 \x02(\t\x12\"\n\x06parent\x18\x02 \x01(\x0b\x32\x12.mesos.ContainerID\"q\n\x0b\x43ommandInfo\x12\x13\n\x05shell\x18\x06 \x01(\x08:\x04true\x12\r\n\x05value\x18\x03 \x01(\t\x12\x11\n\targuments\x18\x07 \x03(\t\x12\x0c\n\x04user\x18\x05 \x01(\tJ\x04\x08\x01\x10\x02J\x04\x08\x02\x10\x03R\x04urisR\x0b\x65nvironment\"\x97\x02\n\x0c\x45xecutorInfo\x12&\n\x0b\x65xecutor_id\x18\x01 \x02(\x0b\x32\x11.mesos.ExecutorID\x12#\n\x07\x63ommand\x18\x07 \x01(\x0b\x32\x12.mesos.CommandInfo\x12\'\n\tcontainer\x18\x0b \x01(\x0b\x32\x14.mesos.ContainerInfoJ\x04\x08\x04\x10\x05J\x04\x08\x05\x10\x06J\x04\x08\x08\x10\tJ\x04\x08\t\x10\nJ\x04\x08\n\x10\x0bJ\x04\x08\x0c\x10\rJ\x04\x08\r\x10\x0eJ\x04\x08\x0e\x10\x0fJ\x04\x08\x0f\x10\x10R\x04\x64\x61taR\tresourcesR\x0c\x66ramework_idR\x04nameR\x06sourceR\tdiscoveryR\x15shutdown_grace_periodR\x06labelsR\x04type\"\'\n\tParameter\x12\x0b\n\x03key\x18\x01 \x02(\t\x12\r\n\x05value\x18\x02 \x02(\t\"1\n\nParameters\x12#\n\tparameter\x18\x01 \x03(\x0b\x32\x10.mesos.Parameter\"\xc5\x01\n\x05Image\x12\x1f\n\x04type\x18\x01 \x02(\x0e\x32\x11.mesos.Image.Type\x12#\n\x06\x64ocker\x18\x03 \x01(\x0b\x32\x13.mesos.Image.Docker\x12\x14\n\x06\x63\x61\x63hed\x18\x04 \x01(\x08:\x04true\x1a\x36\n\x06\x44ocker\x12\x0c\n\x04name\x18\x01 \x02(\tJ\x04\x08\x02\x10\x03J\x04\x08\x03\x10\x04R\ncredentialR\x06\x63onfig\"\x1c\n\x04Type\x12\x08\n\x04\x41PPC\x10\x01\x12\n\n\x06\x44OCKER\x10\x02J\x04\x08\x02\x10\x03R\x04\x61ppc\"\xe8\x01\n\x06Secret\x12 \n\x04type\x18\x01 \x01(\x0e\x32\x12.mesos.Secret.Type\x12*\n\treference\x18\x02 \x01(\x0b\x32\x17.mesos.Secret.Reference\x12\"\n\x05value\x18\x03 \x01(\x0b\x32\x13.mesos.Secret.Value\x1a&\n\tReference\x12\x0c\n\x04name\x18\x01 \x02(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x1a\x15\n\x05Value\x12\x0c\n\x04\x64\x61ta\x18\x01 \x02(\x0c\"-\n\x04Type\x12\x0b\n\x07UNKNOWN\x10\x00\x12\r\n\tREFERENCE\x10\x01\x12\t\n\x05VALUE\x10\x02\"\x87\x0f\n\x06Volume\x12 \n\x04mode\x18\x03 \x02(\x0e\x32\x12.mesos.Volume.Mode\x12\x16\n\x0e\x63ontainer_path\x18\x01 \x02(\t\x12\x11\n\thost_path\x18\x02 \x01(\t\x12\x1b\n\x05image\x18\x04 \x01(\x0b\x32\x0c.mesos.Image\x12$\n\x06source\x18\x05 \x01(\x0b\x32\x14.mesos.Volume.Source\x1a\xd4\r\n\x06Source\x12\'\n\x04type\x18\x01 \x01(\x0e\x32\x19.mesos.Volume.Source.Type\x12\x38\n\rdocker_volume\x18\x02 \x01(\x0b\x32!.mesos.Volume.Source.DockerVolume\x12\x32\n\ncsi_volume\x18\x06 \x01(\x0b\x32\x1e.mesos.Volume.Source.CSIVolume\x1aW\n\x0c\x44ockerVolume\x12\x0e\n\x06\x64river\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x02(\t\x12)\n\x0e\x64river_options\x18\x03 \x01(\x0b\x32\x11.mesos.Parameters\x1a\xc1\n\n\tCSIVolume\x12\x13\n\x0bplugin_name\x18\x01 \x02(\t\x12N\n\x13static_provisioning\x18\x02 \x01(\x0b\x32\x31.mesos.Volume.Source.CSIVolume.StaticProvisioning\x1a\xd2\x04\n\x10VolumeCapability\x12L\n\x05\x62lock\x18\x01 \x01(\x0b\x32;.mesos.Volume.Source.CSIVolume.VolumeCapability.BlockVolumeH\x00\x12L\n\x05mount\x18\x02 \x01(\x0b\x32;.mesos.Volume.Source.CSIVolume.VolumeCapability.MountVolumeH\x00\x12O\n\x0b\x61\x63\x63\x65ss_mode\x18\x03 \x02(\x0b\x32:.mesos.Volume.Source.CSIVolume.VolumeCapability.AccessMode\x1a\r\n\x0b\x42lockVolume\x1a\x33\n\x0bMountVolume\x12\x0f\n\x07\x66s_type\x18\x01 \x01(\t\x12\x13\n\x0bmount_flags\x18\x02 \x03(\t\x1a\xfd\x01\n\nAccessMode\x12M\n\x04mode\x18\x01 \x02(\x0e\x32?.mesos.Volume.Source.CSIVolume.VolumeCapability.AccessMode.Mode\"\x9f\x01\n\x04Mode\x12\x0b\n\x07UNKNOWN\x10\x00\x12\x16\n\x12SINGLE_NODE_WRITER\x10\x01\x12\x1b\n\x17SINGLE_NODE_READER_ONLY\x10\x02\x12\x1a\n\x16MULTI_NODE_READER_ONLY\x10\x03\x12\x1c\n\x18MULTI_NODE_SINGLE_WRITER\x10\x04\x12\x1b\n\x17MULTI_NODE_MULTI_WRITER\x10\x05\x42\r\n\x0b\x61\x63\x63\x65ss_type\x1a\xf9\x04\n\x12StaticProvisioning\x12\x11\n\tvolume_id\x18\x01 \x02(\t\x12J\n\x11volume_capability\x18\x02 \x02(\x0b\x32/.mesos.Volume.Source.CSIVolume.VolumeCapability\x12\x63\n\x12node_stage_secrets\x18\x03 \x03(\x0b\x32G.mesos.Volume.Source.CSIVolume.StaticProvisioning.NodeStageSecretsEntry\x12g\n\x14node_publish_secrets\x18\x04 \x03(\x0b\x32I.mesos.Volume.Source.CSIVolume.StaticProvisioning.NodePublishSecretsEntry\x12\\\n\x0evolume_context\x18\x05 \x03(\x0b\x32\x44.mesos.Volume.Source.CSIVolume.StaticProvisioning.VolumeContextEntry\x12\x10\n\x08readonly\x18\x06 \x01(\x08\x1a\x46\n\x15NodeStageSecretsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x1c\n\x05value\x18\x02 \x01(\x0b\x32\r.mesos.Secret:\x02\x38\x01\x1aH\n\x17NodePublishSecretsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x1c\n\x05value\x18\x02 \x01(\x0b\x32\r.mesos.Secret:\x02\x38\x01\x1a\x34\n\x12VolumeContextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"c\n\x04Type\x12\x0b\n\x07UNKNOWN\x10\x00\x12\x11\n\rDOCKER_VOLUME\x10\x01\x12\r\n\tHOST_PATH\x10\x04\x12\x10\n\x0cSANDBOX_PATH\x10\x02\x12\n\n\x06SECRET\x10\x03\x12\x0e\n\nCSI_VOLUME\x10\x05J\x04\x08\x03\x10\x04J\x04\x08\x04\x10\x05J\x04\x08\x05\x10\x06R\x0csandbox_pathR\x06secretR\thost_path\"\x16\n\x04Mode\x12\x06\n\x02RW\x10\x01\x12\x06\n\x02RO\x10\x02\"\xba\x02\n\rContainerInfo\x12\'\n\x04type\x18\x01 \x02(\x0e\x32\x19.mesos.ContainerInfo.Type\x12\x1e\n\x07volumes\x18\x02 \x03(\x0b\x32\r.mesos.Volume\x12\x10\n\x08hostname\x18\x04 \x01(\t\x12-\n\x05mesos\x18\x05 \x01(\x0b\x32\x1e.mesos.ContainerInfo.MesosInfo\x1a(\n\tMesosInfo\x12\x1b\n\x05image\x18\x01 \x01(\x0b\x32\x0c.mesos.Image\"\x1d\n\x04Type\x12\n\n\x06\x44OCKER\x10\x01\x12\t\n\x05MESOS\x10\x02J\x04\x08\x03\x10\x04J\x04\x08\x07\x10\x08J\x04\x08\x08\x10\tJ\x04\x08\t\x10\nJ\x04\x08\n\x10\x0bR\x06\x64ockerR\rnetwork_infosR\nlinux_infoR\x0brlimit_infoR\x08tty_info\"\xc4\x01\n\x16\x43SIPluginContainerInfo\x12\x37\n\x08services\x18\x01 \x03(\x0e\x32%.mesos.CSIPluginContainerInfo.Service\"@\n\x07Service\x12\x0b\n\x07UNKNOWN\x10\x00\x12\x16\n\x12\x43ONTROLLER_SERVICE\x10\x01\x12\x10\n\x0cNODE_SERVICE\x10\x02J\x04\x08\x02\x10\x03J\x04\x08\x03\x10\x04J\x04\x08\x04\x10\x05R\x07\x63ommandR\tresourcesR\tcontainer\"a\n\x11\x43SIPluginEndpoint\x12:\n\x0b\x63si_service\x18\x01 \x02(\x0e\x32%.mesos.CSIPluginContainerInfo.Service\x12\x10\n\x08\x65ndpoint\x18\x02 \x02(\t\"\xca\x01\n\rCSIPluginInfo\x12\x0c\n\x04type\x18\x01 \x02(\t\x12\x15\n\x04name\x18\x02 \x01(\t:\x07\x64\x65\x66\x61ult\x12\x31\n\ncontainers\x18\x03 \x03(\x0b\x32\x1d.mesos.CSIPluginContainerInfo\x12+\n\tendpoints\x18\x04 \x03(\x0b\x32\x18.mesos.CSIPluginEndpoint\x12\x18\n\x10target_path_root\x18\x05 \x01(\t\x12\x1a\n\x12target_path_exists\x18\x06 \x01(\x08')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'isolator.protos.mesos_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_VOLUME_SOURCE_CSIVOLUME_STATICPROVISIONING_NODESTAGESECRETSENTRY']._loaded_options = None
+  _globals['_VOLUME_SOURCE_CSIVOLUME_STATICPROVISIONING_NODESTAGESECRETSENTRY']._serialized_options = b'8\001'
+  _globals['_VOLUME_SOURCE_CSIVOLUME_STATICPROVISIONING_NODEPUBLISHSECRETSENTRY']._loaded_options = None
+  _globals['_VOLUME_SOURCE_CSIVOLUME_STATICPROVISIONING_NODEPUBLISHSECRETSENTRY']._serialized_options = b'8\001'
+  _globals['_VOLUME_SOURCE_CSIVOLUME_STATICPROVISIONING_VOLUMECONTEXTENTRY']._loaded_options = None
+  _globals['_VOLUME_SOURCE_CSIVOLUME_STATICPROVISIONING_VOLUMECONTEXTENTRY']._serialized_options = b'8\001'
   _globals['_EXECUTORID']._serialized_start=38
   _globals['_EXECUTORID']._serialized_end=65
   _globals['_CONTAINERID']._serialized_start=67
@@ -49,20 +55,56 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_IMAGE_DOCKER']._serialized_end=778
   _globals['_IMAGE_TYPE']._serialized_start=780
   _globals['_IMAGE_TYPE']._serialized_end=808
-  _globals['_VOLUME']._serialized_start=823
-  _globals['_VOLUME']._serialized_end=1368
-  _globals['_VOLUME_SOURCE']._serialized_start=978
-  _globals['_VOLUME_SOURCE']._serialized_end=1344
-  _globals['_VOLUME_SOURCE_DOCKERVOLUME']._serialized_start=1087
-  _globals['_VOLUME_SOURCE_DOCKERVOLUME']._serialized_end=1174
-  _globals['_VOLUME_SOURCE_TYPE']._serialized_start=1176
-  _globals['_VOLUME_SOURCE_TYPE']._serialized_end=1275
-  _globals['_VOLUME_MODE']._serialized_start=1346
-  _globals['_VOLUME_MODE']._serialized_end=1368
-  _globals['_CONTAINERINFO']._serialized_start=1371
-  _globals['_CONTAINERINFO']._serialized_end=1685
-  _globals['_CONTAINERINFO_MESOSINFO']._serialized_start=1526
-  _globals['_CONTAINERINFO_MESOSINFO']._serialized_end=1566
-  _globals['_CONTAINERINFO_TYPE']._serialized_start=1568
-  _globals['_CONTAINERINFO_TYPE']._serialized_end=1597
+  _globals['_SECRET']._serialized_start=823
+  _globals['_SECRET']._serialized_end=1055
+  _globals['_SECRET_REFERENCE']._serialized_start=947
+  _globals['_SECRET_REFERENCE']._serialized_end=985
+  _globals['_SECRET_VALUE']._serialized_start=987
+  _globals['_SECRET_VALUE']._serialized_end=1008
+  _globals['_SECRET_TYPE']._serialized_start=1010
+  _globals['_SECRET_TYPE']._serialized_end=1055
+  _globals['_VOLUME']._serialized_start=1058
+  _globals['_VOLUME']._serialized_end=2985
+  _globals['_VOLUME_SOURCE']._serialized_start=1213
+  _globals['_VOLUME_SOURCE']._serialized_end=2961
+  _globals['_VOLUME_SOURCE_DOCKERVOLUME']._serialized_start=1374
+  _globals['_VOLUME_SOURCE_DOCKERVOLUME']._serialized_end=1461
+  _globals['_VOLUME_SOURCE_CSIVOLUME']._serialized_start=1464
+  _globals['_VOLUME_SOURCE_CSIVOLUME']._serialized_end=2809
+  _globals['_VOLUME_SOURCE_CSIVOLUME_VOLUMECAPABILITY']._serialized_start=1579
+  _globals['_VOLUME_SOURCE_CSIVOLUME_VOLUMECAPABILITY']._serialized_end=2173
+  _globals['_VOLUME_SOURCE_CSIVOLUME_VOLUMECAPABILITY_BLOCKVOLUME']._serialized_start=1836
+  _globals['_VOLUME_SOURCE_CSIVOLUME_VOLUMECAPABILITY_BLOCKVOLUME']._serialized_end=1849
+  _globals['_VOLUME_SOURCE_CSIVOLUME_VOLUMECAPABILITY_MOUNTVOLUME']._serialized_start=1851
+  _globals['_VOLUME_SOURCE_CSIVOLUME_VOLUMECAPABILITY_MOUNTVOLUME']._serialized_end=1902
+  _globals['_VOLUME_SOURCE_CSIVOLUME_VOLUMECAPABILITY_ACCESSMODE']._serialized_start=1905
+  _globals['_VOLUME_SOURCE_CSIVOLUME_VOLUMECAPABILITY_ACCESSMODE']._serialized_end=2158
+  _globals['_VOLUME_SOURCE_CSIVOLUME_VOLUMECAPABILITY_ACCESSMODE_MODE']._serialized_start=1999
+  _globals['_VOLUME_SOURCE_CSIVOLUME_VOLUMECAPABILITY_ACCESSMODE_MODE']._serialized_end=2158
+  _globals['_VOLUME_SOURCE_CSIVOLUME_STATICPROVISIONING']._serialized_start=2176
+  _globals['_VOLUME_SOURCE_CSIVOLUME_STATICPROVISIONING']._serialized_end=2809
+  _globals['_VOLUME_SOURCE_CSIVOLUME_STATICPROVISIONING_NODESTAGESECRETSENTRY']._serialized_start=2611
+  _globals['_VOLUME_SOURCE_CSIVOLUME_STATICPROVISIONING_NODESTAGESECRETSENTRY']._serialized_end=2681
+  _globals['_VOLUME_SOURCE_CSIVOLUME_STATICPROVISIONING_NODEPUBLISHSECRETSENTRY']._serialized_start=2683
+  _globals['_VOLUME_SOURCE_CSIVOLUME_STATICPROVISIONING_NODEPUBLISHSECRETSENTRY']._serialized_end=2755
+  _globals['_VOLUME_SOURCE_CSIVOLUME_STATICPROVISIONING_VOLUMECONTEXTENTRY']._serialized_start=2757
+  _globals['_VOLUME_SOURCE_CSIVOLUME_STATICPROVISIONING_VOLUMECONTEXTENTRY']._serialized_end=2809
+  _globals['_VOLUME_SOURCE_TYPE']._serialized_start=2811
+  _globals['_VOLUME_SOURCE_TYPE']._serialized_end=2910
+  _globals['_VOLUME_MODE']._serialized_start=2963
+  _globals['_VOLUME_MODE']._serialized_end=2985
+  _globals['_CONTAINERINFO']._serialized_start=2988
+  _globals['_CONTAINERINFO']._serialized_end=3302
+  _globals['_CONTAINERINFO_MESOSINFO']._serialized_start=3143
+  _globals['_CONTAINERINFO_MESOSINFO']._serialized_end=3183
+  _globals['_CONTAINERINFO_TYPE']._serialized_start=3185
+  _globals['_CONTAINERINFO_TYPE']._serialized_end=3214
+  _globals['_CSIPLUGINCONTAINERINFO']._serialized_start=3305
+  _globals['_CSIPLUGINCONTAINERINFO']._serialized_end=3501
+  _globals['_CSIPLUGINCONTAINERINFO_SERVICE']._serialized_start=3388
+  _globals['_CSIPLUGINCONTAINERINFO_SERVICE']._serialized_end=3452
+  _globals['_CSIPLUGINENDPOINT']._serialized_start=3503
+  _globals['_CSIPLUGINENDPOINT']._serialized_end=3600
+  _globals['_CSIPLUGININFO']._serialized_start=3603
+  _globals['_CSIPLUGININFO']._serialized_end=3805
 # @@protoc_insertion_point(module_scope)

@@ -240,6 +240,87 @@ class Image(_message.Message):
 Global___Image: _TypeAlias = Image  # noqa: Y015
 
 @_typing.final
+class Secret(_message.Message):
+    """A secret, by reference (resolved by the embedder's resolver) or by value."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _Type:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _TypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[Secret._Type.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        UNKNOWN: Secret._Type.ValueType  # 0
+        REFERENCE: Secret._Type.ValueType  # 1
+        VALUE: Secret._Type.ValueType  # 2
+
+    class Type(_Type, metaclass=_TypeEnumTypeWrapper): ...
+    UNKNOWN: Secret.Type.ValueType  # 0
+    REFERENCE: Secret.Type.ValueType  # 1
+    VALUE: Secret.Type.ValueType  # 2
+
+    @_typing.final
+    class Reference(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        NAME_FIELD_NUMBER: _builtins.int
+        KEY_FIELD_NUMBER: _builtins.int
+        name: _builtins.str
+        key: _builtins.str
+        def __init__(
+            self,
+            *,
+            name: _builtins.str | None = ...,
+            key: _builtins.str | None = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "name", b"name"]  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "name", b"name"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    @_typing.final
+    class Value(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        DATA_FIELD_NUMBER: _builtins.int
+        data: _builtins.bytes
+        def __init__(
+            self,
+            *,
+            data: _builtins.bytes | None = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _typing.Literal["data", b"data"]  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    TYPE_FIELD_NUMBER: _builtins.int
+    REFERENCE_FIELD_NUMBER: _builtins.int
+    VALUE_FIELD_NUMBER: _builtins.int
+    type: Global___Secret.Type.ValueType
+    @_builtins.property
+    def reference(self) -> Global___Secret.Reference: ...
+    @_builtins.property
+    def value(self) -> Global___Secret.Value: ...
+    def __init__(
+        self,
+        *,
+        type: Global___Secret.Type.ValueType | None = ...,
+        reference: Global___Secret.Reference | None = ...,
+        value: Global___Secret.Value | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["reference", b"reference", "type", b"type", "value", b"value"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reference", b"reference", "type", b"type", "value", b"value"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Secret: _TypeAlias = Secret  # noqa: Y015
+
+@_typing.final
 class Volume(_message.Message):
     """A volume to make visible inside a container."""
 
@@ -314,20 +395,263 @@ class Volume(_message.Message):
             def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
             def WhichOneof(self, oneof_group: _Never) -> None: ...
 
+        @_typing.final
+        class CSIVolume(_message.Message):
+            """A pre-provisioned volume attached through a CSI plugin's node service
+            (the volume/csi isolator, Mesos 1.11).
+            """
+
+            DESCRIPTOR: _descriptor.Descriptor
+
+            @_typing.final
+            class VolumeCapability(_message.Message):
+                """As the CSI spec's VolumeCapability (csi.v1), in Mesos's proto2 form."""
+
+                DESCRIPTOR: _descriptor.Descriptor
+
+                @_typing.final
+                class BlockVolume(_message.Message):
+                    DESCRIPTOR: _descriptor.Descriptor
+
+                    def __init__(
+                        self,
+                    ) -> None: ...
+                    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+                    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+                    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+                    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+                    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+                @_typing.final
+                class MountVolume(_message.Message):
+                    DESCRIPTOR: _descriptor.Descriptor
+
+                    FS_TYPE_FIELD_NUMBER: _builtins.int
+                    MOUNT_FLAGS_FIELD_NUMBER: _builtins.int
+                    fs_type: _builtins.str
+                    """Empty: the plugin's default."""
+                    @_builtins.property
+                    def mount_flags(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+                        """May hold secrets: never logged."""
+
+                    def __init__(
+                        self,
+                        *,
+                        fs_type: _builtins.str | None = ...,
+                        mount_flags: _abc.Iterable[_builtins.str] | None = ...,
+                    ) -> None: ...
+                    _HasFieldArgType: _TypeAlias = _typing.Literal["fs_type", b"fs_type"]  # noqa: Y015
+                    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+                    _ClearFieldArgType: _TypeAlias = _typing.Literal["fs_type", b"fs_type", "mount_flags", b"mount_flags"]  # noqa: Y015
+                    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+                    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+                @_typing.final
+                class AccessMode(_message.Message):
+                    DESCRIPTOR: _descriptor.Descriptor
+
+                    class _Mode:
+                        ValueType = _typing.NewType("ValueType", _builtins.int)
+                        V: _TypeAlias = ValueType  # noqa: Y015
+
+                    class _ModeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[Volume.Source.CSIVolume.VolumeCapability.AccessMode._Mode.ValueType], _builtins.type):
+                        DESCRIPTOR: _descriptor.EnumDescriptor
+                        UNKNOWN: Volume.Source.CSIVolume.VolumeCapability.AccessMode._Mode.ValueType  # 0
+                        SINGLE_NODE_WRITER: Volume.Source.CSIVolume.VolumeCapability.AccessMode._Mode.ValueType  # 1
+                        SINGLE_NODE_READER_ONLY: Volume.Source.CSIVolume.VolumeCapability.AccessMode._Mode.ValueType  # 2
+                        MULTI_NODE_READER_ONLY: Volume.Source.CSIVolume.VolumeCapability.AccessMode._Mode.ValueType  # 3
+                        MULTI_NODE_SINGLE_WRITER: Volume.Source.CSIVolume.VolumeCapability.AccessMode._Mode.ValueType  # 4
+                        MULTI_NODE_MULTI_WRITER: Volume.Source.CSIVolume.VolumeCapability.AccessMode._Mode.ValueType  # 5
+
+                    class Mode(_Mode, metaclass=_ModeEnumTypeWrapper): ...
+                    UNKNOWN: Volume.Source.CSIVolume.VolumeCapability.AccessMode.Mode.ValueType  # 0
+                    SINGLE_NODE_WRITER: Volume.Source.CSIVolume.VolumeCapability.AccessMode.Mode.ValueType  # 1
+                    SINGLE_NODE_READER_ONLY: Volume.Source.CSIVolume.VolumeCapability.AccessMode.Mode.ValueType  # 2
+                    MULTI_NODE_READER_ONLY: Volume.Source.CSIVolume.VolumeCapability.AccessMode.Mode.ValueType  # 3
+                    MULTI_NODE_SINGLE_WRITER: Volume.Source.CSIVolume.VolumeCapability.AccessMode.Mode.ValueType  # 4
+                    MULTI_NODE_MULTI_WRITER: Volume.Source.CSIVolume.VolumeCapability.AccessMode.Mode.ValueType  # 5
+
+                    MODE_FIELD_NUMBER: _builtins.int
+                    mode: Global___Volume.Source.CSIVolume.VolumeCapability.AccessMode.Mode.ValueType
+                    def __init__(
+                        self,
+                        *,
+                        mode: Global___Volume.Source.CSIVolume.VolumeCapability.AccessMode.Mode.ValueType | None = ...,
+                    ) -> None: ...
+                    _HasFieldArgType: _TypeAlias = _typing.Literal["mode", b"mode"]  # noqa: Y015
+                    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+                    _ClearFieldArgType: _TypeAlias = _typing.Literal["mode", b"mode"]  # noqa: Y015
+                    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+                    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+                BLOCK_FIELD_NUMBER: _builtins.int
+                MOUNT_FIELD_NUMBER: _builtins.int
+                ACCESS_MODE_FIELD_NUMBER: _builtins.int
+                @_builtins.property
+                def block(self) -> Global___Volume.Source.CSIVolume.VolumeCapability.BlockVolume: ...
+                @_builtins.property
+                def mount(self) -> Global___Volume.Source.CSIVolume.VolumeCapability.MountVolume: ...
+                @_builtins.property
+                def access_mode(self) -> Global___Volume.Source.CSIVolume.VolumeCapability.AccessMode: ...
+                def __init__(
+                    self,
+                    *,
+                    block: Global___Volume.Source.CSIVolume.VolumeCapability.BlockVolume | None = ...,
+                    mount: Global___Volume.Source.CSIVolume.VolumeCapability.MountVolume | None = ...,
+                    access_mode: Global___Volume.Source.CSIVolume.VolumeCapability.AccessMode | None = ...,
+                ) -> None: ...
+                _HasFieldArgType: _TypeAlias = _typing.Literal["access_mode", b"access_mode", "access_type", b"access_type", "block", b"block", "mount", b"mount"]  # noqa: Y015
+                def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+                _ClearFieldArgType: _TypeAlias = _typing.Literal["access_mode", b"access_mode", "access_type", b"access_type", "block", b"block", "mount", b"mount"]  # noqa: Y015
+                def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+                _WhichOneofReturnType_access_type: _TypeAlias = _typing.Literal["block", "mount"]  # noqa: Y015
+                _WhichOneofArgType_access_type: _TypeAlias = _typing.Literal["access_type", b"access_type"]  # noqa: Y015
+                def WhichOneof(self, oneof_group: _WhichOneofArgType_access_type) -> _WhichOneofReturnType_access_type | None: ...
+
+            @_typing.final
+            class StaticProvisioning(_message.Message):
+                """The NodeStageVolume/NodePublishVolume parameters of a volume provisioned
+                outside Mesos; the staging and target paths are the isolator's.
+                """
+
+                DESCRIPTOR: _descriptor.Descriptor
+
+                @_typing.final
+                class NodeStageSecretsEntry(_message.Message):
+                    DESCRIPTOR: _descriptor.Descriptor
+
+                    KEY_FIELD_NUMBER: _builtins.int
+                    VALUE_FIELD_NUMBER: _builtins.int
+                    key: _builtins.str
+                    @_builtins.property
+                    def value(self) -> Global___Secret: ...
+                    def __init__(
+                        self,
+                        *,
+                        key: _builtins.str | None = ...,
+                        value: Global___Secret | None = ...,
+                    ) -> None: ...
+                    _HasFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+                    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+                    _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+                    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+                    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+                @_typing.final
+                class NodePublishSecretsEntry(_message.Message):
+                    DESCRIPTOR: _descriptor.Descriptor
+
+                    KEY_FIELD_NUMBER: _builtins.int
+                    VALUE_FIELD_NUMBER: _builtins.int
+                    key: _builtins.str
+                    @_builtins.property
+                    def value(self) -> Global___Secret: ...
+                    def __init__(
+                        self,
+                        *,
+                        key: _builtins.str | None = ...,
+                        value: Global___Secret | None = ...,
+                    ) -> None: ...
+                    _HasFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+                    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+                    _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+                    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+                    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+                @_typing.final
+                class VolumeContextEntry(_message.Message):
+                    DESCRIPTOR: _descriptor.Descriptor
+
+                    KEY_FIELD_NUMBER: _builtins.int
+                    VALUE_FIELD_NUMBER: _builtins.int
+                    key: _builtins.str
+                    value: _builtins.str
+                    def __init__(
+                        self,
+                        *,
+                        key: _builtins.str | None = ...,
+                        value: _builtins.str | None = ...,
+                    ) -> None: ...
+                    _HasFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+                    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+                    _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+                    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+                    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+                VOLUME_ID_FIELD_NUMBER: _builtins.int
+                VOLUME_CAPABILITY_FIELD_NUMBER: _builtins.int
+                NODE_STAGE_SECRETS_FIELD_NUMBER: _builtins.int
+                NODE_PUBLISH_SECRETS_FIELD_NUMBER: _builtins.int
+                VOLUME_CONTEXT_FIELD_NUMBER: _builtins.int
+                READONLY_FIELD_NUMBER: _builtins.int
+                volume_id: _builtins.str
+                readonly: _builtins.bool
+                """Not in Mesos 1.11, which takes NodePublishVolume's `readonly` from the
+                volume's mode alone (a draft had this field as 3): set, the volume is
+                published read-only whatever the mode. Numbered 6, which Mesos never used.
+                """
+                @_builtins.property
+                def volume_capability(self) -> Global___Volume.Source.CSIVolume.VolumeCapability: ...
+                @_builtins.property
+                def node_stage_secrets(self) -> _containers.MessageMap[_builtins.str, Global___Secret]:
+                    """Passed to the plugin, never logged nor checkpointed with their values."""
+
+                @_builtins.property
+                def node_publish_secrets(self) -> _containers.MessageMap[_builtins.str, Global___Secret]: ...
+                @_builtins.property
+                def volume_context(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
+                def __init__(
+                    self,
+                    *,
+                    volume_id: _builtins.str | None = ...,
+                    volume_capability: Global___Volume.Source.CSIVolume.VolumeCapability | None = ...,
+                    node_stage_secrets: _abc.Mapping[_builtins.str, Global___Secret] | None = ...,
+                    node_publish_secrets: _abc.Mapping[_builtins.str, Global___Secret] | None = ...,
+                    volume_context: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+                    readonly: _builtins.bool | None = ...,
+                ) -> None: ...
+                _HasFieldArgType: _TypeAlias = _typing.Literal["readonly", b"readonly", "volume_capability", b"volume_capability", "volume_id", b"volume_id"]  # noqa: Y015
+                def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+                _ClearFieldArgType: _TypeAlias = _typing.Literal["node_publish_secrets", b"node_publish_secrets", "node_stage_secrets", b"node_stage_secrets", "readonly", b"readonly", "volume_capability", b"volume_capability", "volume_context", b"volume_context", "volume_id", b"volume_id"]  # noqa: Y015
+                def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+                def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+            PLUGIN_NAME_FIELD_NUMBER: _builtins.int
+            STATIC_PROVISIONING_FIELD_NUMBER: _builtins.int
+            plugin_name: _builtins.str
+            """A plugin's `CSIPluginInfo.type`."""
+            @_builtins.property
+            def static_provisioning(self) -> Global___Volume.Source.CSIVolume.StaticProvisioning: ...
+            def __init__(
+                self,
+                *,
+                plugin_name: _builtins.str | None = ...,
+                static_provisioning: Global___Volume.Source.CSIVolume.StaticProvisioning | None = ...,
+            ) -> None: ...
+            _HasFieldArgType: _TypeAlias = _typing.Literal["plugin_name", b"plugin_name", "static_provisioning", b"static_provisioning"]  # noqa: Y015
+            def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+            _ClearFieldArgType: _TypeAlias = _typing.Literal["plugin_name", b"plugin_name", "static_provisioning", b"static_provisioning"]  # noqa: Y015
+            def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+            def WhichOneof(self, oneof_group: _Never) -> None: ...
+
         TYPE_FIELD_NUMBER: _builtins.int
         DOCKER_VOLUME_FIELD_NUMBER: _builtins.int
+        CSI_VOLUME_FIELD_NUMBER: _builtins.int
         type: Global___Volume.Source.Type.ValueType
         @_builtins.property
         def docker_volume(self) -> Global___Volume.Source.DockerVolume: ...
+        @_builtins.property
+        def csi_volume(self) -> Global___Volume.Source.CSIVolume: ...
         def __init__(
             self,
             *,
             type: Global___Volume.Source.Type.ValueType | None = ...,
             docker_volume: Global___Volume.Source.DockerVolume | None = ...,
+            csi_volume: Global___Volume.Source.CSIVolume | None = ...,
         ) -> None: ...
-        _HasFieldArgType: _TypeAlias = _typing.Literal["docker_volume", b"docker_volume", "type", b"type"]  # noqa: Y015
+        _HasFieldArgType: _TypeAlias = _typing.Literal["csi_volume", b"csi_volume", "docker_volume", b"docker_volume", "type", b"type"]  # noqa: Y015
         def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-        _ClearFieldArgType: _TypeAlias = _typing.Literal["docker_volume", b"docker_volume", "type", b"type"]  # noqa: Y015
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["csi_volume", b"csi_volume", "docker_volume", b"docker_volume", "type", b"type"]  # noqa: Y015
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -423,3 +747,111 @@ class ContainerInfo(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ContainerInfo: _TypeAlias = ContainerInfo  # noqa: Y015
+
+@_typing.final
+class CSIPluginContainerInfo(_message.Message):
+    """How Mesos runs a managed CSI plugin; only the services are kept here (this
+    isolator talks to plugins started outside it).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _Service:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _ServiceEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[CSIPluginContainerInfo._Service.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        UNKNOWN: CSIPluginContainerInfo._Service.ValueType  # 0
+        CONTROLLER_SERVICE: CSIPluginContainerInfo._Service.ValueType  # 1
+        NODE_SERVICE: CSIPluginContainerInfo._Service.ValueType  # 2
+
+    class Service(_Service, metaclass=_ServiceEnumTypeWrapper): ...
+    UNKNOWN: CSIPluginContainerInfo.Service.ValueType  # 0
+    CONTROLLER_SERVICE: CSIPluginContainerInfo.Service.ValueType  # 1
+    NODE_SERVICE: CSIPluginContainerInfo.Service.ValueType  # 2
+
+    SERVICES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def services(self) -> _containers.RepeatedScalarFieldContainer[Global___CSIPluginContainerInfo.Service.ValueType]: ...
+    def __init__(
+        self,
+        *,
+        services: _abc.Iterable[Global___CSIPluginContainerInfo.Service.ValueType] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["services", b"services"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CSIPluginContainerInfo: _TypeAlias = CSIPluginContainerInfo  # noqa: Y015
+
+@_typing.final
+class CSIPluginEndpoint(_message.Message):
+    """Where an unmanaged CSI plugin serves one of its services."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CSI_SERVICE_FIELD_NUMBER: _builtins.int
+    ENDPOINT_FIELD_NUMBER: _builtins.int
+    csi_service: Global___CSIPluginContainerInfo.Service.ValueType
+    endpoint: _builtins.str
+    """`unix:///path/to/socket` or a plain path."""
+    def __init__(
+        self,
+        *,
+        csi_service: Global___CSIPluginContainerInfo.Service.ValueType | None = ...,
+        endpoint: _builtins.str | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["csi_service", b"csi_service", "endpoint", b"endpoint"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["csi_service", b"csi_service", "endpoint", b"endpoint"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CSIPluginEndpoint: _TypeAlias = CSIPluginEndpoint  # noqa: Y015
+
+@_typing.final
+class CSIPluginInfo(_message.Message):
+    """A CSI plugin: one JSON file of the `csi_plugin_config_dir` flag."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TYPE_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    CONTAINERS_FIELD_NUMBER: _builtins.int
+    ENDPOINTS_FIELD_NUMBER: _builtins.int
+    TARGET_PATH_ROOT_FIELD_NUMBER: _builtins.int
+    TARGET_PATH_EXISTS_FIELD_NUMBER: _builtins.int
+    type: _builtins.str
+    """What volumes name as their `plugin_name`, e.g. `org.apache.mesos.csi.test`."""
+    name: _builtins.str
+    """Tells instances of one type apart."""
+    target_path_root: _builtins.str
+    """Where the plugin sees the target paths, when its mount tree differs."""
+    target_path_exists: _builtins.bool
+    """The plugin expects the target path to exist before NodePublishVolume."""
+    @_builtins.property
+    def containers(self) -> _containers.RepeatedCompositeFieldContainer[Global___CSIPluginContainerInfo]:
+        """Managed plugins (not supported by this isolator)."""
+
+    @_builtins.property
+    def endpoints(self) -> _containers.RepeatedCompositeFieldContainer[Global___CSIPluginEndpoint]: ...
+    def __init__(
+        self,
+        *,
+        type: _builtins.str | None = ...,
+        name: _builtins.str | None = ...,
+        containers: _abc.Iterable[Global___CSIPluginContainerInfo] | None = ...,
+        endpoints: _abc.Iterable[Global___CSIPluginEndpoint] | None = ...,
+        target_path_root: _builtins.str | None = ...,
+        target_path_exists: _builtins.bool | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "target_path_exists", b"target_path_exists", "target_path_root", b"target_path_root", "type", b"type"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["containers", b"containers", "endpoints", b"endpoints", "name", b"name", "target_path_exists", b"target_path_exists", "target_path_root", b"target_path_root", "type", b"type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CSIPluginInfo: _TypeAlias = CSIPluginInfo  # noqa: Y015

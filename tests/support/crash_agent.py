@@ -8,8 +8,9 @@
 It recovers with the known containers (the rest are unknown orphans), waits for the orphan
 cleanups, prints ``recovered``, waits for a line on stdin (the test looks at the plugin
 meanwhile), then runs the actions in order, printing ``prepared NAME`` / ``cleaned NAME``
-(or ``... failed``) as each ends, and ``done``. ``ISOLATOR_FAILPOINTS`` may kill it at any
-step; the test may also kill it at any moment.
+(or ``... failed``) as each ends, and ``done``. It arms the failpoints
+``ISOLATOR_FAILPOINTS`` names first (importing the isolator arms none), so one may kill it
+at any step; the test may also kill it at any moment.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 
 from actors import Future
 from isolator import DockerVolumeIsolator, Flags
+from isolator.common import failpoints
 from isolator.drivers import Backoff, DockerPluginClient
 from isolator.messages import container_config, container_id, docker_volume
 from isolator.protos import ContainerState
@@ -78,4 +80,5 @@ def run(plan: dict[str, Any]) -> int:
 
 
 if __name__ == "__main__":
+    failpoints.arm_from_env()
     sys.exit(run(json.loads(sys.argv[1])))

@@ -34,9 +34,7 @@ def write_checkpoint(flags: Flags, value: str, content: bytes) -> Path:
 
 
 @contextmanager
-def running_isolator(
-    flags: Flags, client: RecordingDriverClient
-) -> Iterator[DockerVolumeIsolator]:
+def running_isolator(flags: Flags, client: RecordingDriverClient) -> Iterator[DockerVolumeIsolator]:
     """An isolator on ``client``, stopped (without cleanups) at the end of the block."""
     isolator = DockerVolumeIsolator.create(flags, client)
     try:

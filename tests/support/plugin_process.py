@@ -18,7 +18,6 @@ from tests.support.waits import WAIT
 __all__ = ["console_script", "serving", "wait_until_serving"]
 
 
-
 def wait_until_serving(proc: subprocess.Popen[bytes], deadline: float) -> bytes:
     """Read the plugin's log until it says it serves: it logs that once its socket listens."""
     assert proc.stderr is not None
@@ -34,8 +33,9 @@ def wait_until_serving(proc: subprocess.Popen[bytes], deadline: float) -> bytes:
     return seen
 
 
-def console_script(*args: str) -> subprocess.Popen[bytes]:
-    """``python -m isolator.plugin ARGS`` from this checkout, stdout and stderr piped."""
+def console_script(*args: str, umask: int = -1) -> subprocess.Popen[bytes]:
+    """``python -m isolator.plugin ARGS`` from this checkout, stdout and stderr piped;
+    ``umask``, if given, is the child's."""
     env = dict(
         os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
     )
@@ -46,14 +46,15 @@ def console_script(*args: str) -> subprocess.Popen[bytes]:
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        umask=umask,
     )
 
 
 @contextlib.contextmanager
-def serving(*args: str) -> Iterator[tuple[subprocess.Popen[bytes], bytearray]]:
+def serving(*args: str, umask: int = -1) -> Iterator[tuple[subprocess.Popen[bytes], bytearray]]:
     """The console script, once it serves; the block gets it and its stderr so far, and
     stops it with SIGTERM unless the block did (the rest of stderr is appended)."""
-    proc = console_script(*args)
+    proc = console_script(*args, umask=umask)
     try:
         stderr = bytearray(wait_until_serving(proc, time.monotonic() + 2 * WAIT))
         yield proc, stderr

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from isolator.common.linux import PR_SET_CHILD_SUBREAPER
+from isolator.common.linux import PR_SET_CHILD_SUBREAPER, libc, open_pidfd
 from isolator.common.readable import readable
 
 __all__ = [
@@ -55,8 +55,6 @@ OUTPUT_FILE: Final = "output"
 """In a run directory: the child's stdout and stderr."""
 
 _READ_CHUNK: Final = 65536
-
-_LIBC = ctypes.CDLL(None, use_errno=True)
 
 
 class SpawnError(Exception):
@@ -163,9 +161,8 @@ async def spawn(argv: Sequence[str], run_dir: Path) -> Supervised:
 
 async def exited(process: ProcessId) -> None:
     """Returns once ``process`` has exited (at once if it has already)."""
-    try:
-        pidfd = os.pidfd_open(process.pid)
-    except ProcessLookupError:
+    pidfd = open_pidfd(process.pid)
+    if pidfd is None:
         return
     try:
         # The pidfd pins the pid: if it is still our process now, the pidfd is about it.
@@ -178,9 +175,8 @@ async def exited(process: ProcessId) -> None:
 def send_signal(process: ProcessId, signum: int, *, group: bool = False) -> bool:
     """Signal ``process`` (with ``group``, its process group) if it still runs; never
     another process that took its pid. False if it has exited."""
-    try:
-        pidfd = os.pidfd_open(process.pid)
-    except ProcessLookupError:
+    pidfd = open_pidfd(process.pid)
+    if pidfd is None:
         return False
     try:
         if not process.running():
@@ -247,7 +243,7 @@ def set_subreaper(enabled: bool) -> None:
     become its children, so it can reap them (an init that does not reap would keep them
     as zombies). Raises ``OSError``.
     """
-    if _LIBC.prctl(PR_SET_CHILD_SUBREAPER, int(enabled), 0, 0, 0) != 0:
+    if libc().prctl(PR_SET_CHILD_SUBREAPER, int(enabled), 0, 0, 0) != 0:
         error = ctypes.get_errno()
         raise OSError(error, os.strerror(error))
 
@@ -259,10 +255,9 @@ def reap_children(timeout: float) -> list[str]:
     deadline = time.monotonic() + timeout
     running = {}
     for pid in _children():
-        try:
-            running[os.pidfd_open(pid)] = pid
-        except ProcessLookupError:
-            continue
+        pidfd = open_pidfd(pid)
+        if pidfd is not None:
+            running[pidfd] = pid
     poller = select.poll()
     for pidfd in running:
         poller.register(pidfd, select.POLLIN)

@@ -15,7 +15,6 @@ It imports neither Ray nor the actor runtime: it is started once per task.
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import signal
@@ -25,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from isolator.common.fs import write_atomically
-from isolator.common.linux import PR_SET_PDEATHSIG
+from isolator.common.linux import PR_SET_PDEATHSIG, libc
 from isolator.contrib.ray.processes import (
     OUTPUT_FILE,
     PIDS_FILE,
@@ -38,7 +37,7 @@ __all__ = ["main"]
 
 _USAGE = "usage: python -m isolator.contrib.ray.shim RUN_DIR -- COMMAND [ARG]..."
 
-_LIBC = ctypes.CDLL(None, use_errno=True)  # loaded before any fork, not in the child
+_LIBC = libc()  # loaded before any fork, not in the child
 
 
 def _die_with_the_shim() -> None:

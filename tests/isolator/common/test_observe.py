@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
+from actors import DiscardedError, Future, Promise
 from isolator import DockerVolumeIsolator, Flags, IsolatorError
 from isolator.common.errors import MountRefusedError
-from isolator.common.observe import Gauges, Observer, OperationEvent
+from isolator.common.observe import Gauges, Observer, OperationEvent, report_when_done
 from isolator.docker.containers import Usage
 from isolator.docker.state import VolumeKey
 from isolator.messages import container_config, container_id, docker_volume
@@ -129,3 +131,24 @@ def test_usage_shows_who_holds_what(
         holders={VolumeKey("d", "shared"): ("p",)},
         mount_points={VolumeKey("d", "shared"): str(tmp_path / "volumes" / "d" / "shared")},
     )
+
+
+def test_report_when_done_times_each_outcome_once_it_completes() -> None:
+    recorder = Recorder()
+    pending: Promise[str] = Promise()
+    started = time.monotonic()
+    report_when_done(recorder, pending.future, "mount", started, driver="d")
+    report_when_done(recorder, Future.failed(MountRefusedError("no")), "unmount", started)
+    discarded: Promise[None] = Promise()
+    report_when_done(recorder, discarded.future, "cleanup", started)
+    assert [e.operation for e in recorder.events] == ["unmount"]  # only the completed one
+    pending.set("/mnt")
+    discarded.discard()
+    events = {e.operation: e for e in recorder.events}
+    assert len(recorder.events) == len(events) == 3  # each reported once
+    mount, unmount, cleanup = events["mount"], events["unmount"], events["cleanup"]
+    assert (mount.operation, mount.driver, mount.error) == ("mount", "d", None)
+    assert 0 <= mount.seconds <= time.monotonic() - started
+    assert isinstance(unmount.error, MountRefusedError)
+    assert unmount.driver == ""
+    assert (cleanup.operation, type(cleanup.error)) == ("cleanup", DiscardedError)

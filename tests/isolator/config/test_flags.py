@@ -232,6 +232,30 @@ REJECTIONS: list[tuple[str, Any, str]] = [
         42,
         "Invalid flag 'docker_plugin_mount_id': 42 is not a string; expected a string or None",
     ),
+    (
+        "csi_plugin_config_dir",
+        "etc/csi",
+        "Invalid flag 'csi_plugin_config_dir': 'etc/csi' is not an absolute path; "
+        "expected a path starting with '/'",
+    ),
+    (
+        "csi_root_dir",
+        "",
+        "Invalid flag 'csi_root_dir': '' is not an absolute path; "
+        "expected a path starting with '/'",
+    ),
+    (
+        "csi_rpc_timeout",
+        0,
+        "Invalid flag 'csi_rpc_timeout': 0 is not greater than 0; "
+        "expected a finite number of seconds, greater than 0",
+    ),
+    (
+        "csi_retry_budget",
+        -1,
+        "Invalid flag 'csi_retry_budget': -1 is negative; "
+        "expected a finite number of seconds, 0 or more",
+    ),
 ]
 
 

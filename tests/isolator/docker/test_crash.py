@@ -1,6 +1,8 @@
 """Crash the isolator at every step, and at random moments, and check its promise after
 every restart: the plugin holds exactly the volumes of the surviving containers, nothing a
-survivor uses was unmounted, and no checkpoint is left for a dead container.
+survivor uses was unmounted, and no checkpoint is left for a dead container. The plugin
+counts calls as Docker's ``local`` driver does and refuses a second Mount of one ID, so
+every count is 0 or 1 (balanced calls) and no prepare fails as a duplicate.
 
 Each round starts an agent process (``crash_agent.py``) beside a reference plugin that
 outlives it. The agent recovers with the surviving containers as known states (every
@@ -30,6 +32,7 @@ from pathlib import Path
 import pytest
 
 from isolator.common import failpoints
+from isolator.plugin.state import load_state
 from tests.support.repo import REPO
 from tests.support.waits import WAIT
 
@@ -47,13 +50,14 @@ class Plugin:
     sockets: Path
     process: subprocess.Popen[bytes]
 
+    def counts(self) -> dict[str, int]:
+        """Each volume's mount count, from the plugin's durable state (Docker's ``local``
+        rule: one per Mount, less one per Unmount); a missing directory: nothing saved yet."""
+        return {name: record.count for name, record in load_state(self.root / "state").items()}
+
     def holders(self) -> set[str]:
-        """Volumes the plugin has mounted for somebody, from its durable state file."""
-        path = self.root / "state.json"
-        if not path.exists():
-            return set()  # it has not saved anything yet
-        state = json.loads(path.read_text())
-        return {name for name, record in state["volumes"].items() if record["mounts"]}
+        """Volumes the plugin still holds for somebody: a count above 0."""
+        return {name for name, count in self.counts().items() if count}
 
 
 @pytest.fixture
@@ -62,7 +66,7 @@ def plugin() -> Iterator[Plugin]:
     sockets = workdir / "plugins"
     process = subprocess.Popen(
         [sys.executable, "-m", "isolator.plugin", "--socket", str(sockets / "crash.sock"),
-         "--root", str(workdir / "plugin")],
+         "--root", str(workdir / "plugin"), "--count", "calls", "--refuse-duplicate-id"],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -229,6 +233,8 @@ def drive(
         current.kill = f"random after {kill_after * 1000:.0f} ms"
     current.outcome = agent.finish(kill_after)
     current.events = agent.lines[1:]
+    refused = [event for event in current.events if "already mounted" in event]
+    assert not refused, f"the plugin refused a second Mount of one ID: {refused}"
     alive = dict(current.known)
     reported = set()
     for event in current.events:
@@ -249,6 +255,8 @@ def drive(
 def check_promise(known: dict[str, list[str]], plugin: Plugin, checkpoints: Path) -> None:
     in_use = {volume for volumes in known.values() for volume in volumes}
     assert plugin.holders() == in_use, "the plugin must hold exactly the survivors' volumes"
+    # Balanced: one Mount per mounted period, so no count ever climbs above 1.
+    assert max(plugin.counts().values(), default=0) <= 1, plugin.counts()
     left = set(os.listdir(checkpoints)) if checkpoints.exists() else set()
     assert left == set(known), "only the survivors may have checkpoints"
 

@@ -84,6 +84,48 @@ def test_encoding_rejects_text_that_is_not_unicode() -> None:
         encode_volumes([VolumeKey("d", "\udcff")])
 
 
+# Checkpoint files as they exist on hosts today, byte for byte: each must read, and write
+# back as the very same bytes (no file changes when this port takes over a directory).
+WRITTEN_BY_MESOS = [
+    MESOS_BYTES,
+    b'{"volumes":[{"driver":"rexray","name":"db"},{"driver":"local","name":"logs"}]}',
+    # rapidjson's escapes: short forms, upper-case hex, raw UTF-8, "/" left alone.
+    '{"volumes":[{"driver":"a\\"b\\\\c/d","name":"x\\ny\\t\\u0001\\u001F\u00e9\u2713"}]}'.encode(),
+]
+WRITTEN_BY_THIS_PORT = [  # by the hand-written encoder this one replaced (issue 17)
+    b"{}",
+    b'{"volumes":[{"driver":"d","name":"n"}]}',
+    b'{"volumes":[{"driver":"ctl","name":"\\u0000\\u0001\\u0002\\u0003\\u0004\\u0005'
+    b"\\u0006\\u0007\\b\\t\\n\\u000B\\f\\r\\u000E\\u000F\\u0010\\u0011\\u0012\\u0013"
+    b"\\u0014\\u0015\\u0016\\u0017\\u0018\\u0019\\u001A\\u001B\\u001C\\u001D\\u001E"
+    b'\\u001F"}]}',
+    b'{"volumes":[{"driver":"back\\\\u001fslash","name":"\\\\\\u001F\\\\\\\\\\u000B"}]}',
+    b'{"volumes":[{"driver":"","name":""},{"driver":"uni","name":"\xe6\x97\xa5\xe6\x9c\xac'
+    b'\xe8\xaa\x9e \xe2\x80\xa8\xe2\x80\xa9 \x7f \xf0\x9f\x98\x80"}]}',
+    b'{"volumes":[{"driver":"driver-with-a-long-name","name":"volume-0"},'
+    b'{"driver":"driver-with-a-long-name","name":"volume-1"}]}',
+]
+
+
+@pytest.mark.parametrize("content", WRITTEN_BY_MESOS + WRITTEN_BY_THIS_PORT)
+def test_todays_files_read_and_write_back_as_the_same_bytes(tmp_path: Path, content: bytes) -> None:
+    original, rewritten = tmp_path / "original", tmp_path / "rewritten"
+    original.write_bytes(content)
+    volumes = read_volumes(original)
+    assert volumes is not None
+    as_json = [{"driver": v.driver, "name": v.name} for v in volumes]
+    assert as_json == json.loads(content).get("volumes", [])
+    write_volumes(rewritten, volumes)
+    assert rewritten.read_bytes() == content
+
+
+def test_a_backslash_before_a_literal_u_is_not_taken_for_an_escape() -> None:
+    # The text \u001f (backslash, "u001f") is no control character: it stays lower case.
+    assert encode_volumes([VolumeKey("d", "\\u001f\\\\u000b")]) == (
+        b'{"volumes":[{"driver":"d","name":"\\\\u001f\\\\\\\\u000b"}]}'
+    )
+
+
 # -- write ----------------------------------------------------------------------------------
 
 
@@ -483,9 +525,7 @@ def test_same_name_with_different_drivers_is_not_a_duplicate(tmp_path: Path) -> 
 
 def test_unknown_fields_are_ignored_as_mesos_does(tmp_path: Path) -> None:
     path = tmp_path / "volumes"
-    path.write_bytes(
-        b'{"volumes":[{"driver":"d","name":"n","added_later":1}],"boot_id":"x"}'
-    )
+    path.write_bytes(b'{"volumes":[{"driver":"d","name":"n","added_later":1}],"boot_id":"x"}')
     assert read_volumes(path) == [VolumeKey("d", "n")]
 
 

@@ -202,6 +202,31 @@ def test_unmount_runs_mesos_argv(tmp_path: Path, loop: EventLoopThread) -> None:
     assert _recorded_argv(tmp_path) == ["unmount", "--volumedriver=rexray", "--volumename=vol1"]
 
 
+@pytest.mark.parametrize(
+    ("printed", "answer"),
+    [("/var/lib/rexray/vol1\\n", "/var/lib/rexray/vol1"), ("", ""), (" /a b \\n\\n", " /a b \n")],
+    ids=["mounted", "not-mounted", "only-the-last-newline-goes"],
+)
+def test_path_runs_dvdcli_path_and_drops_its_newline(
+    tmp_path: Path, loop: EventLoopThread, printed: str, answer: str
+) -> None:
+    path = _script(tmp_path, f"{RECORD_ARGV}\nprintf '{printed}'")
+
+    assert DvdcliClient(path, loop=loop).path("rexray", "vol1").get(timeout=WAIT) == answer
+    assert _recorded_argv(tmp_path) == ["path", "--volumedriver=rexray", "--volumename=vol1"]
+
+
+def test_path_fails_with_dvdclis_stderr_and_at_the_unmount_timeout(
+    tmp_path: Path, loop: EventLoopThread
+) -> None:
+    failing = _script(tmp_path, "echo 'no such volume' >&2\nexit 1", name="failing")
+    error = _failure(DvdcliClient(failing, loop=loop).path("d", "n"))
+    assert error == "Unexpected termination of the subprocess: no such volume\n"
+    hung = _script(tmp_path, "exec sleep 30", name="hung")
+    error = _failure(DvdcliClient(hung, unmount_timeout=0.3, loop=loop).path("d", "n"))
+    assert error == "'path' timed out in 300ms"
+
+
 def test_unmount_drains_stdout_so_a_chatty_dvdcli_cannot_block(
     tmp_path: Path, loop: EventLoopThread
 ) -> None:

@@ -780,7 +780,7 @@ def test_every_endpoint_against_the_reference_plugin(env: Env) -> None:
     volume = submit(client, api.get("ref", "data")).get(WAIT)
     assert volume["Name"] == "data"
     assert volume["Mountpoint"] == mountpoint
-    assert volume["Status"] == {"mounts": {client.mount_id: 1}}
+    assert volume["Status"] == {"count": 1, "mounts": {client.mount_id: 1}}
     assert [v["Name"] for v in submit(client, api.list("ref")).get(WAIT)] == ["data"]
 
     # A mounted volume cannot be removed; the plugin says so with 500 + Err.
@@ -788,7 +788,7 @@ def test_every_endpoint_against_the_reference_plugin(env: Env) -> None:
     assert isinstance(error, PluginCallError)
     assert (error.status, str(error)) == (
         500,
-        "VolumeDriver.Remove: volume data is in use (mounted by 1 ID(s))",
+        "VolumeDriver.Remove: volume data is in use (mount count 1, by 1 ID(s))",
     )
     assert client.unmount("ref", "data").get(WAIT) is None
     assert submit(client, api.path("ref", "data")).get(WAIT) == ""
@@ -819,10 +819,39 @@ def test_the_reference_plugin_counts_mounts_by_our_id_across_clients(env: Env) -
     first.close()
     second = env.client()  # an agent restart: the same ID unmounts what the first mounted
     assert second.unmount("ref", "vol").get(WAIT) is None
-    assert submit(second, second.api.get("ref", "vol")).get(WAIT)["Status"] == {"mounts": {}}
+    status = submit(second, second.api.get("ref", "vol")).get(WAIT)["Status"]
+    assert status == {"count": 0, "mounts": {}}
     assert os.path.isdir(mountpoint)
     mount_ids = {call.body.get("ID") for call in plugin.calls if call.method.endswith("mount")}
     assert mount_ids == {first.mount_id}
+
+
+def test_path_answers_the_mount_point_while_mounted_and_empty_after(env: Env) -> None:
+    plugin = _reference_plugin(env)
+    client = env.client()
+    mountpoint = client.mount("ref", "vol", {}).get(WAIT)
+    assert client.path("ref", "vol").get(WAIT) == mountpoint
+    client.unmount("ref", "vol").get(WAIT)
+    assert client.path("ref", "vol").get(WAIT) == ""
+    error = failure(client.path("ref", "nope"))
+    assert str(error) == "VolumeDriver.Path: volume nope not found"
+    paths = [call for call in plugin.calls if call.method == "VolumeDriver.Path"]
+    assert [call.body for call in paths] == [{"Name": "vol"}] * 2 + [{"Name": "nope"}]
+    assert [c.method for c in plugin.calls].count("VolumeDriver.Mount") == 1  # Path mounts not
+
+
+def test_path_refuses_a_relative_mount_point_and_is_bounded_in_time(env: Env) -> None:
+    env.plugin("rel", VolumeDriver_Path=lambda body: (200, {"Mountpoint": "data/v"}))
+    error = failure(env.client().path("rel", "v"))
+    assert str(error) == (
+        "Docker volume plugin 'rel' returned a relative mount point 'data/v' for volume 'v' "
+        "from VolumeDriver.Path"
+    )
+    env.plugin("hung", VolumeDriver_Path=lambda body: Hang())
+    error = failure(env.client(query_timeout=0.3).path("hung", "v"))
+    assert isinstance(error, DriverError)
+    assert "VolumeDriver.Path" in str(error)
+    assert "0.3 s" in str(error)
 
 
 def test_a_stopped_reference_plugin_is_a_dead_plugin(env: Env) -> None:

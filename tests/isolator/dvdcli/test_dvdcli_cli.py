@@ -3,16 +3,8 @@ binary behind ``DvdcliClient`` (the way Mesos runs dvdcli)."""
 
 from __future__ import annotations
 
-import os
-import shlex
-import shutil
-import subprocess
-import sys
-import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -21,75 +13,26 @@ from isolator.common.errors import DriverError
 from isolator.drivers.dvdcli import DvdcliClient
 from isolator.dvdcli import args as dvdcli_args
 from isolator.dvdcli import cli as dvdcli_cli
-from isolator.plugin import PluginCall, VolumePlugin
-
-MODULE = "isolator.dvdcli.cli"
-DRIVER = "refvol"
-WAIT = 30.0  # an upper bound on any one command; each takes well under a second
-ENV_NAMES = (
-    dvdcli_args.ENV_SOCKET_DIR,
-    dvdcli_args.ENV_SPEC_DIRS,
-    dvdcli_args.ENV_RETRY_BUDGET,
-    dvdcli_args.ENV_MOUNT_ID,
+from isolator.plugin import PluginCall
+from tests.support.dvdcli_cli import (
+    DRIVER,
+    WAIT,
+    Setup,
+    dvdcli_setup,
+    isolate_environment,
+    mesos_dvdcli,
 )
 
 
-@dataclass
-class Setup:
-    """A running reference plugin named ``DRIVER`` and where the CLI should look for it."""
-
-    plugin: VolumePlugin
-    socket_dir: str
-    spec_dir: str
-    root: Path
-
-    @property
-    def flags(self) -> list[str]:
-        return ["--socket-dir", self.socket_dir, "--spec-dir", self.spec_dir, "--retry-budget=0"]
-
-    def environ(self) -> dict[str, str]:
-        environ = {k: v for k, v in os.environ.items() if k not in ENV_NAMES}
-        environ[dvdcli_args.ENV_SOCKET_DIR] = self.socket_dir
-        environ[dvdcli_args.ENV_SPEC_DIRS] = self.spec_dir
-        environ[dvdcli_args.ENV_RETRY_BUDGET] = "0"
-        return environ
-
-    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        """The CLI as a real process, finding the plugin through the environment."""
-        return subprocess.run(
-            [sys.executable, "-m", MODULE, *args],
-            env=self.environ(),
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=WAIT,
-            check=False,
-        )
-
-    def calls(self, method: str) -> list[Any]:
-        return [call.body for call in self.plugin.calls if call.method == method]
-
-
 @pytest.fixture(autouse=True)
-def _no_dvdcli_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ENV_NAMES:
-        monkeypatch.delenv(name, raising=False)
+def _no_dvdcli_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    isolate_environment(monkeypatch, tmp_path)
 
 
 @pytest.fixture
 def setup(tmp_path: Path) -> Iterator[Setup]:
-    socket_dir = tempfile.mkdtemp(prefix="dvdcli-", dir="/tmp")  # unix paths: ~107 bytes
-    plugin = VolumePlugin(
-        socket_path=os.path.join(socket_dir, f"{DRIVER}.sock"),
-        root=tmp_path / "plugin",
-        allowed_mountpoints=[tmp_path],  # the tests' mountpoint=<tmp_path>/...
-    )
-    plugin.start()
-    try:
-        yield Setup(plugin, socket_dir, str(tmp_path / "specs"), tmp_path)
-    finally:
-        plugin.stop()
-        shutil.rmtree(socket_dir, ignore_errors=True)
+    with dvdcli_setup(tmp_path) as running:
+        yield running
 
 
 @pytest.fixture
@@ -260,19 +203,10 @@ def test_help(capsys: pytest.CaptureFixture[str]) -> None:
 # -- behind DvdcliClient, as Mesos runs dvdcli ------------------------------------------------
 
 
-def _wrapper(setup: Setup) -> str:
-    """An executable that Mesos can run as its ``dvdcli``."""
-    flags = shlex.join([sys.executable, "-m", MODULE, *setup.flags])
-    path = setup.root / "dvdcli"
-    path.write_text(f'#!/bin/sh\nexec {flags} "$@"\n')
-    path.chmod(0o755)
-    return str(path)
-
-
 def test_dvdcli_client_mounts_and_unmounts_through_the_cli(
     setup: Setup, loop: EventLoopThread
 ) -> None:
-    client = DvdcliClient(_wrapper(setup), loop=loop)
+    client = DvdcliClient(mesos_dvdcli(setup), loop=loop)
     data = setup.root / "data"
     mountpoint = client.mount(DRIVER, "vol", {"mountpoint": str(data)}).get(timeout=WAIT)
     assert mountpoint == f"{data}\n"  # untrimmed, as Mesos reads it
@@ -288,7 +222,7 @@ def test_dvdcli_client_mounts_and_unmounts_through_the_cli(
 def test_dvdcli_client_reports_a_refused_mount_with_the_cli_stderr(
     setup: Setup, loop: EventLoopThread
 ) -> None:
-    client = DvdcliClient(_wrapper(setup), loop=loop)
+    client = DvdcliClient(mesos_dvdcli(setup), loop=loop)
     with pytest.raises(DriverError) as caught:
         client.mount(DRIVER, "vol", {"size": "5"}).get(timeout=WAIT)
     assert str(caught.value) == (

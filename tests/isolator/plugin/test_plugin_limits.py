@@ -183,7 +183,10 @@ def test_at_the_limit_the_longest_waiting_connection_makes_room(workdir: Path) -
     try:
         with connect(plugin) as first, connect(plugin) as second, connect(plugin) as third:
             assert closed_by_peer(first, WAIT)
-            third.sendall(b"POST /Plugin.Activate HTTP/1.1\r\nContent-Length: 0\r\n\r\n")
+            third.sendall(
+                b"POST /Plugin.Activate HTTP/1.1\r\nHost: plugin.moby.localhost\r\n"
+                b"Content-Length: 0\r\n\r\n"
+            )
             assert third.recv(4096).startswith(b"HTTP/1.1 200 OK\r\n")
             assert not closed_by_peer(second)
     finally:
@@ -235,10 +238,16 @@ def exchange(plugin: VolumePlugin, data: bytes) -> bytes:
     [
         (HEAD + b"Content-Length: 1048577\r\n\r\n", "bad Content-Length"),
         (HEAD + b"Content-Length: -1\r\n\r\n", "bad Content-Length"),
-        (HEAD + b"Transfer-Encoding: chunked\r\n\r\n100001\r\n", "bad chunk size"),
+        (
+            HEAD + b"Transfer-Encoding: chunked\r\n\r\n100001\r\n" + b"x" * 0x100001,
+            "a body larger than 1048576 bytes",
+        ),
+        (HEAD + b"Transfer-Encoding: chunked\r\n\r\nzz\r\n", "illegal chunk header"),
+        (b"POST /x HTTP/1.1\r\nContent-Length: 0\r\n\r\n", "Missing mandatory Host: header"),
         (HEAD + b"X: " + b"x" * 9000 + b"\r\n\r\n", "a line longer than 8192 bytes"),
         (HEAD + b"X: y\r\n" * 101 + b"\r\n", "more than 100 header lines"),
-        (b"POST /VolumeDriver.List\r\n\r\n", "bad request line"),
+        (HEAD + b"X: " + b"x" * 70000, "a head larger than 65536 bytes"),
+        (b"POST /VolumeDriver.List\r\n\r\n", "illegal request line"),
     ],
 )
 def test_oversized_or_malformed_requests_are_400_and_closed(
@@ -272,6 +281,21 @@ def test_a_body_of_the_largest_size_is_read(workdir: Path, chunked: bool) -> Non
         assert ok(plugin, "VolumeDriver.List", {})["Volumes"][0]["Name"] == "v"
     finally:
         plugin.stop()
+
+
+def test_pipelined_requests_are_answered_in_order(workdir: Path) -> None:
+    plugin = start(workdir)
+    try:
+        one = HEAD.replace(b"List", b"Capabilities") + b"Content-Length: 3\r\n\r\n{}\n"
+        answer = exchange(plugin, one + HEAD + b"Connection: close\r\nContent-Length: 0\r\n\r\n")
+    finally:
+        plugin.stop()
+    assert answer.count(b"HTTP/1.1 200 OK\r\n") == 2
+    assert answer.index(b'"Capabilities"') < answer.index(b'"Volumes"')
+    assert [call.method for call in plugin.calls] == [
+        "VolumeDriver.Capabilities",
+        "VolumeDriver.List",
+    ]
 
 
 def test_expect_continue_and_other_verbs(workdir: Path) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from isolator.plugin import PluginError, StateError, VolumePlugin
+from isolator.plugin.state import volume_file_name
 from tests.support.hygiene import mount_table
 from tests.support.plugin_http import err, ok, tree
 
@@ -225,7 +226,10 @@ def test_mount_refuses_a_directory_replaced_by_a_symlink(
         f"cannot create directory '{data}': '{data}' is a symbolic link"
     )
     assert tree(workdir) == before
-    assert ok(plugin, "VolumeDriver.Get", {"Name": "v"})["Volume"]["Status"] == {"mounts": {}}
+    assert ok(plugin, "VolumeDriver.Get", {"Name": "v"})["Volume"]["Status"] == {
+        "count": 0,
+        "mounts": {},
+    }
 
 
 def test_remove_refuses_the_plugins_own_directory_replaced_by_a_symlink(
@@ -248,9 +252,10 @@ def test_remove_of_an_unmanaged_mountpoint_that_became_a_symlink_deletes_nothing
     plugin: VolumePlugin, workdir: Path
 ) -> None:
     create_then_plant_link(plugin, workdir, workdir / "allowed" / "data")
-    before = tree(workdir)
+    state = f"root/state/{volume_file_name('v')}"
+    before = [entry for entry in tree(workdir) if entry[0] != state]
     assert ok(plugin, "VolumeDriver.Remove", {"Name": "v"}) == {"Err": ""}
-    assert tree(workdir) == before  # the link and what it points to are untouched
+    assert tree(workdir) == before  # only the state file went: the link, its target stay
     assert (workdir / "host" / "secret").read_text() == "host data"
     assert ok(plugin, "VolumeDriver.List", {})["Volumes"] == []
 
@@ -270,10 +275,18 @@ def test_remove_deletes_the_plugins_own_directory_without_following_links_in_it(
 # -- the state file -------------------------------------------------------------------------
 
 
-def write_state(path: Path, name: str, mountpoint: str, *, managed: bool = False) -> None:
+def write_state(
+    root: Path, name: str, mountpoint: str, *, managed: bool = False, legacy: bool = False
+) -> Path:
+    """A state naming ``mountpoint``: the old single file, or one volume's file; its path."""
     record = {"mountpoint": mountpoint, "created_at": "2024-01-01T00:00:00Z", "managed": managed}
+    if legacy:
+        path, data = root / "state.json", {"version": 1, "volumes": {name: record}}
+    else:
+        path, data = root / "state" / volume_file_name(name), {"version": 2, "name": name, **record}
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"version": 1, "volumes": {name: record}}))
+    path.write_text(json.dumps(data))
+    return path
 
 
 @pytest.mark.parametrize(
@@ -294,12 +307,14 @@ def write_state(path: Path, name: str, mountpoint: str, *, managed: bool = False
         ),
     ],
 )
+@pytest.mark.parametrize("legacy", [False, True], ids=["per-volume", "legacy-state-json"])
 def test_a_state_file_pointing_outside_is_refused_at_start(
-    workdir: Path, mountpoint: str, managed: bool, problem: str
+    workdir: Path, mountpoint: str, managed: bool, problem: str, legacy: bool
 ) -> None:
-    state = workdir / "root" / "state.json"
     own = workdir / "root" / "volumes" / "v"
-    write_state(state, "v", mountpoint.format(w=workdir), managed=managed)
+    state = write_state(
+        workdir / "root", "v", mountpoint.format(w=workdir), managed=managed, legacy=legacy
+    )
     before = tree(workdir)
     plugin = VolumePlugin(
         socket_path=workdir / "p.sock",
@@ -321,7 +336,8 @@ def test_a_state_file_is_refused_once_its_directory_is_no_longer_allowed(workdir
     with pytest.raises(StateError) as raised:
         VolumePlugin(socket_path=sock, root=root).start()
     assert str(raised.value) == (
-        f"plugin state file {root / 'state.json'}: volume 'v' mountpoint '{data}' is outside "
+        f"plugin state file {root / 'state' / 'v-v.json'}: volume 'v' mountpoint '{data}' is "
+        "outside "
         f"the allowed directories {[str(root / 'volumes')]!r}; {HINT}"
     )
     assert not sock.exists()

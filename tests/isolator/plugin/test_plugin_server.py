@@ -116,7 +116,7 @@ def test_full_lifecycle(plugin: VolumePlugin) -> None:
     volume = ok(plugin, "VolumeDriver.Get", {"Name": "v"})["Volume"]
     assert volume["Name"] == "v"
     assert volume["Mountpoint"] == str(home)
-    assert volume["Status"] == {"mounts": {}}
+    assert volume["Status"] == {"count": 0, "mounts": {}}
     time.strptime(volume["CreatedAt"], "%Y-%m-%dT%H:%M:%SZ")  # RFC 3339, UTC
     assert ok(plugin, "VolumeDriver.Path", {"Name": "v"}) == {"Mountpoint": "", "Err": ""}
 
@@ -124,7 +124,7 @@ def test_full_lifecycle(plugin: VolumePlugin) -> None:
     assert reply == {"Mountpoint": str(home), "Err": ""}
     assert ok(plugin, "VolumeDriver.Path", {"Name": "v"}) == {"Mountpoint": str(home), "Err": ""}
     assert ok(plugin, "VolumeDriver.List", {}) == {
-        "Volumes": [dict(volume, Status={"mounts": {ID_A: 1}})],
+        "Volumes": [dict(volume, Status={"count": 1, "mounts": {ID_A: 1}})],
         "Err": "",
     }
     assert ok(plugin, "VolumeDriver.Capabilities", {}) == {"Capabilities": {"Scope": "local"}}
@@ -216,7 +216,15 @@ def mounts(plugin: VolumePlugin, name: str) -> dict[str, int]:
     return result
 
 
-def test_mounts_are_counted_per_id(plugin: VolumePlugin) -> None:
+@pytest.fixture
+def ids_plugin(workdir: Path) -> Iterator[VolumePlugin]:
+    """The plugin counting a set of IDs (``--count ids``)."""
+    with VolumePlugin(socket_path=workdir / "i.sock", root=workdir / "ids", count="ids") as p:
+        yield p
+
+
+def test_mounts_are_counted_per_id_in_ids_mode(ids_plugin: VolumePlugin) -> None:
+    plugin = ids_plugin
     ok(plugin, "VolumeDriver.Create", {"Name": "v"})
     for mount_id in (ID_A, ID_B, ID_A):
         ok(plugin, "VolumeDriver.Mount", {"Name": "v", "ID": mount_id})
@@ -234,10 +242,11 @@ def test_mounts_are_counted_per_id(plugin: VolumePlugin) -> None:
     assert mount_calls == [ID_A, ID_B, ID_A]
 
 
-def test_unmount_by_an_id_that_holds_no_mount_succeeds_and_releases_nothing(
-    plugin: VolumePlugin, caplog: pytest.LogCaptureFixture
+def test_unmount_by_an_id_that_holds_no_mount_succeeds_and_releases_nothing_in_ids_mode(
+    ids_plugin: VolumePlugin, caplog: pytest.LogCaptureFixture
 ) -> None:
     # As Docker's local driver: a re-sent Unmount, or one after a plugin restart, is fine.
+    plugin = ids_plugin
     caplog.set_level("INFO", logger="isolator.plugin")
     ok(plugin, "VolumeDriver.Create", {"Name": "v"})
     ok(plugin, "VolumeDriver.Mount", {"Name": "v", "ID": ID_A})
@@ -251,7 +260,8 @@ def test_unmount_by_an_id_that_holds_no_mount_succeeds_and_releases_nothing(
     assert expected in caplog.messages
 
 
-def test_a_missing_id_counts_as_the_empty_id(plugin: VolumePlugin) -> None:
+def test_a_missing_id_counts_as_the_empty_id(ids_plugin: VolumePlugin) -> None:
+    plugin = ids_plugin
     ok(plugin, "VolumeDriver.Create", {"Name": "v", "Opts": {}})
     ok(plugin, "VolumeDriver.Mount", {"Name": "v"})  # dvdcli / Docker <= 1.11
     assert mounts(plugin, "v") == {"": 1}
@@ -266,10 +276,10 @@ def test_remove_while_mounted_is_refused(plugin: VolumePlugin) -> None:
     ok(plugin, "VolumeDriver.Mount", {"Name": "v", "ID": ID_A})
     ok(plugin, "VolumeDriver.Mount", {"Name": "v", "ID": ID_B})
     message = err(plugin, "VolumeDriver.Remove", {"Name": "v"})
-    assert message == "volume v is in use (mounted by 2 ID(s))"
+    assert message == "volume v is in use (mount count 2, by 2 ID(s))"
     ok(plugin, "VolumeDriver.Unmount", {"Name": "v", "ID": ID_B})
     assert err(plugin, "VolumeDriver.Remove", {"Name": "v"}) == (
-        "volume v is in use (mounted by 1 ID(s))"
+        "volume v is in use (mount count 1, by 1 ID(s))"
     )
     assert (plugin.root / "volumes" / "v").is_dir()
     ok(plugin, "VolumeDriver.Unmount", {"Name": "v", "ID": ID_A})
@@ -287,6 +297,7 @@ def test_concurrent_mounts_and_unmounts_end_at_zero(plugin: VolumePlugin) -> Non
             start.wait(timeout=10)
             ok(plugin, "VolumeDriver.Mount", {"Name": "v", "ID": mount_id})
             ok(plugin, "VolumeDriver.Mount", {"Name": "v", "ID": mount_id})
+            ok(plugin, "VolumeDriver.Unmount", {"Name": "v", "ID": mount_id})
             ok(plugin, "VolumeDriver.Unmount", {"Name": "v", "ID": mount_id})
         except BaseException as error:  # reported below, from the test's own thread
             failures.append(error)
@@ -336,9 +347,9 @@ def test_a_restarted_plugin_keeps_volumes_and_counts(workdir: Path, allowed: Pat
         ok(first, "VolumeDriver.Mount", {"Name": "w", "ID": ID_B})
         before = ok(first, "VolumeDriver.List", {})
     assert not sock.exists()
-    stored = json.loads((root / "state.json").read_text())
-    assert stored["volumes"]["v"]["mounts"] == {ID_A: 2}
-    assert [p.name for p in root.iterdir() if p.name.startswith(".")] == []  # no temp files
+    stored = json.loads((root / "state" / "v-v.json").read_text())
+    assert (stored["count"], stored["mounts"]) == (2, {ID_A: 2})
+    assert sorted(os.listdir(root / "state")) == ["v-v.json", "v-w.json"]  # no temp files
 
     with VolumePlugin(socket_path=sock, root=root, allowed_mountpoints=[allowed]) as second:
         assert second.calls == []
@@ -346,25 +357,38 @@ def test_a_restarted_plugin_keeps_volumes_and_counts(workdir: Path, allowed: Pat
         assert ok(second, "VolumeDriver.Path", {"Name": "w"})["Mountpoint"] == str(own)
         assert mounts(second, "v") == {ID_A: 2}
         ok(second, "VolumeDriver.Unmount", {"Name": "v", "ID": ID_A})
+        assert mounts(second, "v") == {ID_A: 1}  # Docker's rule: one Unmount, one Mount
+        ok(second, "VolumeDriver.Unmount", {"Name": "v", "ID": ID_A})
         assert mounts(second, "v") == {}
 
 
-def test_an_explicit_state_path(workdir: Path) -> None:
-    state = workdir / "elsewhere" / "plugin.json"
-    with VolumePlugin(socket_path=workdir / "p.sock", root=workdir / "r", state_path=state) as p:
-        assert p.state_path == state
+def test_an_explicit_state_dir(workdir: Path) -> None:
+    state = workdir / "elsewhere" / "plugin"
+    with VolumePlugin(socket_path=workdir / "p.sock", root=workdir / "r", state_dir=state) as p:
+        assert p.state_dir == state
         ok(p, "VolumeDriver.Create", {"Name": "v"})
-    assert "v" in json.loads(state.read_text())["volumes"]
-    assert not (workdir / "r" / "state.json").exists()
+    assert json.loads((state / "v-v.json").read_text())["name"] == "v"
+    assert not (workdir / "r" / "state").exists()
 
 
 @pytest.mark.parametrize(
-    "text", ["{oops", "[]", '{"version": 1}', '{"version": 1, "volumes": {"v": {"mountpoint": 3}}}']
+    "text",
+    [
+        "{oops",
+        "[]",
+        '{"version": 1}',
+        '{"version": 2, "name": "w"}',
+        '{"version": 2, "name": "v", "mountpoint": 3}',
+        '{"version": 2, "name": "v", "mountpoint": "/x", "created_at": "", "count": -1}',
+    ],
 )
 def test_a_corrupt_state_file_fails_start(workdir: Path, text: str) -> None:
-    state = workdir / "state.json"
+    state = workdir / "state" / "v-v.json"
+    state.parent.mkdir()
     state.write_text(text)
-    plugin = VolumePlugin(socket_path=workdir / "p.sock", root=workdir / "r", state_path=state)
+    plugin = VolumePlugin(
+        socket_path=workdir / "p.sock", root=workdir / "r", state_dir=state.parent
+    )
     with pytest.raises(StateError, match="corrupt plugin state file") as raised:
         plugin.start()
     assert str(state) in str(raised.value)
@@ -466,7 +490,10 @@ def test_console_script_json_logs_limits_and_allowed_mountpoints(workdir: Path) 
     ("extra", "reason"),
     [
         (["--allow-mountpoint", "/"], "allowed mountpoint directory '/' is the whole host"),
-        (["--state", "/proc/self/status"], "corrupt plugin state file /proc/self/status: "),
+        (
+            ["--state-dir", "/proc/self/status"],
+            "cannot read plugin state directory /proc/self/status: Not a directory",
+        ),
     ],
 )
 def test_console_script_says_why_it_cannot_start(
@@ -517,6 +544,7 @@ def test_console_script_bad_arguments_exit_2(
 
 
 def test_console_script_that_cannot_start_exits_1(workdir: Path) -> None:
-    (workdir / "state.json").write_text("{oops")
+    (workdir / "state").mkdir()
+    (workdir / "state" / "v-v.json").write_text("{oops")
     argv = ["--socket", str(workdir / "p.sock"), "--root", str(workdir)]
     assert main(argv) == 1

@@ -171,7 +171,7 @@ def _reserved_numbers(descriptor: Descriptor) -> set[int]:
     [
         (CommandInfo.DESCRIPTOR, {1, 2}),
         (ExecutorInfo.DESCRIPTOR, {4, 5, 8, 9, 10, 12, 13, 14, 15}),
-        (Volume.Source.DESCRIPTOR, {3, 4, 5, 6}),
+        (Volume.Source.DESCRIPTOR, {3, 4, 5}),
         (ContainerInfo.DESCRIPTOR, {3, 7, 8, 9, 10}),
         (ContainerConfig.DESCRIPTOR, {7, 9, 10, 13, 14, 15, 16}),
         (ContainerLaunchInfo.DESCRIPTOR, {2, 7, 8, 14, 15, 16, 18, 19, 20, 21, 22, 23}),
@@ -232,6 +232,11 @@ def test_container_config_round_trips_through_json() -> None:
 
 def test_package_reexports_every_message_by_its_mesos_name() -> None:
     names = {
+        "CSIPluginContainerInfo",
+        "CSIPluginEndpoint",
+        "CSIPluginInfo",
+        "CSIVolume",
+        "CSIVolumes",
         "CommandInfo",
         "ContainerConfig",
         "ContainerID",
@@ -246,7 +251,9 @@ def test_package_reexports_every_message_by_its_mesos_name() -> None:
         "Image",
         "Parameter",
         "Parameters",
+        "Secret",
         "Volume",
+        "VolumeState",
     }
     assert set(isolator.protos.__all__) == names
     for name in names:
