@@ -20,6 +20,7 @@ from typing import Any
 
 from benchmarks import (
     latency,
+    oci_task,
     p1_fanout,
     p2_overhead,
     p3_recovery,
@@ -39,6 +40,7 @@ FIGURES: dict[str, ModuleType] = {
     "p5": p5_csi,
     "p5-plugin": p5_protocol,
     "latency": latency,
+    "oci": oci_task,
 }
 DEFAULT_JSON = "build/benchmarks.json"
 
@@ -46,7 +48,7 @@ DEFAULT_JSON = "build/benchmarks.json"
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
-        description="Run the isolator's benchmarks (P1-P5 and latency; see each module's "
+        description="Run the isolator's benchmarks (P1-P5, latency and oci; see each module's "
         "docstring for the exact definitions); print a table and write JSON.",
         epilog="The JSON holds, per figure, every repeat's raw measurements and each row's "
         "median, min, max, target and whether it is met. Exit status 0 even when a "

@@ -7,13 +7,16 @@ ends. The workload:
 
 1. writers put a file into their volume;
 2. readers, in other containers, read those files back through the same volumes, and a
-   read-only task finds it cannot write;
+   read-only task finds it cannot write; some tasks run in a busybox root filesystem of
+   their own under runc (a writer, a read-only reader, a survivor of the crash below),
+   sharing the volumes with the host tasks;
 3. long-running services start and some are killed;
 4. the agent crashes: the isolator is stopped with no cleanup while tasks hold volumes;
    one task survives (a checkpointed, known container), one dies with the agent (an
    unknown orphan);
-5. a new isolator recovers from the checkpoints, cleans up the unknown orphan without
-   unmounting the volume the survivor still uses, and the survivor is killed later;
+5. a new isolator recovers from the checkpoints (the rootfs survivor is found in the
+   runtime's state), cleans up the unknown orphan without unmounting the volume the
+   survivors still use, and the survivors are killed later;
 6. (as root) tasks on CSI volumes of the reference CSI plugin, through a crash and a
    recovery of a ``CsiVolumeIsolator`` (``csi_tasks.py``).
 
@@ -41,6 +44,13 @@ from pathlib import Path
 
 import pykka
 from csi_tasks import run_csi_phase  # the CSI phase, beside this file
+from rootfs_tasks import (
+    Rootfs,
+    leftover_containers,
+    prepare_rootfs,
+    recovered_states,
+    wait_running,
+)
 
 from actors import Actor, Future, Promise, collect, defer, run_blocking
 from isolator import DockerVolumeIsolator, Flags
@@ -65,6 +75,7 @@ class TaskSpec:
     volumes: tuple[tuple[str, bool], ...]
     expect: str  # "finished", "failed" or "killed"
     check_output: Callable[[str], bool] | None = None
+    rootfs: bool = False  # in the busybox rootfs under the OCI runtime (when it runs here)
 
 
 @dataclass
@@ -107,8 +118,17 @@ def watch(process: subprocess.Popen[bytes]) -> tuple[int, str]:
 class Scheduler(Actor):
     """Prepares, launches, watches and cleans up tasks; never waits on any of them."""
 
-    def __init__(self, isolator: DockerVolumeIsolator, workdir: Path, mounts: bool, log: Log):
+    def __init__(
+        self,
+        isolator: DockerVolumeIsolator,
+        workdir: Path,
+        mounts: bool,
+        log: Log,
+        rootfs: Rootfs | None = None,
+    ):
         super().__init__()
+        self._rootfs = rootfs
+        self.rootfs_tasks = 0
         self._isolator = isolator
         self._workdir = workdir
         self._mounts = mounts
@@ -125,7 +145,9 @@ class Scheduler(Actor):
         sandbox = self._workdir / "sandboxes" / spec.name
         sandbox.mkdir(parents=True, exist_ok=True)
         volumes = [docker_volume(DRIVER, v, "data", read_only=ro) for v, ro in spec.volumes]
-        config = container_config(str(sandbox), volumes, command=spec.script)
+        rootfs = self._rootfs if spec.rootfs else None
+        config = container_config(str(sandbox), volumes, command=spec.script,
+                                  rootfs=None if rootfs is None else str(rootfs.path))
         started = time.monotonic()
         self._started[spec.name] = Promise()
         prepared = self._isolator.prepare(cid, config)
@@ -157,14 +179,21 @@ class Scheduler(Actor):
         started: float,
         launch_info: ContainerLaunchInfo | None,
     ) -> Future[TaskResult]:
+        rootfs = self._rootfs if spec.rootfs else None
+        in_rootfs = {} if rootfs is None else {  # the sandbox is the task's cwd in it too
+            "rootfs": rootfs.path, "sandbox": sandbox, "runtime": rootfs.runtime,
+            "runtime_root": rootfs.runtime_root,
+        }  # fmt: skip
         process = launch(
             launch_info if self._mounts else None,
             ["sh", "-c", spec.script],
-            cwd=sandbox,
+            cwd=sandbox if rootfs is None else None,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
+            **in_rootfs,  # type: ignore[arg-type]
         )
+        self.rootfs_tasks += rootfs is not None
         volumes = ", ".join(f"{v}{' (ro)' if ro else ''}" for v, ro in spec.volumes)
         self._log(f"task {spec.name} started (pid {process.pid}) on {volumes}")
         running = self._running[spec.name] = Running(spec, cid, process, started)
@@ -204,9 +233,9 @@ class Scheduler(Actor):
 # -- the workload -----------------------------------------------------------------------
 
 
-def writer(name: str, volume: str) -> TaskSpec:
+def writer(name: str, volume: str, *, rootfs: bool = False) -> TaskSpec:
     script = f'echo "written by {name}" > data/{name}.txt && cat data/{name}.txt'
-    return TaskSpec(name, script, ((volume, False),), "finished")
+    return TaskSpec(name, script, ((volume, False),), "finished", rootfs=rootfs)
 
 
 def reader(name: str, volume: str, writers: list[str], mounts: bool) -> TaskSpec:
@@ -219,13 +248,15 @@ def reader(name: str, volume: str, writers: list[str], mounts: bool) -> TaskSpec
     return TaskSpec(name, script, ((volume, False),), "finished", check)
 
 
-def read_only(name: str, volume: str, mounts: bool) -> TaskSpec:
+def read_only(name: str, volume: str, mounts: bool, *, rootfs: bool = False) -> TaskSpec:
     script = f"ls data >/dev/null && echo nope > data/{name}.txt"
-    return TaskSpec(name, script, ((volume, True),), "failed" if mounts else "finished")
+    expect = "failed" if mounts else "finished"
+    return TaskSpec(name, script, ((volume, True),), expect, rootfs=rootfs)
 
 
-def service(name: str, volume: str) -> TaskSpec:
-    return TaskSpec(name, "echo serving; exec sleep 600", ((volume, False),), "killed")
+def service(name: str, volume: str, *, rootfs: bool = False) -> TaskSpec:
+    script = "echo serving; exec sleep 600"
+    return TaskSpec(name, script, ((volume, False),), "killed", rootfs=rootfs)
 
 
 @dataclass
@@ -315,10 +346,12 @@ def main_job(
     try:
         tally = tally or Tally()
         isolator = DockerVolumeIsolator.create(flags, client, observer=tally)
-        scheduler = Scheduler.start(isolator, workdir, mounts, log).proxy()
+        rootfs = prepare_rootfs(workdir, log) if mounts else None
+        scheduler = Scheduler.start(isolator, workdir, mounts, log, rootfs).proxy()
 
-        log(f"phase 1: {writer_count} writers on {volume_count} volumes")
+        log(f"phase 1: {writer_count} writers on {volume_count} volumes, one in a rootfs")
         writers = [writer(f"writer-{i}", volumes[i % volume_count]) for i in range(writer_count)]
+        writers.append(writer("rootfs-writer", volumes[0], rootfs=True))
         run_phase(scheduler, writers, report, log)
 
         log("phase 2: readers read what the writers wrote; a read-only task tries to write")
@@ -326,7 +359,11 @@ def main_job(
             reader(f"reader-{v}", v, [w.name for w in writers if w.volumes[0][0] == v], mounts)
             for v in volumes
         ]
-        run_phase(scheduler, [*readers, read_only("read-only", volumes[0], mounts)], report, log)
+        read_only_tasks = [
+            read_only("read-only", volumes[0], mounts),
+            read_only("rootfs-read-only", volumes[0], mounts, rootfs=True),
+        ]
+        run_phase(scheduler, [*readers, *read_only_tasks], report, log)
 
         log("phase 3: services start; two are killed")
         services = [service(f"service-{v}", v) for v in volumes]
@@ -339,16 +376,19 @@ def main_job(
 
         log("phase 4: agent crash with tasks holding volumes")
         survivor = service("survivor", volumes[0])
+        rootfs_survivor = service("rootfs-survivor", volumes[-1], rootfs=True)
         lost = [service("lost-0", volumes[0]), service(f"lost-{volumes[-1]}", volumes[-1])]
-        held = {s.name: scheduler.run_task(s) for s in [survivor, *lost]}
+        held = {s.name: scheduler.run_task(s) for s in [survivor, rootfs_survivor, *lost]}
         for name in held:
             wait_started(scheduler, name)
+        wait_running(rootfs, 1, WAIT)
         # Everything still running is in the old agent's hands; the isolator dies uncleanly.
         still = [s.name for s in services[2:]] + list(held)
         forgotten = {name: scheduler.forget(name).get(WAIT) for name in still}
         isolator.stop()
+        survivors = (survivor.name, rootfs_survivor.name)
         for name, task in forgotten.items():
-            if name != survivor.name:  # these died with the agent
+            if name not in survivors:  # these died with the agent
                 task.process.kill()
                 task.process.wait(WAIT)
         checkpoints = sorted(p.parent.name for p in (workdir / "checkpoints").rglob("volumes"))
@@ -360,28 +400,43 @@ def main_job(
         known = forgotten[survivor.name]
         state = ContainerState(container_id=known.container, pid=known.process.pid,
                                directory=str(workdir / "sandboxes" / survivor.name))
-        isolator.recover([state], []).get(WAIT)
+        # A rootfs task still running is in the runtime's state, whatever became of its
+        # launcher; without a runtime here it ran on the host and is known the same way.
+        task = forgotten[rootfs_survivor.name]
+        in_runtime = recovered_states(rootfs, workdir / "sandboxes", ContainerState(
+            container_id=task.container, pid=task.process.pid,
+            directory=str(workdir / "sandboxes" / task.spec.name)))  # fmt: skip
+        log(f"known from the runtime's state: {[s.container_id.value for s in in_runtime]}")
+        if [s.container_id.value for s in in_runtime] != [rootfs_survivor.name]:
+            report.problems.append(f"the runtime's state did not show {rootfs_survivor.name}")
+        isolator.recover([state, *in_runtime], []).get(WAIT)
         cleanups = isolator.orphan_cleanups().get(WAIT)
         failed = [str(c.failure()) for c in cleanups if not c.is_ready()]
         log(f"recovered; {len(cleanups)} unknown orphans cleaned up"
             + (f", failures: {failed}" if failed else ""))
         report.problems += [f"orphan cleanup failed: {f}" for f in failed]
         holders = plugin_holders(client, DRIVER, WAIT)
-        if mounts and not holders.get(volumes[0]):
-            report.problems.append(f"{volumes[0]} was unmounted while the survivor used it")
+        report.problems += [f"{volume} was unmounted while a survivor used it"
+                            for volume in (volumes[0], volumes[-1])
+                            if mounts and not holders.get(volume)]  # fmt: skip
         log(f"plugin mount holders now: {holders}")
-        adopted = scheduler.adopt(known)
-        scheduler.kill(survivor.name).get(WAIT)
-        report.add(survivor, adopted.get(WAIT), log)
+        for spec in (survivor, rootfs_survivor):
+            adopted = scheduler.adopt(forgotten[spec.name])
+            scheduler.kill(spec.name).get(WAIT)
+            report.add(spec, adopted.get(WAIT), log)
+        rootfs_tasks = scheduler.rootfs_tasks.get(WAIT)
 
         isolator.stop()
         holders = plugin_holders(client, DRIVER, WAIT)
         report.problems += leftovers(workdir / "checkpoints", holders, mounts_before)
+        report.problems += leftover_containers(rootfs)
         if mounts:  # the CSI plugin bind mounts in a namespace of its own: root only
             log("phase 6: tasks on CSI volumes, through an agent crash and recovery")
             notes, problems = run_csi_phase(workdir / "csi", log)
             report.notes += notes
             report.problems += problems
+        where = f"under {rootfs.runtime} in a busybox rootfs" if rootfs else "(no runtime here)"
+        report.notes.append(f"rootfs tasks: {rootfs_tasks} {where}")
         summarize(report, plugin, volumes, log, tally)
     finally:
         pykka.ActorRegistry.stop_all()

@@ -13,16 +13,20 @@ helper: :func:`launch` starts ``python -m isolator.launcher``, which
    *private* ``/`` would cut off,
 3. applies ``mounts`` in order with ``mount(2)``; a read-only bind is a bind followed by a
    ``MS_REMOUNT | MS_BIND | MS_RDONLY`` remount (the kernel ignores ``MS_RDONLY`` on a new
-   bind), as stout's ``fs::mount`` does. Each mount goes through ``O_PATH`` descriptors
-   (``/proc/self/fd/N``, as runc): the target is opened without following a link at any
-   component and a bind's source without following one at its last, so a link planted
-   after ``prepare`` (or inside a volume mounted just before) is refused, not followed,
+   bind), as stout's ``fs::mount`` does, then, for a recursive bind, ``mount_setattr`` with
+   ``MOUNT_ATTR_RDONLY`` and ``AT_RECURSIVE``, so the submounts are read-only too. Each
+   mount goes through ``O_PATH`` descriptors (``/proc/self/fd/N``, as runc): the target is
+   opened without following a link at any component and a bind's source without following
+   one at its last, so a link planted after ``prepare`` (or inside a volume mounted just
+   before) is refused, not followed,
 4. runs ``pre_exec_commands`` in order (non-shell: ``value`` exec'd with ``arguments`` as its
    argv; shell: ``/bin/sh -c value``); any non-zero exit is a failure,
 5. changes to ``working_directory`` (after the mounts, so it may lie inside a volume), and
 6. execs the command, which thus keeps the launcher's pid, stdio and exit status.
 
 Steps 1 to 5 are :mod:`isolator.launch.mounting`; this module starts the process and execs.
+With a ``rootfs``, the launcher instead runs the command in that root filesystem under an
+OCI runtime (runc, crun): :mod:`isolator.launch.oci_launch`, ``docs/oci.md``.
 
 How the child gets its inputs: the launch info goes on the command line as JSON
 (``--launch-info=...``, as Mesos passes ``--launch_info`` to its helper; it holds only paths
@@ -47,21 +51,27 @@ import subprocess
 import sys
 import traceback
 from collections.abc import Mapping, Sequence
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from google.protobuf import json_format
 
 import isolator
 from isolator.common.errors import strerror
 from isolator.common.names import printable
+from isolator.launch.launcher_help import HELP as _HELP
+from isolator.launch.launcher_help import USAGE as _USAGE
 from isolator.launch.mounting import LaunchError, apply_launch_info, validate_launch_info
 from isolator.protos import ContainerLaunchInfo
+
+if TYPE_CHECKING:
+    from isolator.launch.oci_launch import RootfsProcess
 
 __all__ = [
     "EXIT_CANNOT_EXECUTE",
     "EXIT_COMMAND_NOT_FOUND",
     "EXIT_LAUNCH_FAILURE",
     "LaunchError",
+    "RootfsProcess",
     "apply_launch_info",
     "launch",
     "launcher_command",
@@ -82,17 +92,25 @@ _File = int | IO[Any] | None
 # -- the parent side ---------------------------------------------------------------------
 
 
-def launcher_command(launch_info: ContainerLaunchInfo | None, argv: Sequence[str]) -> list[str]:
+def launcher_command(
+    launch_info: ContainerLaunchInfo | None,
+    argv: Sequence[str],
+    *,
+    rootfs: Mapping[str, str] | None = None,
+) -> list[str]:
     """The launcher's command line for ``argv``: to wrap it (e.g. in ``setpriv``) or log it.
 
-    Raises :class:`LaunchError` for a launch info this launcher cannot apply and
-    :class:`ValueError` for an empty command.
+    ``rootfs``: the options :func:`isolator.launch.oci_launch.rootfs_options` made, for a
+    container with its own root filesystem. Raises :class:`LaunchError` for a launch info
+    this launcher cannot apply and :class:`ValueError` for an empty command.
     """
     if not argv:
         raise ValueError("No command to launch")
     command = [sys.executable, "-m", "isolator.launcher"]
+    command += [f"{name}={value}" for name, value in (rootfs or {}).items()]
     if launch_info is not None:
-        validate_launch_info(launch_info)
+        if rootfs is None:
+            validate_launch_info(launch_info)
         text = json_format.MessageToJson(launch_info, preserving_proto_field_name=True, indent=None)
         if len(text.encode()) > _MAX_ARGUMENT:
             raise LaunchError(
@@ -106,6 +124,10 @@ def launch(
     launch_info: ContainerLaunchInfo | None,
     argv: Sequence[str],
     *,
+    rootfs: str | os.PathLike[str] | None = None,
+    sandbox: str | os.PathLike[str] | None = None,
+    runtime: str | None = None,
+    runtime_root: str | os.PathLike[str] | None = None,
     cwd: str | os.PathLike[str] | None = None,
     env: Mapping[str, str] | None = None,
     stdin: _File = None,
@@ -119,10 +141,28 @@ def launch(
     only. ``launch_info=None`` execs the command as is, in the caller's mount namespace. A
     failure before exec shows as the process's exit status (:data:`EXIT_LAUNCH_FAILURE` ...)
     and its message on its stderr.
+
+    With ``rootfs`` (or the launch info's), the command runs inside that root filesystem
+    under an OCI runtime (``runtime``: ``None`` for ``runc``, ``"crun"``, or a binary's
+    absolute path; ``runtime_root`` its ``--root``, by default
+    ``/run/isolator/oci/<runtime>``), with ``sandbox`` bound at ``/mnt/mesos/sandbox``;
+    ``cwd`` is then a path inside the container and the process a :class:`RootfsProcess`,
+    whose exit status is the command's (see ``docs/oci.md``).
     """
     if cwd is not None:
         launch_info = _copy(launch_info)
         launch_info.working_directory = os.fspath(cwd)
+    if any(option is not None for option in (rootfs, sandbox, runtime, runtime_root)):
+        # Only here: a host launch (once per task) loads none of the OCI modules.
+        from isolator.launch import oci_launch  # noqa: PLC0415
+
+        options = oci_launch.rootfs_options(
+            launch_info, rootfs=rootfs, sandbox=sandbox, runtime=runtime, runtime_root=runtime_root
+        )
+        assert options is not None  # None only without a rootfs, refused above
+        return oci_launch.start(
+            _copy(launch_info), argv, options, env=env, stdin=stdin, stdout=stdout, stderr=stderr
+        )
     command = launcher_command(launch_info, argv)
     if env is None:
         return subprocess.Popen(command, stdin=stdin, stdout=stdout, stderr=stderr)
@@ -158,6 +198,10 @@ def run(
     argv: Sequence[str],
     *,
     timeout: float | None,
+    rootfs: str | os.PathLike[str] | None = None,
+    sandbox: str | os.PathLike[str] | None = None,
+    runtime: str | None = None,
+    runtime_root: str | os.PathLike[str] | None = None,
     cwd: str | os.PathLike[str] | None = None,
     env: Mapping[str, str] | None = None,
     stdin: _File = None,
@@ -170,7 +214,17 @@ def run(
     raised, so no process outlives the call.
     """
     with launch(
-        launch_info, argv, cwd=cwd, env=env, stdin=stdin, stdout=stdout, stderr=stderr
+        launch_info,
+        argv,
+        rootfs=rootfs,
+        sandbox=sandbox,
+        runtime=runtime,
+        runtime_root=runtime_root,
+        cwd=cwd,
+        env=env,
+        stdin=stdin,
+        stdout=stdout,
+        stderr=stderr,
     ) as process:
         try:
             out, err = process.communicate(timeout=timeout)
@@ -186,6 +240,19 @@ def run(
     return subprocess.CompletedProcess(process.args, process.returncode, out, err)
 
 
+def _rootfs_process() -> type[subprocess.Popen[bytes]]:
+    from isolator.launch.oci_launch import RootfsProcess  # noqa: PLC0415
+
+    return RootfsProcess
+
+
+def __getattr__(name: str) -> Any:
+    """``RootfsProcess``, loaded on first use (see :func:`launch`)."""
+    if name == "RootfsProcess":
+        return _rootfs_process()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def _copy(launch_info: ContainerLaunchInfo | None) -> ContainerLaunchInfo:
     copy = ContainerLaunchInfo()
     if launch_info is not None:
@@ -195,47 +262,21 @@ def _copy(launch_info: ContainerLaunchInfo | None) -> ContainerLaunchInfo:
 
 # -- the launcher process ----------------------------------------------------------------
 
-_USAGE = "usage: isolator-launcher [--launch-info=JSON] [--environment-fd=FD] [--] COMMAND [ARG]..."
-
-_HELP = f"""{_USAGE}
-
-Run COMMAND with a Mesos ContainerLaunchInfo applied, as Mesos's launch helper does: a
-mount namespace of its own, '/' marked rslave, the bind mounts, the pre-exec commands, the
-working directory; then exec COMMAND (it keeps the launcher's pid, stdio and exit status).
-Creating a mount namespace and mounting needs root (CAP_SYS_ADMIN).
-
-options:
-  --launch-info=JSON   the launch info, a mesos.slave.ContainerLaunchInfo in protobuf's
-                       JSON mapping (field names as in the .proto or in lowerCamelCase),
-                       as DockerVolumeIsolator.prepare() returns it, e.g.
-                       {{"clone_namespaces": [131072], "mounts": [{{"source": "/vol",
-                       "target": "/sandbox/data", "flags": 20480}}]}}
-                       Applied: clone_namespaces (only CLONE_NEWNS, 131072), mounts
-                       (source, target, type, flags, options: each with mount(2), never
-                       through a symlink; a read-only bind is remounted MS_RDONLY),
-                       pre_exec_commands (each must exit 0), working_directory.
-                       Refused (exit 125): rootfs, user, command, enter_namespaces,
-                       other namespaces, and any string holding a NUL.
-                       Without it COMMAND runs as is, in the caller's mount namespace.
-  --environment-fd=FD  read COMMAND's environment from inherited fd FD, as one JSON
-                       object of strings (it stays out of /proc/PID/cmdline); default:
-                       the launcher's own environment
-  --version            print the version and exit
-  -h, --help           print this help and exit
-
-exit status:
-  125  the launcher failed before exec (bad launch info, not root, a failed mount or
-       pre-exec command, a bad working directory); the reason is on stderr
-  126  COMMAND was found but cannot be executed
-  127  COMMAND was not found
-  any other: COMMAND's own exit status
-"""
+_ROOTFS_OPTIONS = ("--rootfs", "--sandbox", "--runtime", "--runtime-root", "--container-id")
 
 
 def main(args: Sequence[str] | None = None) -> int:
     """The launcher process: apply the launch info, then exec; returns only on failure."""
     try:
-        launch_info, environment, argv = _parse(list(sys.argv[1:] if args is None else args))
+        launch_info, environment, argv, rootfs = _parse(
+            list(sys.argv[1:] if args is None else args)
+        )
+        if rootfs:
+            if "--rootfs" not in rootfs:
+                raise LaunchError(f"The options {', '.join(rootfs)} need --rootfs\n{_USAGE}")
+            from isolator.launch.oci_launch import launch_in_rootfs  # noqa: PLC0415
+
+            return launch_in_rootfs(launch_info or ContainerLaunchInfo(), argv, rootfs, environment)
         if launch_info is not None:
             apply_launch_info(launch_info)
     except LaunchError as error:
@@ -248,22 +289,25 @@ def main(args: Sequence[str] | None = None) -> int:
 
 def _parse(
     args: list[str],
-) -> tuple[ContainerLaunchInfo | None, dict[str, str] | None, list[str]]:
+) -> tuple[ContainerLaunchInfo | None, dict[str, str] | None, list[str], dict[str, str]]:
     launch_info: ContainerLaunchInfo | None = None
     environment: dict[str, str] | None = None
+    rootfs: dict[str, str] = {}
     while args and args[0].startswith("-"):
         option = args.pop(0)
         if option == "--":
             break
         _print_and_exit_if_asked(option)
         name, has_value, value = option.partition("=")
-        if name not in ("--launch-info", "--environment-fd"):
+        if name not in ("--launch-info", "--environment-fd", *_ROOTFS_OPTIONS):
             raise LaunchError(f"Unknown option '{printable(name)}'\n{_USAGE}")
         if not has_value:
             if not args:
                 raise LaunchError(f"Option '{name}' needs a value\n{_USAGE}")
             value = args.pop(0)
-        if name == "--launch-info":
+        if name in _ROOTFS_OPTIONS:
+            rootfs[name] = value
+        elif name == "--launch-info":
             try:
                 launch_info = json_format.Parse(value, ContainerLaunchInfo())
             except json_format.ParseError as error:
@@ -272,7 +316,7 @@ def _parse(
             environment = _read_environment(value)
     if not args:
         raise LaunchError(f"No command to execute\n{_USAGE}")
-    return launch_info, environment, args
+    return launch_info, environment, args, rootfs
 
 
 def _print_and_exit_if_asked(option: str) -> None:

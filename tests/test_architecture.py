@@ -120,13 +120,24 @@ def test_the_cycle_finder_finds_a_cycle() -> None:
 _KERNEL_ACCESS = re.compile(r"ctypes\.CDLL\(|find_library\(|\bos\.pidfd_open\b|\"pidfd_open\"")
 
 
+STANDALONE = {"isolator.launch.oci_supervisor"}
+"""Modules run as a bare script (``python -I -S``: the standard library only, so no
+``isolator`` import): they carry the little kernel access they need themselves."""
+
+
 def test_libc_and_pidfds_have_one_home() -> None:
     found = {
         name
         for name, path in _modules().items()
         if _KERNEL_ACCESS.search(path.read_text(encoding="utf-8"))
     }
-    assert found == {"isolator.common.linux"}
+    assert found - STANDALONE == {"isolator.common.linux"}
+
+
+def test_standalone_modules_import_only_the_standard_library() -> None:
+    modules = _modules()
+    for name in STANDALONE:
+        assert not _imports(name, modules[name], modules), name
 
 
 def test_production_code_imports_no_test_double() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -64,3 +65,21 @@ def test_a_quick_csi_run_writes_its_row(tmp_path: Path) -> None:
     assert row["target"] == "<= 1.3x"
     assert row["median"] > 0
     assert "| P5 CSI prepare+cleanup vs bare gRPC loop, 10 volumes" in done.stdout
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("runc") is None or not os.path.exists("/bin/busybox"),
+    reason="the OCI figure needs root, runc and busybox-static",
+)
+def test_a_quick_oci_run_writes_its_row(tmp_path: Path) -> None:
+    output = tmp_path / "bench.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--only", "oci",
+         "--repeats", "1", "--json", str(output)],
+        cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    [figure] = json.loads(output.read_text(encoding="utf-8"))["figures"]
+    [row] = figure["rows"]
+    assert (figure["figure"], row["target"]) == ("oci", "<= 1.2x")
+    assert row["median"] > 0

@@ -2,7 +2,8 @@
 
 This is the part of Mesos's ``mesos-containerizer launch`` that the docker/volume isolator
 relies on: a mount namespace of its own, ``/`` marked recursively *slave*, the bind mounts
-(a read-only bind is a bind followed by a read-only remount, as stout's ``fs::mount``), the
+(a read-only bind is a bind followed by a read-only remount, as stout's ``fs::mount``, and
+recursively read-only when the bind is recursive, submounts included), the
 pre-exec commands, the working directory. ``isolator.launcher`` runs it in a fresh process.
 
 It applies only what it can apply safely: no string with a NUL, and no mount through a link
@@ -42,13 +43,10 @@ from isolator.common.linux import (
 )
 from isolator.common.names import printable
 from isolator.launch.confine import ConfinementError, open_no_symlinks
+from isolator.launch.launch_error import LaunchError
 from isolator.protos import CommandInfo, ContainerLaunchInfo, ContainerMountInfo
 
 __all__ = ["LaunchError", "apply_launch_info", "validate_launch_info"]
-
-
-class LaunchError(Exception):
-    """The launch info cannot be applied; the command was not (and will not be) exec'd."""
 
 
 def apply_launch_info(launch_info: ContainerLaunchInfo) -> None:
@@ -189,6 +187,10 @@ def _remount_read_only(mount: ContainerMountInfo, source_fd: int | None, failure
         try:
             kept = _mount_flags(os.fstatvfs(mounted).f_flag)
             _mount(None, _fd_path(mounted), None, mount.flags | MS_REMOUNT | kept, options)
+            if mount.flags & MS_REC:
+                # The remount reaches the top mount only: submounts the rbind carried
+                # (a volume's own mounts) would stay writable.
+                _set_read_only_recursively(mounted)
         except OSError as error:
             raise LaunchError(f"{failure} read-only: {strerror(error)}") from None
 
@@ -290,6 +292,41 @@ def _run_pre_exec_command(command: CommandInfo) -> None:
         )
     if output:
         print(output, file=sys.stderr, flush=True)
+
+
+class _MountAttr(ctypes.Structure):
+    _fields_ = [
+        ("attr_set", ctypes.c_uint64),
+        ("attr_clr", ctypes.c_uint64),
+        ("propagation", ctypes.c_uint64),
+        ("userns_fd", ctypes.c_uint64),
+    ]
+
+
+_SYS_MOUNT_SETATTR = 442  # the same number on every architecture (new syscalls are unified)
+_MOUNT_ATTR_RDONLY = 0x1
+_AT_EMPTY_PATH = 0x1000
+_AT_RECURSIVE = 0x8000
+
+
+def _set_read_only_recursively(fd: int) -> None:
+    """``mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, {MOUNT_ATTR_RDONLY})``.
+
+    Linux 5.12 and later; an older kernel fails with ENOSYS, and the mount is refused rather
+    than left writable below.
+    """
+    attr = _MountAttr(attr_set=_MOUNT_ATTR_RDONLY)
+    result = libc().syscall(
+        _SYS_MOUNT_SETATTR,
+        ctypes.c_int(fd),
+        ctypes.c_char_p(b""),
+        ctypes.c_uint(_AT_EMPTY_PATH | _AT_RECURSIVE),
+        ctypes.byref(attr),
+        ctypes.c_size_t(ctypes.sizeof(attr)),
+    )
+    if result != 0:
+        error = ctypes.get_errno()
+        raise OSError(error, f"{os.strerror(error)} (making the submounts read-only)")
 
 
 def _unshare_mount_namespace() -> None:

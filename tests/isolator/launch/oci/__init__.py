@@ -1,0 +1,1 @@
+"""Containers with their own rootfs under real OCI runtimes (runc, crun)."""
