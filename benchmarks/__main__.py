@@ -26,6 +26,7 @@ from benchmarks import (
     p3_recovery,
     p4_resources,
     p5_csi,
+    p5_protocol,
 )
 from benchmarks.harness import Options, filesystem_type
 from benchmarks.report import figure_rows, table
@@ -37,8 +38,7 @@ FIGURES: dict[str, ModuleType] = {
     "p3": p3_recovery,
     "p4": p4_resources,
     "p5": p5_csi,
-
-
+    "p5-plugin": p5_protocol,
     "latency": latency,
     "oci": oci_task,
 }

@@ -14,9 +14,11 @@ Rows:
 
 - threads live - threads before; target <= 16 (issue 8);
 - (RSS live - RSS before) / N, KiB per live container; target <= 16 (issue 8);
-- threads after - threads before - the runtime's own idle threads (its workers and its one
-  timer thread); target 0: nothing is left running (the runtime keeps its few threads,
-  idle, as libprocess keeps its own);
+- threads after - threads before - the runtime's own idle threads (its workers, the idle
+  threads of its blocking executor, where the isolator's checkpoint I/O ran on at most
+  ``isolator.docker.io_lanes.LANES`` of them, and its one timer thread); target 0:
+  nothing is left running (the runtime keeps its few threads, idle, as libprocess keeps
+  its own);
 - Python memory blocks still allocated after cleanup (``sys.getallocatedblocks``, after -
   idle) per container; target <= 0.05: no object is left behind per container;
 - (RSS again - RSS after) / (RSS live - RSS idle): how much a second round grows RSS, as a
@@ -103,7 +105,8 @@ def measure(options: Options) -> dict[str, float]:
             result["sequences_live"] = isolator.sequence_count().get(WAIT)
             _cleanup_all(isolator, batch)
             _snapshot(result, "after")
-            result["idle_runtime_threads"] = actors.statistics().workers.idle + sum(
+            runtime = actors.statistics()
+            result["idle_runtime_threads"] = runtime.workers.idle + runtime.blocking.idle + sum(
                 thread.name == "actors-timer" for thread in threading.enumerate())
             result["sequences_left"] = isolator.sequence_count().get(WAIT)
             _prepare_all(isolator, batch)

@@ -33,6 +33,24 @@ def test_a_quick_latency_run_writes_every_row_with_its_target(tmp_path: Path) ->
     assert "| Latency: one prepare+cleanup round trip" in done.stdout
 
 
+def test_a_small_p5_run_talks_to_the_reference_plugin_and_reports_both_rows(
+    tmp_path: Path,
+) -> None:
+    output = tmp_path / "bench.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--scale", "0.01", "--only", "p5-plugin",
+         "--repeats", "1", "--json", str(output)],
+        cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    [figure] = json.loads(output.read_text(encoding="utf-8"))["figures"]
+    assert [row["target"] for row in figure["rows"]] == ["<= 1.3x", ">= 0.8x"]
+    [sample] = figure["repeats"]
+    assert sample["bare_us"] > 0
+    assert sample["isolator_us"] > 0
+    assert sample["get_client_us"] > 0
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="the reference CSI plugin bind mounts")
 def test_a_quick_csi_run_writes_its_row(tmp_path: Path) -> None:
     output = tmp_path / "bench.json"

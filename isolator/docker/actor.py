@@ -8,24 +8,36 @@ different volumes proceed side by side; the actor itself never waits on a driver
 ``prepare``: validate -> targets (``launch_info.mount_target``) -> checkpoint (``state``)
 -> mounts on the volumes' sequences -> ``launch_info.build_launch_info``. ``cleanup`` runs
 the same path backwards; ``recover`` reads the checkpoints and cleans up unknown orphans.
+
+Checkpoint I/O (write, removal, recovery's reads) runs on the blocking executor, a few
+calls at a time (``io_lanes``), so the fsyncs of different containers overlap each other
+and the actor's Python work; its outcome comes back to the actor as a message. The order
+stays Mesos's: the mounts are queued only once the checkpoint is durable, and it is
+removed only after the unmounts. While one container's checkpoint I/O is in flight,
+operations on the same checkpoint directory wait (``gates``); during recovery, all do.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-import os
 from collections.abc import Callable
-from typing import Any
 
 from actors import Actor, Future, await_, defer
 from isolator.common import failpoints
 from isolator.common.container_ids import format_container_id, validate_container_id
-from isolator.common.errors import IsolatorError, strerror
+from isolator.common.errors import IsolatorError
 from isolator.common.observe import Gauges, Observer, notify_gauges, observes_gauges
 from isolator.config.flags import Flags
-from isolator.docker.container_volumes import requested_mounts
+from isolator.docker.checkpoint_io import (
+    Prepared,
+    Recovered,
+    forget_checkpoint,
+    prepare_checkpoint,
+    read_all_checkpoints,
+)
 from isolator.docker.containers import (
+    ContainerKey,
     ContainerTable,
     Phase,
     Usage,
@@ -33,13 +45,10 @@ from isolator.docker.containers import (
     container_key,
     same_value_error,
 )
-from isolator.docker.paths import checkpointed_containers, container_dir
-from isolator.docker.state import (
-    VolumeKey,
-    checkpoint_container,
-    read_checkpoint,
-    remove_checkpoint,
-)
+from isolator.docker.gates import EVERYTHING, Gates
+from isolator.docker.io_lanes import IOLanes
+from isolator.docker.state import VolumeKey, remove_checkpoint
+from isolator.docker.steps import Shown, after, driver_call, failure_text, log_orphan_failure, run
 from isolator.docker.volume_sequences import VolumeSequences
 from isolator.drivers.base import DriverClient
 from isolator.launch.launch_info import VolumeMount, build_launch_info
@@ -53,9 +62,6 @@ from isolator.protos import (
 __all__ = ["DockerVolumeIsolatorActor"]
 
 logger = logging.getLogger("isolator")
-
-def _failure_text(future: Future[Any]) -> str:
-    return str(future.failure()) if future.is_failed() else "discarded"
 
 
 class DockerVolumeIsolatorActor(Actor):
@@ -76,11 +82,13 @@ class DockerVolumeIsolatorActor(Actor):
             serialize=self._serialize, observer=self._observer, on_change=self._report
         )
         self._containers = ContainerTable(self._volumes)
+        self._gates = Gates()  # operations waiting for checkpoint I/O in flight
+        self._io = IOLanes()  # that I/O, off this thread, a few calls at a time
         self._orphan_cleanups: list[Future[None]] = []
         self._recovered = False
 
     def on_start(self) -> None:
-        self._run_here = defer(self.actor_ref, _run)
+        self._run_here = defer(self.actor_ref, run)
 
     def _serialize(self, fn: Callable[[], None]) -> None:
         self._run_here(fn)
@@ -97,92 +105,107 @@ class DockerVolumeIsolatorActor(Actor):
 
     # -- recover -----------------------------------------------------------------------
 
-    def recover(self, states: list[ContainerState], orphans: list[ContainerID]) -> None:
+    def recover(
+        self, states: list[ContainerState], orphans: list[ContainerID]
+    ) -> Future[None] | None:
+        if self._gates.closed(EVERYTHING):  # a second recover while the first reads
+            return self._gates.wait(EVERYTHING, lambda: self.recover(states, orphans))
         if self._recovered:
             # A second recovery would clean up the same unknown orphans again.
             raise IsolatorError(
                 "The docker/volume isolator has already recovered; recover() runs once, "
                 "when the isolator starts"
             )
-        if not os.path.exists(self._root):
-            logger.debug("Skipping recovery: '%s' does not exist", self._root)
-            self._recovered = True
-            return
         given = [(s.container_id, "container") for s in states]
         given += [(orphan, "orphan container") for orphan in orphans]
+        known = [container.container_id.value for container in self._containers]
+        # Every operation waits until the checkpoints are read and the orphans' cleanups
+        # started, as if recovery had read them inside this handler.
+        self._gates.close(EVERYTHING)
+        read = self._io.submit(read_all_checkpoints, self._root, given, known)
+        return after(read, defer(self.actor_ref, self._recovered_from))
+
+    def _recovered_from(self, read: Future[Recovered | None]) -> None:
         try:
-            unknown = self._read_checkpoints(given)
-        except IsolatorError:
-            self._containers.forget_all()  # a failed recovery records nothing: retry it
-            raise
+            self._record_recovery(read)
+        finally:
+            self._gates.open(EVERYTHING)
+
+    def _record_recovery(self, read: Future[Recovered | None]) -> None:
+        if not read.is_ready():
+            raise read.failure() or IsolatorError("recovery was discarded")
+        recovered = read.get(timeout=0)
         self._recovered = True
+        if recovered is None:
+            logger.debug("Skipping recovery: '%s' does not exist", self._root)
+            return
+        found, unknown = recovered
+        # All unknown orphans are recorded before any is cleaned up, so that orphans
+        # sharing a volume count each other and only the last one unmounts it. (Mesos
+        # interleaves the two and unmounts such a volume once per orphan.)
+        for container_id, volumes in found:
+            # Mesos's rule after a restart: whatever was checkpointed may be mounted.
+            self._containers.add(container_id, volumes, maybe_mounted=True)
         self._report()
         failpoints.hit("during-recovery")
         for orphan in unknown:
             logger.info("Cleanup volumes for unknown orphaned container %s", orphan.value)
             # Fire and forget, as Mesos: the unmounts are queued before recover returns.
             try:
-                cleanup = self.cleanup(orphan)
+                cleanup = self._cleanup(orphan)
             except IsolatorError as error:
-                _log_orphan_failure(orphan.value, error)
+                log_orphan_failure(orphan.value, error)
                 continue
-            cleanup.on_failed(functools.partial(_log_orphan_failure, orphan.value))
+            cleanup.on_failed(functools.partial(log_orphan_failure, orphan.value))
             self._orphan_cleanups.append(cleanup)
-
-    def _read_checkpoints(self, given: list[tuple[ContainerID, str]]) -> list[ContainerID]:
-        """Record the given containers and every other checkpointed one; the latter."""
-        for container_id, kind in given:
-            self._recover_or_raise(container_id, kind)
-        try:
-            entries = checkpointed_containers(self._root)
-        except OSError as error:
-            raise IsolatorError(
-                f"Unable to list docker volume checkpoint directory '{self._root}': "
-                f"{strerror(error)}"
-            ) from error
-        known = {container.container_id.value for container in self._containers}
-        unknown = [ContainerID(value=entry) for entry in entries if entry not in known]
-        # All unknown orphans are recovered before any is cleaned up, so that orphans
-        # sharing a volume count each other and only the last one unmounts it. (Mesos
-        # interleaves the two and unmounts such a volume once per orphan.)
-        for orphan in unknown:
-            self._recover_or_raise(orphan, "orphan container")
-        return unknown
-
-    def _recover_or_raise(self, container_id: ContainerID, kind: str) -> None:
-        try:
-            volumes = read_checkpoint(self._root, container_id)  # validates the ID first
-        except IsolatorError as error:
-            raise IsolatorError(
-                f"Failed to recover docker volumes for {kind} "
-                f"{format_container_id(container_id)}: {error}"
-            ) from error
-        if volumes is not None:
-            # Mesos's rule after a restart: whatever was checkpointed may be mounted.
-            self._containers.add(container_id, volumes, maybe_mounted=True)
 
     # -- prepare -----------------------------------------------------------------------
 
     def prepare(
         self, container_id: ContainerID, config: ContainerConfig
-    ) -> Future[ContainerLaunchInfo] | None:
+    ) -> Future[ContainerLaunchInfo | None]:
         validate_container_id(container_id)
+        value = container_id.value
+        if self._gates.closed(value):
+            return self._gates.wait(value, lambda: self.prepare(container_id, config))
         key = container_key(container_id)
         previous = self._containers.get(key)
         if previous is not None and previous.phase is not Phase.STRANDED:
             raise busy_error(container_id, previous.phase)
-        namesake = self._containers.with_value(container_id.value)
+        namesake = self._containers.with_value(value)
         if namesake is not None and namesake is not previous:
             raise same_value_error(container_id, namesake)
-        mounts = requested_mounts(container_id, config, self._flags)
-        if not mounts:
-            return None
-        volumes = dict.fromkeys(m.volume for m in mounts)
-        if previous is not None:
-            # Its last cleanup failed: this life takes over the duty to unmount those.
-            volumes.update(dict.fromkeys(previous.volumes))
-        # Before any mount: after a crash, whatever was mounted can still be unmounted.
-        checkpoint_container(self._root, container_id, list(volumes))
+        inherited = previous.volumes if previous is not None else ()
+        user = config.user if config.HasField("user") else None
+        # The targets' checks and the checkpoint, off this thread; operations on the same
+        # checkpoint wait for them (``gates``).
+        self._gates.close(value)
+        written = self._io.submit(
+            prepare_checkpoint, self._root, container_id, config, self._flags, inherited
+        )
+        return after(written, defer(self.actor_ref, self._checkpointed, container_id, user))
+
+    def _checkpointed(
+        self, container_id: ContainerID, user: str | None, written: Future[Prepared | None]
+    ) -> Future[ContainerLaunchInfo | None]:
+        try:
+            if not written.is_ready():
+                raise written.failure() or IsolatorError("the checkpoint write was discarded")
+            prepared = written.get(timeout=0)
+            if prepared is None:  # no Docker volume: nothing checkpointed, nothing to mount
+                return Future.ready(None)
+            mounts, volumes = prepared
+            return self._mount(container_id, mounts, volumes, user)
+        finally:
+            self._gates.open(container_id.value)
+
+    def _mount(
+        self,
+        container_id: ContainerID,
+        mounts: list[VolumeMount],
+        volumes: list[VolumeKey],
+        user: str | None,
+    ) -> Future[ContainerLaunchInfo | None]:
         failpoints.hit("after-checkpoint-write")
         # Known before the mounts finish, so a failed prepare still gets its volumes
         # unmounted (those whose mount was not refused) at cleanup.
@@ -191,12 +214,11 @@ class DockerVolumeIsolatorActor(Actor):
         futures = [
             self._volumes.mount(
                 m.volume,
-                _driver_call(self._client.mount, m.volume, m.options),
-                _driver_call(self._client.path, m.volume) if self._can_find else None,
+                driver_call(self._client.mount, m.volume, m.options),
+                driver_call(self._client.path, m.volume) if self._can_find else None,
             )
             for m in mounts
         ]
-        user = config.user if config.HasField("user") else None
         finish = defer(self.actor_ref, self._finish_prepare, container_id, mounts, user)
         return await_(futures).then(finish)
 
@@ -206,14 +228,14 @@ class DockerVolumeIsolatorActor(Actor):
         mounts: list[VolumeMount],
         user: str | None,
         futures: list[Future[str]],
-    ) -> ContainerLaunchInfo:
-        failures = [_failure_text(f) for f in futures if not f.is_ready()]
+    ) -> ContainerLaunchInfo | None:
+        failures = [failure_text(f) for f in futures if not f.is_ready()]
         if failures:
             raise IsolatorError("\n".join(failures))
         sources = [f.get(timeout=0).strip(" \t\n\r") for f in futures]
         launch_info = build_launch_info(mounts, sources, flags=self._flags, user=user)
         logger.info(
-            "Prepared %d docker volume(s) for container %s", len(mounts), _Shown(container_id)
+            "Prepared %d docker volume(s) for container %s", len(mounts), Shown(container_id)
         )
         return launch_info
 
@@ -221,12 +243,17 @@ class DockerVolumeIsolatorActor(Actor):
 
     def cleanup(self, container_id: ContainerID) -> Future[None]:
         validate_container_id(container_id)
+        if self._gates.closed(container_id.value):
+            return self._gates.wait(container_id.value, lambda: self.cleanup(container_id))
+        return self._cleanup(container_id)
+
+    def _cleanup(self, container_id: ContainerID) -> Future[None]:
         key = container_key(container_id)
         container = self._containers.get(key)
         if container is None:
             logger.debug(
                 "Ignoring cleanup request for unknown container %s",
-                _Shown(container_id),
+                Shown(container_id),
             )
             return Future.ready(None)
         if container.phase is Phase.CLEANING:
@@ -249,7 +276,7 @@ class DockerVolumeIsolatorActor(Actor):
                     "since %d other container(s) use it",
                     volume.driver,
                     volume.name,
-                    _Shown(container_id),
+                    Shown(container_id),
                     holders,
                 )
                 continue
@@ -257,63 +284,87 @@ class DockerVolumeIsolatorActor(Actor):
                 "Unmounting the volume with driver '%s' and name '%s' for container %s",
                 volume.driver,
                 volume.name,
-                _Shown(container_id),
+                Shown(container_id),
             )
-            call = _driver_call(self._client.unmount, volume)
+            call = driver_call(self._client.unmount, volume)
             unmounts.append(self._volumes.unmount(volume, call))
         self._report()
         finish = defer(self.actor_ref, self._finish_cleanup, container_id)
         container.cleanup = await_(unmounts).then(finish)
         return container.cleanup
 
-    def _finish_cleanup(self, container_id: ContainerID, futures: list[Future[None]]) -> None:
+    def _finish_cleanup(
+        self, container_id: ContainerID, futures: list[Future[None]]
+    ) -> Future[None]:
         key = container_key(container_id)
-        failures = [_failure_text(f) for f in futures if not f.is_ready()]
+        failures = [failure_text(f) for f in futures if not f.is_ready()]
         try:
             if failures:
                 # The checkpoint stays, so the next recovery retries the unmounts.
                 raise IsolatorError("\n".join(failures))
             failpoints.hit("before-checkpoint-removal")
-            directory = remove_checkpoint(self._root, container_id)
         except IsolatorError:
             self._containers.strand(key)
             raise
+        # Only after the unmounts; the container stays CLEANING (its ID busy) meanwhile.
+        removal = self._io.submit(remove_checkpoint, self._root, container_id)
+        return after(removal, defer(self.actor_ref, self._removed, key))
+
+    def _removed(self, key: ContainerKey, removal: Future[str]) -> None:
+        if not removal.is_ready():
+            self._containers.strand(key)
+            raise removal.failure() or IsolatorError("the checkpoint removal was discarded")
         self._containers.remove(key)
         self._report()
-        logger.info("Removed the checkpoint directory at '%s'", directory)
+        logger.info("Removed the checkpoint directory at '%s'", removal.get(timeout=0))
 
     # -- forget --------------------------------------------------------------------------
 
-    def forget(self, container_id: ContainerID) -> None:
+    def forget(self, container_id: ContainerID) -> Future[None]:
         """Drop a container's record and checkpoint without unmounting anything."""
         validate_container_id(container_id)
+        value = container_id.value
+        if self._gates.closed(value):
+            return self._gates.wait(value, lambda: self.forget(container_id))
         key = container_key(container_id)
         container = self._containers.get(key)
         if container is not None and container.phase is Phase.CLEANING:
             raise busy_error(container_id, Phase.CLEANING)
-        if container is None and not os.path.lexists(container_dir(self._root, container_id)):
-            raise IsolatorError(
-                f"Cannot forget container {format_container_id(container_id)}: "
-                "the isolator knows no such container and it has no checkpoint"
-            )
-        directory = remove_checkpoint(self._root, container_id, missing_ok=True)
-        volumes = self._containers.forget(key).volumes if container is not None else ()
-        self._report()
-        logger.warning(
-            "Forgot container %s without unmounting its volumes %s; removed '%s'",
-            format_container_id(container_id),
-            [f"{v.driver}/{v.name}" for v in volumes],
-            directory,
+        self._gates.close(value)
+        removal = self._io.submit(
+            forget_checkpoint, self._root, container_id, known=container is not None
         )
+        return after(removal, defer(self.actor_ref, self._forgotten, container_id))
+
+    def _forgotten(self, container_id: ContainerID, removal: Future[str]) -> None:
+        try:
+            if not removal.is_ready():
+                raise removal.failure() or IsolatorError("the checkpoint removal was discarded")
+            key = container_key(container_id)
+            known = self._containers.get(key) is not None
+            volumes = self._containers.forget(key).volumes if known else ()
+            self._report()
+            logger.warning(
+                "Forgot container %s without unmounting its volumes %s; removed '%s'",
+                format_container_id(container_id),
+                [f"{v.driver}/{v.name}" for v in volumes],
+                removal.get(timeout=0),
+            )
+        finally:
+            self._gates.open(container_id.value)
 
     # -- introspection and lifecycle -------------------------------------------------------
 
     def orphan_cleanups(self) -> Future[list[Future[None]]]:
         """The cleanups ``recover`` started for unknown orphans, once none is pending."""
+        if self._gates.closed(EVERYTHING):
+            return self._gates.wait(EVERYTHING, self.orphan_cleanups)
         return await_(list(self._orphan_cleanups))
 
-    def usage(self) -> Usage:
-        """Who holds what, now."""
+    def usage(self) -> Usage | Future[Usage]:
+        """Who holds what, now (after a recovery under way)."""
+        if self._gates.closed(EVERYTHING):
+            return self._gates.wait(EVERYTHING, self.usage)
         return self._containers.usage()
 
     def sequence_count(self) -> int:
@@ -322,30 +373,3 @@ class DockerVolumeIsolatorActor(Actor):
 
     def on_stop(self) -> None:
         self._volumes.stop()
-
-
-class _Shown:
-    """A container ID printed only if the log line is written (lazy %-formatting)."""
-
-    __slots__ = ("_container_id",)
-
-    def __init__(self, container_id: ContainerID) -> None:
-        self._container_id = container_id
-
-    def __str__(self) -> str:
-        return format_container_id(self._container_id)
-
-
-def _run(fn: Callable[[], None]) -> None:
-    fn()
-
-
-def _log_orphan_failure(entry: str, error: BaseException) -> None:
-    logger.warning("Failed to clean up unknown orphan container %s: %s", entry, error)
-
-
-def _driver_call(
-    method: Callable[..., Future[Any]], volume: VolumeKey, *args: Any
-) -> Callable[[], Future[Any]]:
-    """``method(driver, name, *args)`` for ``volume``, to run when its sequence gets to it."""
-    return lambda: method(volume.driver, volume.name, *args)

@@ -5,7 +5,8 @@ One concern per module, from the wire up:
 - ``discovery``: where a plugin listens, found as dockerd finds it (pure functions);
 - ``blocking``: the few threads that file-system work (discovery, mount-point checks) runs on;
 - ``deadline``: the one deadline a whole mount or unmount must meet;
-- ``transport``: one httpx client per plugin, one exchange, Docker's retry ``Backoff``;
+- ``transport``: one HTTP client per plugin (``unix_http`` on a unix socket, httpx on TCP),
+  one exchange, Docker's retry ``Backoff``;
 - ``answers``: plugin answers decoded as Docker decodes them;
 - ``protocol``: ``VolumePluginAPI``, one coroutine per plugin endpoint;
 - ``mount_id``: the caller ``ID`` sent with Mount and Unmount;
