@@ -54,15 +54,20 @@ def test_a_waiting_caller_times_out_on_a_future_nobody_completes() -> None:
 
 
 def test_one_round_trip_costs_what_ordering_needs() -> None:
-    """Counted, not timed (``python -m benchmarks.hops``): eight messages (nine before:
-    an idle sequence now stops without one) and thirteen futures per prepare+cleanup,
-    and about one thread going to sleep where there were seven (a worker woken for each
-    call, the caller for each answer, the timer twice per hand-off)."""
+    """Counted, not timed (``python -m benchmarks.hops``), as a guard against regressions.
+
+    The actors layer alone needs eight messages, six turns and thirteen futures per
+    prepare+cleanup, with about one thread going to sleep (a waiting caller runs the turns
+    itself). Since the checkpoint's write and its removal run on the blocking executor
+    (issue 20 item 1), each hands its outcome back: two more messages, four more turns,
+    eight more futures, and the executor's thread and the caller sleep around each of
+    those hand-offs (about seven sleeps in all; ``docs/performance.md`` has the cost).
+    """
     counts = count(rounds=60)
-    assert counts["messages"] <= 8
-    assert counts["turns"] <= 6
-    assert counts["futures"] <= 13
-    assert counts["sleeps"] < 4, counts
+    assert counts["messages"] <= 10, counts
+    assert counts["turns"] <= 10, counts
+    assert counts["futures"] <= 21, counts
+    assert counts["sleeps"] < 9, counts
 
 
 class _Slow(Actor):
