@@ -198,10 +198,11 @@ async def _read_head(connection: _Connection) -> h11.Response:
         if isinstance(event, h11.Response):
             return event
         if event is h11.NEED_DATA:
-            # h11 checks its buffer only while it lacks a head, so a read as large as the
-            # cap could complete a head nearly twice its size: read no further than the cap.
-            size = MAX_HEAD + 1 - fed
-            if size <= 0:  # the cap reached past 1xx answers' heads
+            # h11 checks its buffer (``max_incomplete_event_size``) only while it lacks a
+            # head, so a read as large as the cap could complete a head nearly twice its
+            # size: read no further than the cap; reaching it with no head is the error.
+            size = MAX_HEAD - fed
+            if size <= 0:
                 raise httpx.RemoteProtocolError(_HEAD_TOO_LARGE)
             fed += await _receive(connection, size)
         # else h11.InformationalResponse (1xx): the final answer follows
