@@ -1,8 +1,8 @@
 """The wire under the plugin protocol: one HTTP client per plugin, one exchange at a time.
 
 A plugin on a unix socket (nearly all of them) is reached through ``unix_http``, HTTP/1.1
-on asyncio streams, a quarter of httpx's async cost per request; one on TCP, with or
-without TLS, through httpx.
+(h11) on asyncio streams, about a third of httpx's async cost per request; one on TCP, with
+or without TLS, through httpx.
 
 Kept apart from the protocol so that what Docker does on the wire (its dialer's timeouts,
 its TLS rules, its ``callWithRetry`` backoff) reads in one place, and the protocol above

@@ -205,3 +205,27 @@ def test_closing_the_pool_fails_later_posts_and_ends_one_in_flight(
     in_flight.wait(WAIT)
     assert isinstance(in_flight.failure(), httpx.RemoteProtocolError)
     assert isinstance(failure(loop, pool), RuntimeError)
+
+
+def test_an_informational_answer_is_skipped(loop: EventLoopThread, socket_path: str) -> None:
+    server = RawServer(loop, socket_path, lambda _: b"HTTP/1.1 100 Continue\r\n\r\n" + fixed(b"1"))
+    pool = pool_for(socket_path)
+    assert post(loop, pool) == (200, "OK", b"1")
+    assert post(loop, pool) == (200, "OK", b"1")
+    assert server.connections == 1
+
+
+def test_a_head_within_the_cap_is_read_and_one_past_it_refused(
+    loop: EventLoopThread, socket_path: str
+) -> None:
+    def head(size: int) -> bytes:  # a head of exactly ``size`` bytes, then a body
+        start = b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nX: "
+        return start + b"y" * (size - len(start) - 4) + b"\r\n\r\n" + b"1"
+
+    answers = iter([head(MAX_HEAD), head(MAX_HEAD + 1)])
+    RawServer(loop, socket_path, lambda _: next(answers))
+    pool = pool_for(socket_path)
+    assert post(loop, pool)[2] == b"1"
+    error = failure(loop, pool)
+    assert isinstance(error, httpx.RemoteProtocolError)
+    assert f"larger than {MAX_HEAD} bytes" in str(error)
