@@ -56,6 +56,7 @@ demo: system-packages $(VENV)/.demo-installed
 
 lint: $(VENV)/.test-installed
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 
 test: system-packages lint

@@ -32,7 +32,6 @@ from benchmarks.harness import Options, filesystem_type
 from benchmarks.report import figure_rows, table
 
 FIGURES: dict[str, ModuleType] = {
-
     "p1": p1_fanout,
     "p2": p2_overhead,
     "p3": p3_recovery,
@@ -54,15 +53,31 @@ def _parser() -> argparse.ArgumentParser:
         "median, min, max, target and whether it is met. Exit status 0 even when a "
         "target is missed (benchmarks report, they do not gate); 1 if a figure failed.",
     )
-    parser.add_argument("--only", action="append", choices=sorted(FIGURES), metavar="FIGURE",
-                        help=f"run only this figure ({', '.join(FIGURES)}); repeatable")
-    parser.add_argument("--quick", action="store_true",
-                        help="a smoke run: sizes scaled by 0.05 (e.g. 500 instead of 10,000)")
-    parser.add_argument("--scale", type=float, default=None,
-                        help="scale every size by this factor (1.0 is the full run)")
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=sorted(FIGURES),
+        metavar="FIGURE",
+        help=f"run only this figure ({', '.join(FIGURES)}); repeatable",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a smoke run: sizes scaled by 0.05 (e.g. 500 instead of 10,000)",
+    )
+    parser.add_argument(
+        "--scale",
+        type=float,
+        default=None,
+        help="scale every size by this factor (1.0 is the full run)",
+    )
     parser.add_argument("--repeats", type=int, default=3, help="repeats per figure (default 3)")
-    parser.add_argument("--json", default=DEFAULT_JSON, metavar="PATH",
-                        help=f"where to write the JSON (default {DEFAULT_JSON}; '-' for stdout)")
+    parser.add_argument(
+        "--json",
+        default=DEFAULT_JSON,
+        metavar="PATH",
+        help=f"where to write the JSON (default {DEFAULT_JSON}; '-' for stdout)",
+    )
     parser.add_argument("--tmpfs-dir", default="/dev/shm", help="a directory on a tmpfs")
     parser.add_argument("--disk-dir", default="/var/tmp", help="a directory on a disk")
     parser.add_argument("--child", choices=sorted(FIGURES), help=argparse.SUPPRESS)
@@ -76,9 +91,19 @@ def _options(args: argparse.Namespace) -> Options:
 
 def _repeat(name: str, options: Options) -> dict[str, float]:
     """One repeat of figure ``name`` in a fresh interpreter; its measurements."""
-    command = [sys.executable, "-m", "benchmarks", "--child", name, "--scale",
-               str(options.scale), "--tmpfs-dir", options.tmpfs_dir,
-               "--disk-dir", options.disk_dir]
+    command = [
+        sys.executable,
+        "-m",
+        "benchmarks",
+        "--child",
+        name,
+        "--scale",
+        str(options.scale),
+        "--tmpfs-dir",
+        options.tmpfs_dir,
+        "--disk-dir",
+        options.disk_dir,
+    ]
     done = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True)
     measured: dict[str, float] = json.loads(done.stdout.splitlines()[-1])
     return measured
@@ -95,12 +120,14 @@ def _run(names: list[str], options: Options, repeats: int) -> tuple[list[dict[st
             failed = True
             continue
         checks = FIGURES[name].checks(options)
-        figures.append({
-            "figure": name,
-            "seconds": round(time.monotonic() - started, 1),
-            "rows": figure_rows(checks, samples),
-            "repeats": samples,
-        })
+        figures.append(
+            {
+                "figure": name,
+                "seconds": round(time.monotonic() - started, 1),
+                "rows": figure_rows(checks, samples),
+                "repeats": samples,
+            }
+        )
         print(f"{name}: done in {figures[-1]['seconds']} s", file=sys.stderr)
     return figures, failed
 
@@ -127,14 +154,17 @@ def main(argv: list[str] | None = None) -> int:
     names = args.only or list(FIGURES)
     figures, failed = _run(names, options, args.repeats)
     print(table(figures), file=sys.stderr if args.json == "-" else sys.stdout)
-    _write(args.json, {
-        "scale": options.scale,
-        "repeats": args.repeats,
-        "tmpfs": {"dir": options.tmpfs_dir, "type": filesystem_type(options.tmpfs_dir)},
-        "disk": {"dir": options.disk_dir, "type": filesystem_type(options.disk_dir)},
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-        "figures": figures,
-    })
+    _write(
+        args.json,
+        {
+            "scale": options.scale,
+            "repeats": args.repeats,
+            "tmpfs": {"dir": options.tmpfs_dir, "type": filesystem_type(options.tmpfs_dir)},
+            "disk": {"dir": options.disk_dir, "type": filesystem_type(options.disk_dir)},
+            "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+            "figures": figures,
+        },
+    )
     return 1 if failed else 0
 
 

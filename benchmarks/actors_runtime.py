@@ -92,8 +92,10 @@ def future_cost(count: int) -> float:
 
 def median_of(repeats: int, run: Callable[[], float]) -> str:
     values = [run() for _ in range(repeats)]
-    return f"{statistics.median(values) * 1e6:.2f} us [{min(values) * 1e6:.2f}, " \
+    return (
+        f"{statistics.median(values) * 1e6:.2f} us [{min(values) * 1e6:.2f}, "
         f"{max(values) * 1e6:.2f}]"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -106,8 +108,7 @@ def main(argv: list[str] | None = None) -> None:
     for name, value in sequences(args.sequences).items():
         print(f"{args.sequences} sequences: {name}: {value:.2f}")
     print("ask round trip, median:", median_of(args.repeats, lambda: ask_round_trip(args.asks)))
-    print("ask pipelined, per ask:",
-          median_of(args.repeats, lambda: pipelined_asks(args.asks)))
+    print("ask pipelined, per ask:", median_of(args.repeats, lambda: pipelined_asks(args.asks)))
     print("future create+set+get:", median_of(args.repeats, lambda: future_cost(args.futures)))
 
 

@@ -43,12 +43,17 @@ class SlowDriver(DriverClient):
         return self._later(None)  # type: ignore[return-value]
 
 
-def run(isolator: DockerVolumeIsolator, workdir: str, count: int, *, shared: bool,
-        concurrent: bool) -> float:
+def run(
+    isolator: DockerVolumeIsolator, workdir: str, count: int, *, shared: bool, concurrent: bool
+) -> float:
     started = time.perf_counter()
     configs = [
-        (container_id(f"c{i}"),
-         container_config(workdir, [docker_volume("slow", "shared" if shared else f"v{i}", "d")]))
+        (
+            container_id(f"c{i}"),
+            container_config(
+                workdir, [docker_volume("slow", "shared" if shared else f"v{i}", "d")]
+            ),
+        )
         for i in range(count)
     ]
     if concurrent:
@@ -77,11 +82,15 @@ def main() -> None:
             isolator.stop()
     print(f"{args.containers} containers, {args.latency * 1000:.0f} ms per driver call")
     print(f"  baseline, one at a time:        {baseline:7.3f} s")
-    print(f"  all at once, distinct volumes:  {distinct:7.3f} s  "
-          f"(x{baseline / distinct:.1f} faster than baseline)")
-    print(f"  all at once, one shared volume: {shared:7.3f} s  "
-          f"(x{baseline / shared:.1f}: mounts of one volume stay in order, as in Mesos; "
-          "only the last cleanup unmounts)")
+    print(
+        f"  all at once, distinct volumes:  {distinct:7.3f} s  "
+        f"(x{baseline / distinct:.1f} faster than baseline)"
+    )
+    print(
+        f"  all at once, one shared volume: {shared:7.3f} s  "
+        f"(x{baseline / shared:.1f}: mounts of one volume stay in order, as in Mesos; "
+        "only the last cleanup unmounts)"
+    )
 
 
 if __name__ == "__main__":

@@ -26,8 +26,12 @@ __all__ = ["checks", "measure"]
 
 def checks(options: Options) -> list[Check]:
     return [
-        Check("ratio", "Latency: one prepare+cleanup round trip vs bare loop, tmpfs", 2.5,
-              detail="{bare_us:.0f} us bare, {isolator_us:.0f} us isolator"),
+        Check(
+            "ratio",
+            "Latency: one prepare+cleanup round trip vs bare loop, tmpfs",
+            2.5,
+            detail="{bare_us:.0f} us bare, {isolator_us:.0f} us isolator",
+        ),
     ]
 
 

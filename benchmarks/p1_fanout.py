@@ -48,14 +48,16 @@ def checks(options: Options) -> list[Check]:
     rows = []
     for key, target in (("slow", 1.2), ("fast", 2.0)):
         ms = LATENCIES[key] * 1000
-        rows.append(Check(
-            key,
-            f"P1 {count:,} containers on {volumes} volumes, driver {ms:.0f} ms: "
-            "total vs max(critical path, bare loop)",
-            target,
-            detail=f"{{{key}_s:.2f}} s; critical path {{{key}_critical_s:.2f}} s, "
-            f"bare {{{key}_bare_s:.2f}} s",
-        ))
+        rows.append(
+            Check(
+                key,
+                f"P1 {count:,} containers on {volumes} volumes, driver {ms:.0f} ms: "
+                "total vs max(critical path, bare loop)",
+                target,
+                detail=f"{{{key}_s:.2f}} s; critical path {{{key}_critical_s:.2f}} s, "
+                f"bare {{{key}_bare_s:.2f}} s",
+            )
+        )
     return rows
 
 

@@ -38,15 +38,33 @@ def _sizes(options: Options) -> tuple[int, int, int]:
 def checks(options: Options) -> list[Check]:
     small, large, disk = _sizes(options)
     return [
-        Check("tmpfs_small", f"P2 prepare+cleanup throughput vs bare loop, tmpfs, {small:,}",
-              0.6, higher_is_better=True,
-              detail="{tmpfs_small_bare_s:.3f} s bare, {tmpfs_small_isolator_s:.3f} s isolator"),
-        Check("tmpfs_large", f"P2 same, tmpfs, {large:,} containers", 0.6, higher_is_better=True,
-              detail="{tmpfs_large_bare_s:.3f} s bare, {tmpfs_large_isolator_s:.3f} s isolator"),
-        Check("linearity", f"P2 linearity: tmpfs ratio at {large:,} / ratio at {small:,}",
-              0.9, higher_is_better=True),
-        Check("disk", f"P2 same, disk, {disk:,} containers", 0.85, higher_is_better=True,
-              detail="{disk_bare_s:.3f} s bare, {disk_isolator_s:.3f} s isolator"),
+        Check(
+            "tmpfs_small",
+            f"P2 prepare+cleanup throughput vs bare loop, tmpfs, {small:,}",
+            0.6,
+            higher_is_better=True,
+            detail="{tmpfs_small_bare_s:.3f} s bare, {tmpfs_small_isolator_s:.3f} s isolator",
+        ),
+        Check(
+            "tmpfs_large",
+            f"P2 same, tmpfs, {large:,} containers",
+            0.6,
+            higher_is_better=True,
+            detail="{tmpfs_large_bare_s:.3f} s bare, {tmpfs_large_isolator_s:.3f} s isolator",
+        ),
+        Check(
+            "linearity",
+            f"P2 linearity: tmpfs ratio at {large:,} / ratio at {small:,}",
+            0.9,
+            higher_is_better=True,
+        ),
+        Check(
+            "disk",
+            f"P2 same, disk, {disk:,} containers",
+            0.85,
+            higher_is_better=True,
+            detail="{disk_bare_s:.3f} s bare, {disk_isolator_s:.3f} s isolator",
+        ),
     ]
 
 
@@ -76,9 +94,11 @@ def _one(root: str, count: int) -> tuple[float, float]:
 def measure(options: Options) -> dict[str, float]:
     small, large, disk = _sizes(options)
     result: dict[str, float] = {}
-    runs = (("tmpfs_small", options.tmpfs_dir, True, small),
-            ("tmpfs_large", options.tmpfs_dir, True, large),
-            ("disk", options.disk_dir, False, disk))
+    runs = (
+        ("tmpfs_small", options.tmpfs_dir, True, small),
+        ("tmpfs_large", options.tmpfs_dir, True, large),
+        ("disk", options.disk_dir, False, disk),
+    )
     for key, parent, tmpfs, count in runs:
         with scratch_dir(parent, expect_tmpfs=tmpfs) as root:
             bare, isolator = _one(root, count)

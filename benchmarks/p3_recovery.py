@@ -42,13 +42,26 @@ __all__ = ["checks", "measure"]
 def checks(options: Options) -> list[Check]:
     count = options.size(10_000, smallest=100)
     return [
-        Check("known", f"P3 recover {count:,} known checkpoints vs bare listdir+json.load",
-              1.5, detail="{known_bare_s:.3f} s bare, {known_isolator_s:.3f} s isolator"),
-        Check("orphans", f"P3 recover {count:,} unknown orphans, cleanups done, vs bare loop "
-              "with unmount and removal", 3.0,
-              detail="{orphans_bare_s:.3f} s bare, {orphans_isolator_s:.3f} s isolator"),
-        Check("threads", "P3 threads during recovery, over those before", 16, unit="",
-              detail="{threads_before:.0f} before"),
+        Check(
+            "known",
+            f"P3 recover {count:,} known checkpoints vs bare listdir+json.load",
+            1.5,
+            detail="{known_bare_s:.3f} s bare, {known_isolator_s:.3f} s isolator",
+        ),
+        Check(
+            "orphans",
+            f"P3 recover {count:,} unknown orphans, cleanups done, vs bare loop "
+            "with unmount and removal",
+            3.0,
+            detail="{orphans_bare_s:.3f} s bare, {orphans_isolator_s:.3f} s isolator",
+        ),
+        Check(
+            "threads",
+            "P3 threads during recovery, over those before",
+            16,
+            unit="",
+            detail="{threads_before:.0f} before",
+        ),
     ]
 
 
@@ -75,7 +88,8 @@ def measure(options: Options) -> dict[str, float]:
         with isolator_on(f"{root}/empty", driver):  # starts the runtime's threads
             pass
         known_isolator = DockerVolumeIsolator.create(
-            Flags(docker_volume_checkpoint_dir=known), driver)
+            Flags(docker_volume_checkpoint_dir=known), driver
+        )
         try:
             started = time.perf_counter()
             _waiting(known_isolator.recover(states, []), peak)
@@ -88,7 +102,8 @@ def measure(options: Options) -> dict[str, float]:
         write_checkpoints(orphans, batch)
         unmounts_before = driver.count("unmount")
         orphan_isolator = DockerVolumeIsolator.create(
-            Flags(docker_volume_checkpoint_dir=orphans), driver)
+            Flags(docker_volume_checkpoint_dir=orphans), driver
+        )
         try:
             started = time.perf_counter()
             _waiting(orphan_isolator.recover([], []), peak)

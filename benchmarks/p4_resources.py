@@ -57,18 +57,42 @@ WINDOW = 1_000
 def checks(options: Options) -> list[Check]:
     count = options.size(10_000, smallest=100)
     return [
-        Check("threads_live", f"P4 threads with {count:,} containers alive, over before", 16,
-              unit="", detail="{threads_before:.0f} before, {threads_live:.0f} live"),
-        Check("rss_per_container_kib", "P4 RSS per live container, KiB", 16, unit=" KiB",
-              detail="{rss_before_kib:.0f} KiB before, {rss_live_kib:.0f} KiB live"),
-        Check("threads_left", "P4 threads after cleanup, over before and the idle runtime", 0,
-              unit="", detail="{threads_after:.0f} after"),
-        Check("blocks_left_per_container",
-              "P4 Python memory blocks left after cleanup, per container", 0.05, unit="",
-              detail="{blocks_live_per_container:.0f} per live container"),
-        Check("rss_regrowth", "P4 RSS growth of a second round, share of the first", 0.1,
-              unit="", detail="{rss_after_kib:.0f} KiB after cleanup, "
-              "{rss_again_kib:.0f} KiB after a second round"),
+        Check(
+            "threads_live",
+            f"P4 threads with {count:,} containers alive, over before",
+            16,
+            unit="",
+            detail="{threads_before:.0f} before, {threads_live:.0f} live",
+        ),
+        Check(
+            "rss_per_container_kib",
+            "P4 RSS per live container, KiB",
+            16,
+            unit=" KiB",
+            detail="{rss_before_kib:.0f} KiB before, {rss_live_kib:.0f} KiB live",
+        ),
+        Check(
+            "threads_left",
+            "P4 threads after cleanup, over before and the idle runtime",
+            0,
+            unit="",
+            detail="{threads_after:.0f} after",
+        ),
+        Check(
+            "blocks_left_per_container",
+            "P4 Python memory blocks left after cleanup, per container",
+            0.05,
+            unit="",
+            detail="{blocks_live_per_container:.0f} per live container",
+        ),
+        Check(
+            "rss_regrowth",
+            "P4 RSS growth of a second round, share of the first",
+            0.1,
+            unit="",
+            detail="{rss_after_kib:.0f} KiB after cleanup, "
+            "{rss_again_kib:.0f} KiB after a second round",
+        ),
         Check("sequences_left", "P4 volume sequences alive after cleanup", 0, unit=""),
     ]
 
@@ -82,13 +106,13 @@ def _snapshot(result: dict[str, float], name: str) -> None:
 
 def _prepare_all(isolator: DockerVolumeIsolator, batch: list[Container]) -> None:
     for start in range(0, len(batch), WINDOW):
-        window = batch[start:start + WINDOW]
+        window = batch[start : start + WINDOW]
         collect([isolator.prepare(c, config) for c, config, _ in window]).get(WAIT)
 
 
 def _cleanup_all(isolator: DockerVolumeIsolator, batch: list[Container]) -> None:
     for start in range(0, len(batch), WINDOW):
-        collect([isolator.cleanup(c) for c, _, _ in batch[start:start + WINDOW]]).get(WAIT)
+        collect([isolator.cleanup(c) for c, _, _ in batch[start : start + WINDOW]]).get(WAIT)
 
 
 def measure(options: Options) -> dict[str, float]:
@@ -106,8 +130,11 @@ def measure(options: Options) -> dict[str, float]:
             _cleanup_all(isolator, batch)
             _snapshot(result, "after")
             runtime = actors.statistics()
-            result["idle_runtime_threads"] = runtime.workers.idle + runtime.blocking.idle + sum(
-                thread.name == "actors-timer" for thread in threading.enumerate())
+            result["idle_runtime_threads"] = (
+                runtime.workers.idle
+                + runtime.blocking.idle
+                + sum(thread.name == "actors-timer" for thread in threading.enumerate())
+            )
             result["sequences_left"] = isolator.sequence_count().get(WAIT)
             _prepare_all(isolator, batch)
             _cleanup_all(isolator, batch)
@@ -116,9 +143,9 @@ def measure(options: Options) -> dict[str, float]:
     result["threads_live"] = result["threads_live"] - result["threads_before"]
     result["rss_per_container_kib"] = (result["rss_live_kib"] - result["rss_before_kib"]) / count
     result["threads_left"] = (
-        result["threads_after"] - result["threads_before"] - result["idle_runtime_threads"])
+        result["threads_after"] - result["threads_before"] - result["idle_runtime_threads"]
+    )
     result["rss_regrowth"] = (result["rss_again_kib"] - result["rss_after_kib"]) / growth
-    result["blocks_left_per_container"] = (
-        result["blocks_after"] - result["blocks_idle"]) / count
+    result["blocks_left_per_container"] = (result["blocks_after"] - result["blocks_idle"]) / count
     result["blocks_live_per_container"] = (result["blocks_live"] - result["blocks_idle"]) / count
     return result

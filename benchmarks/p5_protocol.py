@@ -42,13 +42,20 @@ CALLERS = 8
 
 def checks(options: Options) -> list[Check]:
     return [
-        Check("latency", "P5 plugin: one prepare+cleanup through the reference plugin vs bare "
-              "sync httpx loop", 1.3,
-              detail="{bare_us:.0f} us bare, {isolator_us:.0f} us isolator; one Get "
-              "{get_bare_us:.0f} us sync httpx, {get_client_us:.0f} us isolator's client"),
-        Check("concurrent", f"P5 plugin: {CALLERS} concurrent callers, throughput vs bare", 0.8,
-              higher_is_better=True,
-              detail="{concurrent_bare_s:.2f} s bare, {concurrent_isolator_s:.2f} s isolator"),
+        Check(
+            "latency",
+            "P5 plugin: one prepare+cleanup through the reference plugin vs bare sync httpx loop",
+            1.3,
+            detail="{bare_us:.0f} us bare, {isolator_us:.0f} us isolator; one Get "
+            "{get_bare_us:.0f} us sync httpx, {get_client_us:.0f} us isolator's client",
+        ),
+        Check(
+            "concurrent",
+            f"P5 plugin: {CALLERS} concurrent callers, throughput vs bare",
+            0.8,
+            higher_is_better=True,
+            detail="{concurrent_bare_s:.2f} s bare, {concurrent_isolator_s:.2f} s isolator",
+        ),
     ]
 
 
@@ -93,8 +100,10 @@ def measure(options: Options) -> dict[str, float]:
     rounds = options.size(200, smallest=20)
     per_caller = options.size(50, smallest=5)
     result: dict[str, float] = {}
-    with scratch_dir(options.tmpfs_dir, expect_tmpfs=True) as root, \
-            plugin_serving(root, DRIVER) as sockets:
+    with (
+        scratch_dir(options.tmpfs_dir, expect_tmpfs=True) as root,
+        plugin_serving(root, DRIVER) as sockets,
+    ):
         bare_root, isolator_root = f"{root}/bare", f"{root}/isolator"
         client = DockerPluginClient(socket_dir=sockets, spec_dirs=[], mount_id=MOUNT_ID)
         bare = BareClient(sockets, DRIVER)
@@ -113,12 +122,14 @@ def measure(options: Options) -> dict[str, float]:
                         isolator_samples.append(ended - middle)
                 bare_us = statistics.median(bare_samples) * 1e6
                 isolator_us = statistics.median(isolator_samples) * 1e6
-                result.update(latency=isolator_us / bare_us, bare_us=bare_us,
-                              isolator_us=isolator_us)
+                result.update(
+                    latency=isolator_us / bare_us, bare_us=bare_us, isolator_us=isolator_us
+                )
                 result["get_bare_us"] = _median_us(lambda: bare.get("b0"), rounds)
                 api = client.api
                 result["get_client_us"] = _median_us(
-                    lambda: client.loop.submit(api.get(DRIVER, "i0")).get(WAIT), rounds)
+                    lambda: client.loop.submit(api.get(DRIVER, "i0")).get(WAIT), rounds
+                )
                 result.update(_concurrent(isolator, sockets, bare_root, per_caller))
         finally:
             bare.close()
@@ -151,5 +162,8 @@ def _concurrent(
     finally:
         for bare in bares:
             bare.close()
-    return {"concurrent": bare_s / isolator_s, "concurrent_bare_s": bare_s,
-            "concurrent_isolator_s": isolator_s}
+    return {
+        "concurrent": bare_s / isolator_s,
+        "concurrent_bare_s": bare_s,
+        "concurrent_isolator_s": isolator_s,
+    }

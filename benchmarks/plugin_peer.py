@@ -40,11 +40,20 @@ def plugin_serving(directory: str, driver: str) -> Iterator[str]:
     the socket directory, for ``DockerPluginClient(socket_dir=...)``. Stopped at the end."""
     sockets = os.path.join(directory, "sockets")
     os.makedirs(sockets, exist_ok=True)
-    command = [sys.executable, "-m", "isolator.plugin", "--socket",
-               os.path.join(sockets, f"{driver}.sock"), "--root",
-               os.path.join(directory, "plugin"), "--log-level", "WARNING"]
-    proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    command = [
+        sys.executable,
+        "-m",
+        "isolator.plugin",
+        "--socket",
+        os.path.join(sockets, f"{driver}.sock"),
+        "--root",
+        os.path.join(directory, "plugin"),
+        "--log-level",
+        "WARNING",
+    ]
+    proc = subprocess.Popen(
+        command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     try:
         _wait_serving(proc, os.path.join(sockets, f"{driver}.sock"))
         yield sockets

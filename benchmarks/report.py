@@ -15,18 +15,20 @@ def figure_rows(checks: list[Check], samples: list[dict[str, float]]) -> list[di
     rows = []
     for check in checks:
         summary = summarize([sample[check.key] for sample in samples])
-        rows.append({
-            "key": check.key,
-            "label": check.label,
-            "median": summary.median,
-            "min": summary.low,
-            "max": summary.high,
-            "unit": check.unit,
-            "target": check.target_text(),
-            "met": check.met(summary.median),
-            "measured": summary.text(check.unit),
-            "detail": check.detail.format(**medians),
-        })
+        rows.append(
+            {
+                "key": check.key,
+                "label": check.label,
+                "median": summary.median,
+                "min": summary.low,
+                "max": summary.high,
+                "unit": check.unit,
+                "target": check.target_text(),
+                "met": check.met(summary.median),
+                "measured": summary.text(check.unit),
+                "detail": check.detail.format(**medians),
+            }
+        )
     return rows
 
 

@@ -52,6 +52,7 @@ def main() -> None:
 
     sequence = Sequence()
     order: list[int] = []
+
     def step(index: int) -> int:
         order.append(index)
         return index

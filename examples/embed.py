@@ -24,9 +24,15 @@ def main(work: Path) -> None:
         docker_plugin_spec_dirs=(),
     )
     plugin = subprocess.Popen(  # the reference plugin, as a node's plugin runs: on its own
-        [Path(sys.executable).with_name("isolator-volume-plugin"), "--root", work / "volumes",
-         "--socket", f"{flags.docker_plugin_socket_dir}/local.sock"],
-        stdout=subprocess.PIPE, text=True,
+        [
+            Path(sys.executable).with_name("isolator-volume-plugin"),
+            "--root",
+            work / "volumes",
+            "--socket",
+            f"{flags.docker_plugin_socket_dir}/local.sock",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     if not (plugin.stdout and plugin.stdout.readline().startswith("serving on")):
         raise SystemExit("the volume plugin did not start")
@@ -41,16 +47,21 @@ def main(work: Path) -> None:
             config = container_config(str(work / name), [shared])
             launch_info = isolator.prepare(container_id(name), config).get(WAIT)
             if root:  # the task runs in its own mount namespace with the volume at data/
-                task = run(launch_info, ["sh", "-c", f"echo {name} >> data/log; cat data/log"],
-                           cwd=work / name, timeout=WAIT)
+                task = run(
+                    launch_info,
+                    ["sh", "-c", f"echo {name} >> data/log; cat data/log"],
+                    cwd=work / name,
+                    timeout=WAIT,
+                )
                 print(f"{name}: {task.stdout.decode().split()}")
             else:
                 print(f"{name}: prepared; not root, so not launched")
         isolator.cleanup(container_id("writer")).get(WAIT)  # 'reader' still holds the volume
         isolator.stop()  # the agent restarts: the checkpoints stay, and so does the mount
         isolator = DockerVolumeIsolator.create(flags, client)
-        survivor = ContainerState(container_id=container_id("reader"), pid=os.getpid(),
-                                  directory=str(work / "reader"))
+        survivor = ContainerState(
+            container_id=container_id("reader"), pid=os.getpid(), directory=str(work / "reader")
+        )
         isolator.recover([survivor], []).get(WAIT)  # 'reader' is known; nothing is unmounted
         isolator.cleanup(container_id("reader")).get(WAIT)  # the last user: now unmounted
         print("checkpoints left:", os.listdir(flags.docker_volume_checkpoint_dir))

@@ -65,8 +65,13 @@ def run(workdir: Path) -> None:
             web, worker = container_id("web"), container_id("worker")
             shared = {"mountpoint": str(shared_dir / "data")}  # honoured at Create only
             for cid, volumes in (
-                (web, [docker_volume(DRIVER, "data", "data", shared),
-                       docker_volume(DRIVER, "config", "config", read_only=True)]),
+                (
+                    web,
+                    [
+                        docker_volume(DRIVER, "data", "data", shared),
+                        docker_volume(DRIVER, "config", "config", read_only=True),
+                    ],
+                ),
                 (worker, [docker_volume(DRIVER, "data", "data", shared)]),
             ):
                 sandbox = workdir / "sandboxes" / cid.value

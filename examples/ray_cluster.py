@@ -81,10 +81,12 @@ class Run:
     def launch(self, tasks: list[Planned]) -> None:
         infos = ray.get([self.agents[t.node].launch(t.spec) for t in tasks], timeout=WAIT)
         for task, info in zip(tasks, infos, strict=True):
-            volumes = ", ".join(f"{m.volume}{' (ro)' if m.read_only else ''}"
-                                for m in task.spec.volumes)
-            self.log(f"{self.label(task.node)}: task {info.name} started (pid {info.pid}) "
-                     f"on {volumes}")
+            volumes = ", ".join(
+                f"{m.volume}{' (ro)' if m.read_only else ''}" for m in task.spec.volumes
+            )
+            self.log(
+                f"{self.label(task.node)}: task {info.name} started (pid {info.pid}) on {volumes}"
+            )
 
     def finish(self, tasks: list[Planned]) -> None:
         """Wait for each task's result (its volumes cleaned up) and check it."""
@@ -95,12 +97,16 @@ class Run:
                 task.check is not None and not task.check(result.output)
             )
             if wrong:
-                self.problems.append(f"task {result.name}: expected {task.expect}, got "
-                                     f"{result.status} (exit {result.exit_code}): "
-                                     f"{result.output.strip()!r}")
+                self.problems.append(
+                    f"task {result.name}: expected {task.expect}, got "
+                    f"{result.status} (exit {result.exit_code}): "
+                    f"{result.output.strip()!r}"
+                )
             note = f" ({result.note})" if result.note else ""
-            self.log(f"task {result.name}: {result.status}{note}"
-                     f"{' - UNEXPECTED' if wrong else ''} | {result.output.strip()[:80]!r}")
+            self.log(
+                f"task {result.name}: {result.status}{note}"
+                f"{' - UNEXPECTED' if wrong else ''} | {result.output.strip()[:80]!r}"
+            )
 
     def holders(self, node: int) -> dict[str, int]:
         return ray.get(self.agents[node].holders(), timeout=WAIT)
@@ -133,8 +139,9 @@ def readers(written: list[Planned], mounts: bool) -> list[Planned]:
 
             script = 'for f in data/*.txt; do if [ -e "$f" ]; then cat "$f"; fi; done'
             mount = VolumeMount(volume, read_only=True, path="data")
-            planned.append(Planned(TaskSpec(f"reader-{volume}", script, (mount,)), node,
-                                   "finished", check))
+            planned.append(
+                Planned(TaskSpec(f"reader-{volume}", script, (mount,)), node, "finished", check)
+            )
     script = "ls data >/dev/null && echo nope > data/read-only.txt"
     spec = TaskSpec("read-only", script, (VolumeMount("n0-a", read_only=True, path="data"),))
     planned.append(Planned(spec, 0, "failed" if mounts else "finished"))
@@ -143,13 +150,24 @@ def readers(written: list[Planned], mounts: bool) -> list[Planned]:
 
 def services(victim: int) -> list[Planned]:
     planned = [
-        Planned(TaskSpec(f"service-{node}", "echo serving; exec sleep 600",
-                         (VolumeMount(volumes_of(node)[0]),)), node, "killed")
+        Planned(
+            TaskSpec(
+                f"service-{node}",
+                "echo serving; exec sleep 600",
+                (VolumeMount(volumes_of(node)[0]),),
+            ),
+            node,
+            "killed",
+        )
         for node in range(NODES)
     ]
     shared, own = volumes_of(victim)
-    spec = TaskSpec("ephemeral", "echo serving; exec sleep 600",
-                    (VolumeMount(shared), VolumeMount(own)), checkpoint=False)
+    spec = TaskSpec(
+        "ephemeral",
+        "echo serving; exec sleep 600",
+        (VolumeMount(shared), VolumeMount(own)),
+        checkpoint=False,
+    )
     return [*planned, Planned(spec, victim, "killed")]
 
 
@@ -166,9 +184,11 @@ def crash_and_recover(run: Run, victim: int) -> None:
         run.log(f"{run.label(victim)}: agent killed; Ray restarts it on its node")
     info = ray.get(agent.info(), timeout=WAIT)
     recovery = info.recovery
-    run.log(f"{run.label(victim)}: agent incarnation {recovery.incarnation} (pid {info.pid}) "
-            f"recovered: survivors {list(recovery.survivors)}, killed {list(recovery.killed)}, "
-            f"ended {list(recovery.ended)}, plugin kept: {recovery.plugin_reused}")
+    run.log(
+        f"{run.label(victim)}: agent incarnation {recovery.incarnation} (pid {info.pid}) "
+        f"recovered: survivors {list(recovery.survivors)}, killed {list(recovery.killed)}, "
+        f"ended {list(recovery.ended)}, plugin kept: {recovery.plugin_reused}"
+    )
     if recovery.incarnation < 2 or "service-" + str(victim) not in recovery.survivors:
         run.problems.append(f"unexpected recovery on {run.label(victim)}: {recovery}")
     holders = run.holders(victim)
@@ -220,17 +240,21 @@ def summarize(run: Run, counters: list[Counters], problems: list[str]) -> None:
     for node, count in enumerate(counters):
         statuses = Counter(r.status for n, r in run.results if n == node)
         done = ", ".join(f"{number} {status}" for status, number in sorted(statuses.items()))
-        print(f"  {run.label(node)}: {sum(statuses.values())} tasks ({done}); "
-              f"{count.mounts} mounts, {count.unmounts} unmounts; agent restarts: "
-              f"{count.restarts}, orphans cleaned up: {count.orphans}")
+        print(
+            f"  {run.label(node)}: {sum(statuses.values())} tasks ({done}); "
+            f"{count.mounts} mounts, {count.unmounts} unmounts; agent restarts: "
+            f"{count.restarts}, orphans cleaned up: {count.orphans}"
+        )
     print(f"  time: {time.monotonic() - run.log.started:.2f} s")
     if problems:
         print("  PROBLEMS:")
         for problem in problems:
             print(f"    - {problem}")
     else:
-        print("  all checks held: no checkpoint, plugin holder, host mount or process left "
-              "behind on any node")
+        print(
+            "  all checks held: no checkpoint, plugin holder, host mount or process left "
+            "behind on any node"
+        )
 
 
 @contextmanager
@@ -300,8 +324,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         problems = main_job(workdir, args.tasks, args.address, log)
     except KeyboardInterrupt:  # (a SIGTERM is a SystemExit: Ray's driver makes it one)
-        print("interrupted: tasks, agents and the cluster started here are stopped",
-              file=sys.stderr)
+        print(
+            "interrupted: tasks, agents and the cluster started here are stopped", file=sys.stderr
+        )
         return 130
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -146,8 +146,12 @@ class Scheduler(Actor):
         sandbox.mkdir(parents=True, exist_ok=True)
         volumes = [docker_volume(DRIVER, v, "data", read_only=ro) for v, ro in spec.volumes]
         rootfs = self._rootfs if spec.rootfs else None
-        config = container_config(str(sandbox), volumes, command=spec.script,
-                                  rootfs=None if rootfs is None else str(rootfs.path))
+        config = container_config(
+            str(sandbox),
+            volumes,
+            command=spec.script,
+            rootfs=None if rootfs is None else str(rootfs.path),
+        )
         started = time.monotonic()
         self._started[spec.name] = Promise()
         prepared = self._isolator.prepare(cid, config)
@@ -244,7 +248,7 @@ def reader(name: str, volume: str, writers: list[str], mounts: bool) -> TaskSpec
     def check(output: str) -> bool:
         return not mounts or set(output.split("\n")) - {""} == expected
 
-    script = "for f in data/*.txt; do if [ -e \"$f\" ]; then cat \"$f\"; fi; done"
+    script = 'for f in data/*.txt; do if [ -e "$f" ]; then cat "$f"; fi; done'
     return TaskSpec(name, script, ((volume, False),), "finished", check)
 
 
@@ -275,12 +279,15 @@ class Report:
                 f"task {spec.name}: expected {spec.expect}, got {result.status} "
                 f"(exit {result.exit_code}): {result.output.strip()!r}"
             )
-        log(f"task {spec.name}: {result.status}{' - UNEXPECTED' if wrong else ''}"
-            f" | {result.output.strip()[:100]!r}")
+        log(
+            f"task {spec.name}: {result.status}{' - UNEXPECTED' if wrong else ''}"
+            f" | {result.output.strip()[:100]!r}"
+        )
 
 
-def run_phase(scheduler: pykka.ActorProxy[Scheduler], specs: list[TaskSpec], report: Report,
-              log: Log) -> None:
+def run_phase(
+    scheduler: pykka.ActorProxy[Scheduler], specs: list[TaskSpec], report: Report, log: Log
+) -> None:
     results: list[TaskResult] = collect([scheduler.run_task(s) for s in specs]).get(WAIT)
     for spec, result in zip(specs, results, strict=True):
         report.add(spec, result, log)
@@ -320,8 +327,10 @@ def can_mount(log: Log) -> bool:
     if mounts:
         log("running as root: tasks get real bind mounts in private mount namespaces")
     else:
-        log("not root: tasks run without mounts (bind mounts need root); "
-            "everything else runs, and data is not shared between tasks")
+        log(
+            "not root: tasks run without mounts (bind mounts need root); "
+            "everything else runs, and data is not shared between tasks"
+        )
     return mounts
 
 
@@ -398,8 +407,11 @@ def main_job(
         isolator = DockerVolumeIsolator.create(flags, client, observer=tally)
         scheduler.attach(isolator).get(WAIT)
         known = forgotten[survivor.name]
-        state = ContainerState(container_id=known.container, pid=known.process.pid,
-                               directory=str(workdir / "sandboxes" / survivor.name))
+        state = ContainerState(
+            container_id=known.container,
+            pid=known.process.pid,
+            directory=str(workdir / "sandboxes" / survivor.name),
+        )
         # A rootfs task still running is in the runtime's state, whatever became of its
         # launcher; without a runtime here it ran on the host and is known the same way.
         task = forgotten[rootfs_survivor.name]
@@ -412,8 +424,10 @@ def main_job(
         isolator.recover([state, *in_runtime], []).get(WAIT)
         cleanups = isolator.orphan_cleanups().get(WAIT)
         failed = [str(c.failure()) for c in cleanups if not c.is_ready()]
-        log(f"recovered; {len(cleanups)} unknown orphans cleaned up"
-            + (f", failures: {failed}" if failed else ""))
+        log(
+            f"recovered; {len(cleanups)} unknown orphans cleaned up"
+            + (f", failures: {failed}" if failed else "")
+        )
         report.problems += [f"orphan cleanup failed: {f}" for f in failed]
         holders = plugin_holders(client, DRIVER, WAIT)
         report.problems += [f"{volume} was unmounted while a survivor used it"
@@ -459,8 +473,10 @@ def summarize(
     print(f"  tasks: {len(report.results)} ({', '.join(f'{n} {s}' for s, n in statuses.items())})")
     print(f"  volumes: {len(volumes)} served by the reference plugin")
     for volume in volumes:
-        print(f"    {volume}: {calls[('VolumeDriver.Mount', volume)]} mounts, "
-              f"{calls[('VolumeDriver.Unmount', volume)]} unmounts")
+        print(
+            f"    {volume}: {calls[('VolumeDriver.Mount', volume)]} mounts, "
+            f"{calls[('VolumeDriver.Unmount', volume)]} unmounts"
+        )
     for note in report.notes:
         print(f"  {note}")
     print("  isolator operations (the observer's figures):")
@@ -472,8 +488,10 @@ def summarize(
         for problem in report.problems:
             print(f"    - {problem}")
     else:
-        print("  all checks held: every plugin count is 0 (as many Unmounts as Mounts), "
-              "no checkpoint, plugin mount or host mount left behind")
+        print(
+            "  all checks held: every plugin count is 0 (as many Unmounts as Mounts), "
+            "no checkpoint, plugin mount or host mount left behind"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -497,8 +515,10 @@ def main(argv: list[str] | None = None) -> int:
         try:
             metrics = MetricsEndpoint(args.metrics_port)
         except ImportError:
-            parser.error("--metrics-port needs the [metrics] extra: "
-                         "pip install 'docker-volume-isolator[metrics]'")
+            parser.error(
+                "--metrics-port needs the [metrics] extra: "
+                "pip install 'docker-volume-isolator[metrics]'"
+            )
         log(f"metrics at {metrics.url}")
     try:
         # Short path: unix socket paths are limited to about 107 bytes.

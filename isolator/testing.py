@@ -142,4 +142,3 @@ def _answer(promise: Promise[Any], response: Response) -> None:
         promise.associate(response)
     else:
         promise.set(response)
-

@@ -17,9 +17,23 @@ from tests.support.repo import REPO
 def test_a_quick_latency_run_writes_every_row_with_its_target(tmp_path: Path) -> None:
     output = tmp_path / "bench.json"
     done = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--quick", "--only", "latency",
-         "--repeats", "1", "--json", str(output)],
-        cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
+        [
+            sys.executable,
+            "-m",
+            "benchmarks",
+            "--quick",
+            "--only",
+            "latency",
+            "--repeats",
+            "1",
+            "--json",
+            str(output),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     document = json.loads(output.read_text(encoding="utf-8"))
@@ -38,9 +52,24 @@ def test_a_small_p5_run_talks_to_the_reference_plugin_and_reports_both_rows(
 ) -> None:
     output = tmp_path / "bench.json"
     done = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--scale", "0.01", "--only", "p5-plugin",
-         "--repeats", "1", "--json", str(output)],
-        cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
+        [
+            sys.executable,
+            "-m",
+            "benchmarks",
+            "--scale",
+            "0.01",
+            "--only",
+            "p5-plugin",
+            "--repeats",
+            "1",
+            "--json",
+            str(output),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     [figure] = json.loads(output.read_text(encoding="utf-8"))["figures"]

@@ -230,7 +230,7 @@ def test_flags_choose_dvdcli_with_our_drop_in(setup: Setup) -> None:
     wrapper.write_text(
         f"#!/bin/sh\nexec {sys.executable} -m isolator.dvdcli.cli "
         f"--socket-dir {setup.workdir / 'plugins'} "
-        f"--state-dir {setup.workdir / 'dvdcli-state'} \"$@\"\n"
+        f'--state-dir {setup.workdir / "dvdcli-state"} "$@"\n'
     )
     wrapper.chmod(0o755)
     flags = Flags(

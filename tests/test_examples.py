@@ -73,8 +73,9 @@ def test_scheduler_main_job_on_a_small_workload() -> None:
 
 
 def test_scheduler_serves_metrics_and_prints_the_figures() -> None:
-    result = run_example("scheduler.py", "--volumes", "2", "--writers", "1", "--quiet",
-                         "--metrics-port", "0")
+    result = run_example(
+        "scheduler.py", "--volumes", "2", "--writers", "1", "--quiet", "--metrics-port", "0"
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     assert "isolator operations (the observer's figures):" in out

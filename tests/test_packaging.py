@@ -235,8 +235,10 @@ def test_the_sdist_ships_the_project_and_its_tests_run_unpacked(tmp_path: Path) 
     assert {"LICENSE", "CHANGELOG.md", "tests/conftest.py", "tests/support/hygiene.py"} <= shipped
     where = ok(sys.executable, "-c", "import isolator; print(isolator.__file__)", cwd=unpacked)
     assert where.startswith(str(unpacked)), where
-    tests = ["tests/isolator/config/test_flags.py",
+    tests = [
+        "tests/isolator/config/test_flags.py",
         "tests/isolator/config/test_flags_reference.py",
-        "tests/isolator/ctl/test_ctl.py",]
+        "tests/isolator/ctl/test_ctl.py",
+    ]
     done = run(sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests, cwd=unpacked)
     assert done.returncode == 0, done.stdout[-3000:]

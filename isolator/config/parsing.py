@@ -144,9 +144,7 @@ def _boolean(flag: str, name: str, value: str | None, *, negated: bool) -> bool:
     if not value:  # --name, --no-name, --name=
         return not negated
     if negated:
-        raise FlagError(
-            f"Failed to load boolean flag '{flag}' via '{name}' with value '{value}'"
-        )
+        raise FlagError(f"Failed to load boolean flag '{flag}' via '{name}' with value '{value}'")
     if value in _TRUE:
         return True
     if value in _FALSE:

@@ -31,7 +31,19 @@ from isolator.common.observe import Gauges, Observer, OperationEvent
 __all__ = ["DURATION_BUCKETS", "PrometheusObserver"]
 
 DURATION_BUCKETS: Final = (
-    0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 25.0, 50.0, 120.0, 300.0, 600.0
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    15.0,
+    25.0,
+    50.0,
+    120.0,
+    300.0,
+    600.0,
 )
 """kubelet's ``storage_operation_duration_seconds`` buckets, up to Mesos's 10 min unmount."""
 

@@ -143,9 +143,7 @@ FindMountPoints = Callable[[list[VolumeKey]], Mapping[VolumeKey, "str | Exceptio
 def volumes(flags: Flags, find: FindMountPoints | None = None) -> Outcome:
     """Each checkpointed volume, how many containers hold it and which, and, with ``find``,
     the mount point its plugin reports (what the isolator reuses after a restart)."""
-    return with_checkpoints(
-        flags, functools.partial(_volumes, find=find), _nothing("volumes")
-    )
+    return with_checkpoints(flags, functools.partial(_volumes, find=find), _nothing("volumes"))
 
 
 def _volumes(root: str, checkpoints: list[Checkpoint], *, find: FindMountPoints | None) -> Outcome:

@@ -131,9 +131,7 @@ def _forget_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _recover_arguments(parser: argparse.ArgumentParser) -> None:
     _checkpoint_dir(parser)
-    parser.add_argument(
-        "--dry-run", action="store_true", help="show what would be done (required)"
-    )
+    parser.add_argument("--dry-run", action="store_true", help="show what would be done (required)")
     parser.add_argument(
         "--known",
         metavar="CONTAINER",

@@ -143,9 +143,7 @@ def _checkpoint_directory(path: str) -> Check:
         return Check(
             name, "warn", f"'{path}' does not exist; the isolator creates it when it starts"
         )
-    return Check(
-        name, "fail", f"'{path}' does not exist and cannot be created under '{ancestor}'"
-    )
+    return Check(name, "fail", f"'{path}' does not exist and cannot be created under '{ancestor}'")
 
 
 def _checkpoint_filesystem(path: str) -> Check:
@@ -250,9 +248,7 @@ def doctor(flags: Flags, timeout: float) -> Outcome:
     text = "".join(check.line + "\n" for check in checks)
     text += f"{failures} failure(s), {warnings} warning(s)\n"
     data = {
-        "checks": [
-            {"check": c.name, "status": c.status, "detail": c.detail} for c in checks
-        ],
+        "checks": [{"check": c.name, "status": c.status, "detail": c.detail} for c in checks],
         "failures": failures,
         "warnings": warnings,
     }

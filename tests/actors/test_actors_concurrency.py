@@ -134,8 +134,9 @@ def test_callbacks_registered_during_completion_run_exactly_once() -> None:
                 future.on_ready(tally.hitter(*key))
 
     in_lockstep(registrars + 1, ROUNDS, step)
-    expected = {(r, w, k): 1 for r in range(ROUNDS) for w in range(registrars)
-                for k in range(per_registrar)}
+    expected = {
+        (r, w, k): 1 for r in range(ROUNDS) for w in range(registrars) for k in range(per_registrar)
+    }
     assert dict(tally.counts) == expected
 
 
@@ -265,9 +266,7 @@ def test_many_adders_keep_order_and_never_overlap(completer: Completer) -> None:
         thread.join(WAIT)
     try:
         for adder, futures in enumerate(added):
-            assert [f.get(timeout=WAIT) for f in futures] == [
-                (adder, i) for i in range(per_adder)
-            ]
+            assert [f.get(timeout=WAIT) for f in futures] == [(adder, i) for i in range(per_adder)]
     finally:
         seq.stop().get(timeout=WAIT)
 
@@ -355,9 +354,7 @@ def test_collect_over_hundreds_of_futures_completed_from_many_threads() -> None:
     promises: list[Promise[int]] = [Promise() for _ in range(count)]
     result = collect([p.future for p in promises])
     assert result.is_pending()
-    complete_from_threads(
-        [functools.partial(p.set, i) for i, p in enumerate(promises)], threads=12
-    )
+    complete_from_threads([functools.partial(p.set, i) for i, p in enumerate(promises)], threads=12)
     assert result.get(timeout=WAIT) == list(range(count))
 
 

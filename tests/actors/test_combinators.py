@@ -192,9 +192,7 @@ def test_discarding_await_requests_a_discard_of_each_pending_input() -> None:
 def test_await_single_then_chain_passes_discard_down() -> None:
     """libprocess AwaitSingleDiscard: a discard of the outer chain reaches the producer."""
     promise: Promise[int] = Promise()
-    result = await_([promise.future]).then(
-        lambda futures: futures[0].then(str)
-    )
+    result = await_([promise.future]).then(lambda futures: futures[0].then(str))
     result.discard()
     assert result.is_discarded()
     assert promise.future.has_discard()

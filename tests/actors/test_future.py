@@ -303,7 +303,16 @@ def test_callbacks_may_use_their_own_future_without_deadlock() -> None:
     completer.join(WAIT)
     assert not completer.is_alive(), "completing the future deadlocked in a callback"
     assert seen == [
-        1, 1, True, None, False, ("nested", 1), ("nested-ready", 1), False, 2, ("ready", 1)
+        1,
+        1,
+        True,
+        None,
+        False,
+        ("nested", 1),
+        ("nested-ready", 1),
+        False,
+        2,
+        ("ready", 1),
     ]
 
 
@@ -548,9 +557,7 @@ def test_failure_after_a_discard_request_still_fails_the_chain() -> None:
     """libprocess Discard3."""
     first: Promise[bool] = Promise()
     executed = threading.Event()
-    result = Future.ready("hello").then(lambda _: first.future).then(
-        lambda _: executed.set()
-    )
+    result = Future.ready("hello").then(lambda _: first.future).then(lambda _: executed.set())
     result.discard()
     error = Boom("failure message")
     assert first.fail(error) is True
@@ -679,6 +686,7 @@ def test_after_result_stays_pending_on_discard_and_passes_it_on() -> None:
 
 def test_after_on_a_complete_future_never_calls_fn() -> None:
     called = threading.Event()
+
     def expired(_: Future[int]) -> int:
         called.set()
         return 0

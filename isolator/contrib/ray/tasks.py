@@ -59,9 +59,7 @@ class TaskSpec:
         for target in targets:
             problem = component_problem(target) or control_problem(target)
             if problem is not None:
-                raise AgentError(
-                    f"Task {self.name}: volume path '{printable(target)}' {problem}"
-                )
+                raise AgentError(f"Task {self.name}: volume path '{printable(target)}' {problem}")
         if len(set(targets)) != len(targets):
             raise AgentError(f"Task {self.name}: two volumes at the same path: {targets}")
 

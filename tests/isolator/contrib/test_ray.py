@@ -212,9 +212,13 @@ def test_an_agent_restarted_by_ray_unmounts_nothing_a_survivor_uses(root: Path) 
         (node,) = cluster.nodes
         agent = start_agent(node, AgentConfig(root=str(root), node=node))
         try:
-            ray.get([agent.launch(service("survivor", "shared")),
-                     agent.launch(service("lost", "shared", "own", checkpoint=False))],
-                    timeout=RAY_WAIT)
+            ray.get(
+                [
+                    agent.launch(service("survivor", "shared")),
+                    agent.launch(service("lost", "shared", "own", checkpoint=False)),
+                ],
+                timeout=RAY_WAIT,
+            )
             first = ray.get(agent.info(), timeout=RAY_WAIT)
             # Submitted to the agent about to die; its successor answers them.
             waits = [agent.wait("survivor"), agent.wait("lost")]

@@ -385,6 +385,5 @@ def test_a_checkpoint_directory_that_cannot_be_listed_fails(
     code, out, _ = ctl(capsys, *command, "--checkpoint-dir", str(not_a_directory))
     assert (code, out) == (
         1,
-        f"Unable to list docker volume checkpoint directory '{not_a_directory}': "
-        "Not a directory\n",
+        f"Unable to list docker volume checkpoint directory '{not_a_directory}': Not a directory\n",
     )

@@ -45,8 +45,7 @@ def test_containers_sharing_a_volume_mount_it_once_in_any_cleanup_order(
 ) -> None:
     with running_isolator(flags, client) as isolator:
         infos = [
-            isolator.prepare(container_id(n), config_for(tmp_path, n, "v")).get(WAIT)
-            for n in "abc"
+            isolator.prepare(container_id(n), config_for(tmp_path, n, "v")).get(WAIT) for n in "abc"
         ]
         assert {source(info) for info in infos} == {str(tmp_path / "volumes" / "d" / "v")}
         for done, name in enumerate(order, start=1):

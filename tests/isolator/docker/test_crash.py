@@ -65,8 +65,18 @@ def plugin() -> Iterator[Plugin]:
     workdir = Path(tempfile.mkdtemp(dir="/tmp", prefix="crash-"))  # short socket path
     sockets = workdir / "plugins"
     process = subprocess.Popen(
-        [sys.executable, "-m", "isolator.plugin", "--socket", str(sockets / "crash.sock"),
-         "--root", str(workdir / "plugin"), "--count", "calls", "--refuse-duplicate-id"],
+        [
+            sys.executable,
+            "-m",
+            "isolator.plugin",
+            "--socket",
+            str(sockets / "crash.sock"),
+            "--root",
+            str(workdir / "plugin"),
+            "--count",
+            "calls",
+            "--refuse-duplicate-id",
+        ],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -193,9 +203,9 @@ def plan_kills(rounds: list[Round]) -> Iterator[str]:
     yield "none"
 
 
-def run_round(current: Round, plugin: Plugin, checkpoints: Path, rng: random.Random) -> dict[
-    str, list[str]
-]:
+def run_round(
+    current: Round, plugin: Plugin, checkpoints: Path, rng: random.Random
+) -> dict[str, list[str]]:
     """Run one agent; check the promise after its recovery; the containers alive after."""
     env = dict(os.environ)
     env.pop(failpoints.ENV, None)
@@ -266,5 +276,7 @@ def print_table(rounds: list[Round]) -> None:
     print(f"{'round':>5}  {'kill':<28} {'known':>5} {'actions':>7} {'done':>4}  outcome")
     for r in rounds:
         done = sum(1 for e in r.events if not e.endswith("failed") and e != "done")
-        print(f"{r.number:>5}  {r.kill:<28} {len(r.known):>5} {len(r.actions):>7} {done:>4}  "
-              f"{r.outcome}")
+        print(
+            f"{r.number:>5}  {r.kill:<28} {len(r.known):>5} {len(r.actions):>7} {done:>4}  "
+            f"{r.outcome}"
+        )

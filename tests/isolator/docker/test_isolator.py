@@ -389,8 +389,9 @@ def test_recover_cleans_up_unknown_orphans_but_keeps_known_ones(
 ) -> None:
     write_checkpoint(flags, "known", b'{"volumes":[{"driver":"d","name":"shared"}]}')
     write_checkpoint(flags, "orphan", b'{"volumes":[{"driver":"d","name":"o"}]}')
-    write_checkpoint(flags, "unknown", b'{"volumes":[{"driver":"d","name":"shared"},'
-                     b'{"driver":"d","name":"u"}]}')
+    write_checkpoint(
+        flags, "unknown", b'{"volumes":[{"driver":"d","name":"shared"},{"driver":"d","name":"u"}]}'
+    )
     with running_isolator(flags, client) as isolator:
         state = ContainerState(container_id=container_id("known"), pid=1, directory="/s")
         isolator.recover([state], [container_id("orphan")]).get(WAIT)
@@ -404,7 +405,9 @@ def test_recover_cleans_up_unknown_orphans_but_keeps_known_ones(
         isolator.cleanup(container_id("orphan")).get(WAIT)
         isolator.cleanup(container_id("known")).get(WAIT)
     assert sorted((c.op, c.name) for c in client.calls) == [
-        ("unmount", "o"), ("unmount", "shared"), ("unmount", "u")
+        ("unmount", "o"),
+        ("unmount", "shared"),
+        ("unmount", "u"),
     ]
 
 
@@ -521,9 +524,7 @@ def test_create_uses_the_canonical_root(tmp_path: Path, client: RecordingDriverC
     assert (real / "c" / "volumes").exists()
 
 
-def test_create_without_client_requires_root(
-    monkeypatch: pytest.MonkeyPatch, flags: Flags
-) -> None:
+def test_create_without_client_requires_root(monkeypatch: pytest.MonkeyPatch, flags: Flags) -> None:
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     with pytest.raises(IsolatorError) as failure:
         DockerVolumeIsolator.create(flags)
