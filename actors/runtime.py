@@ -132,8 +132,8 @@ def shutdown(timeout: float | None = None) -> bool:
 def freeze_long_lived(*, collect: bool = True) -> int:
     """Keep every object alive now out of all later garbage collections; how many are kept.
 
-    For a program whose long-lived state is built (the isolator calls it after recovery,
-    an embedder after its own start-up): CPython's collector walks every tracked object of
+    For a program whose long-lived state is built (an embedder calls it after the
+    isolator's recovery and its own start-up): CPython's collector walks every tracked object of
     a generation each time it collects it, so thousands of long-lived records make each
     full collection, and the cost per container, grow with what is alive. ``gc.freeze()``
     moves them to a generation that is never collected. With ``collect`` (the default) a

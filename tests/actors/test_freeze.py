@@ -31,7 +31,8 @@ def test_live_objects_are_frozen_and_garbage_is_collected_first() -> None:
     gone = weakref.ref(garbage)
     del garbage  # a cycle: only the collector frees it
     frozen = actors.freeze_long_lived()
-    assert frozen == gc.get_freeze_count() > 0
+    # Other threads may free frozen objects meanwhile, so the count can only have dropped.
+    assert 0 < gc.get_freeze_count() <= frozen
     assert gone() is None, "garbage was frozen instead of collected"
     assert not any(o is alive for o in gc.get_objects())  # out of every generation walked
     gc.unfreeze()
