@@ -14,8 +14,9 @@ How it maps onto libprocess:
 - ``Actor`` is a pykka actor that holds no thread: all actors share a few worker threads
   (``actors.runtime``, libprocess's ``ProcessManager``), one message at a time per
   actor; ``configure``, ``statistics`` and ``shutdown`` manage them, and ``run_blocking``
-  runs blocking calls elsewhere. Returning a ``Future`` from a method is libprocess's
-  ``dispatch`` flattening. ``defer(ref, fn, ...)`` is ``defer(pid, fn, ...)``: the call is
+  runs blocking calls elsewhere (``run_brief`` brief ones, run by a waiting caller that
+  is idle otherwise). Returning a ``Future`` from a method is libprocess's ``dispatch``
+  flattening. ``defer(ref, fn, ...)`` is ``defer(pid, fn, ...)``: the call is
   queued on that actor; if it is gone the future fails with ``pykka.ActorDeadError``
   (libprocess abandons it).
 - ``Sequence``: as libprocess's, except ``stop()`` does not wait for the running item.
@@ -34,6 +35,7 @@ from actors.runtime import (
     configure,
     freeze_long_lived,
     run_blocking,
+    run_brief,
     shutdown,
     statistics,
 )
@@ -58,6 +60,7 @@ __all__ = [
     "defer",
     "freeze_long_lived",
     "run_blocking",
+    "run_brief",
     "shutdown",
     "statistics",
 ]

@@ -14,12 +14,25 @@ arrives while the donor sleeps at once, and both interrupt the wait as they alwa
 
 from __future__ import annotations
 
+import importlib
 import signal
 import threading
+from collections.abc import Callable
 from types import FrameType, TracebackType
 from typing import Any
 
-__all__ = ["Donor", "SignalGuard"]
+__all__ = ["Donor", "Parked", "SignalGuard", "hand_off_all"]
+
+Parked = list[tuple[Callable[[], object], Callable[[Callable[[], object]], object]]]
+"""Brief blocking calls a donor's turns kept for it (``actors.run_brief``), each with where
+to hand it when the donor does not run it itself (the blocking executor)."""
+
+
+def hand_off_all(parked: Parked) -> None:
+    """Hand every parked call on, in order."""
+    while parked:
+        call, hand_off = parked.pop(0)
+        hand_off(call)
 
 
 class Donor:
@@ -33,7 +46,10 @@ class Donor:
         self.notified = False  # woken for a task, not yet running
 
 
-_GUARDED = (signal.SIGINT, signal.SIGTERM)
+_GUARDED = (int(signal.SIGINT), int(signal.SIGTERM))
+# The C module under ``signal``: its wrappers convert to and from enums, which made a guard
+# (two handlers swapped and restored, on every wait of the main thread) cost 12 us, not 2.
+_signal: Any = importlib.import_module("_signal")
 
 
 class SignalGuard:
@@ -49,10 +65,10 @@ class SignalGuard:
     def __enter__(self) -> SignalGuard:
         if threading.current_thread() is threading.main_thread():
             for signum in _GUARDED:
-                handler = signal.getsignal(signum)
+                handler = _signal.getsignal(signum)
                 if callable(handler):
                     self._saved[signum] = handler
-                    signal.signal(signum, self._defer)
+                    _signal.signal(signum, self._defer)
         return self
 
     def _defer(self, signum: int, frame: FrameType | None) -> None:
@@ -74,6 +90,6 @@ class SignalGuard:
         traceback: TracebackType | None,
     ) -> None:
         for signum, handler in self._saved.items():
-            signal.signal(signum, handler)
+            _signal.signal(signum, handler)
         if kind is None:
             self.deliver()

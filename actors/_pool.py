@@ -4,23 +4,20 @@ Threads are started on demand, only when a task is queued and no idle thread is 
 to take it, up to ``workers``; those stay, idle, for the next tasks.
 
 Hand-offs: a task queued by one of the pool's own threads while it runs a task (an actor
-sending to another) wakes no idle thread at once: the running thread takes it next, on
-its own, unless the queue has not moved for ``NUDGE`` seconds (the running task went on
-for that long, or blocks in a system call: at most ``2 * NUDGE`` after the hand-off), when
-an idle thread is woken for it. With
-the GIL, waking a second thread for every message only hands the GIL back and forth (it
-nearly halved the isolator's throughput); the nudge keeps a handler that blocks from
-holding up the others for more than ``NUDGE``.
+sending to another) wakes no idle thread: the running thread takes it next, unless the
+queue has not moved for ``NUDGE`` seconds (the task went on that long, or blocks in a
+system call), when an idle thread is woken for it. With the GIL, waking a second thread
+for every message only hands the GIL back and forth (it nearly halved the isolator's
+throughput). A thread outside the pool that waits on a future runs tasks meanwhile
+(``wait_helping``), and the brief blocking calls its turns park (``park``) when it is idle.
 
 Managed blocking (for the actors' pool): a worker that is about to wait on a future
 calls ``blocking()``. While it waits it does not count against ``workers``, so a task
-queued meanwhile gets a new thread, up to ``max_workers`` threads in all. That is how
-libprocess's ``process::wait`` keeps a waiting worker from starving the others, except
-that libprocess runs the awaited process on the waiting thread, and here another thread
-is lent. A lent thread exits as soon as it finds no task while the pool has more
-threads than ``workers`` not waiting. When every thread is already waiting and no more
-may be started, waiting would hang the pool, so ``blocking()`` raises
-``PoolExhaustedError`` instead.
+queued meanwhile gets a new thread, up to ``max_workers`` in all (libprocess runs the
+awaited process on the waiting thread instead). A lent thread exits as soon as it finds
+no task while the pool has more threads than ``workers`` not waiting. When every thread
+would be waiting and no more may be started, ``blocking()`` raises
+``PoolExhaustedError`` instead of hanging the pool.
 """
 
 from __future__ import annotations
@@ -34,7 +31,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from actors._donor import Donor, SignalGuard
+from actors._donor import Donor, Parked, SignalGuard, hand_off_all
 from actors._timer import call_later
 from actors.errors import PoolExhaustedError
 
@@ -49,6 +46,7 @@ logger = logging.getLogger("actors")
 class _Local(threading.local):
     pool: WorkerPool | None = None  # the pool this thread works for, now
     donor = False  # a thread of its own, running the pool's tasks while it waits
+    parked: Parked | None = None  # a donor's: brief calls it may run instead of sleeping
 
 
 _local = _Local()
@@ -190,15 +188,10 @@ class WorkerPool:
     def wait_helping(
         self, on_done: Callable[[Callable[[object], object]], object], timeout: float | None
     ) -> bool:
-        """libprocess's donation, from a thread outside the pool: run the pool's tasks
-        until what is awaited is done (``on_done(callback)`` calls back once it is); False
-        when ``timeout`` passed first.
-
-        The waiting thread takes the tasks in queue order, one at a time, as a worker
-        would, so the call it is waiting for, and the turns that call queues, wake no
-        worker and need no wake-up to deliver the answer. It leaves as soon as it is done;
-        tasks it leaves behind get a nudge (a sleeping donor is woken for them at once).
-        """
+        """libprocess's donation: a thread outside the pool runs its tasks in queue order
+        until what it awaits is done (``on_done(callback)`` calls back then), so the call
+        it awaits and the turns that call queues need no wake-up; False on ``timeout``.
+        Tasks it leaves behind get a nudge (a sleeping donor is woken for them at once)."""
         donor = Donor()
 
         def _done(_: object) -> None:
@@ -209,14 +202,14 @@ class WorkerPool:
 
         on_done(_done)
         with self._lock:
-            # It came to run them: its next calls may leave their turn to it again (a
-            # thread marked eager once, say while preempted under load, is not forever).
+            # It came to run them: its next calls may leave their turn to it again.
             sender = threading.get_ident()
             self._lazy_senders.discard(sender)
             self._eager_senders.discard(sender)
         deadline = None if timeout is None else time.monotonic() + timeout
-        previous = _local.pool, _local.donor
-        _local.pool, _local.donor = self, True
+        previous = _local.pool, _local.donor, _local.parked
+        parked: Parked = []
+        _local.pool, _local.donor, _local.parked = self, True, parked
         try:
             with SignalGuard() as signals:  # a Ctrl-C interrupts the wait, not a turn
                 while not isinstance(task := self._donor_task(donor, deadline, signals), bool):
@@ -227,10 +220,35 @@ class WorkerPool:
                             "Task %r raised on %s", task, threading.current_thread().name
                         )
                     del task
+                    if parked:
+                        self._settle_parked(donor, parked)
                     signals.deliver()
                 return task
         finally:
-            _local.pool, _local.donor = previous
+            _local.pool, _local.donor, _local.parked = previous
+            hand_off_all(parked)
+
+    def park(
+        self, call: Callable[[], object], hand_off: Callable[[Callable[[], object]], object]
+    ) -> bool:
+        """From a donor's turn: keep the brief ``call`` for it (``_settle_parked``)."""
+        parked = _local.parked
+        if parked is None or _local.pool is not self:
+            return False
+        parked.append((call, hand_off))
+        return True
+
+    def _settle_parked(self, donor: Donor, parked: Parked) -> None:
+        """After a turn: if nothing else waits for this thread (no turn queued, the awaited
+        future pending), it runs the first parked call itself, saving a hand-off each
+        way; the others are handed off, so they overlap it and the turns still to run."""
+        while parked:
+            with self._lock:
+                alone = not self._tasks and not donor.done
+            mine = parked.pop(0)[0] if alone else None
+            hand_off_all(parked)
+            if mine is not None:
+                mine()  # runs to its end; a call reports its own failures
 
     def _donor_task(
         self, donor: Donor, deadline: float | None, signals: SignalGuard
@@ -266,10 +284,9 @@ class WorkerPool:
             self._nudge_later()
 
     def _nudge(self) -> None:
-        """On the timer thread: tasks left for a busy worker get a thread if no task at all
-        was taken off the queue for ``NUDGE`` seconds (the busy worker is stuck); while
-        the queue moves, the nudge only looks again ``NUDGE`` later. So a stream of
-        hand-offs costs the timer one wake-up per ``NUDGE``, not one per hand-off."""
+        """On the timer thread: tasks left for a busy worker get a thread if none was taken
+        off the queue for ``NUDGE`` seconds; while the queue moves, it looks again ``NUDGE``
+        later (one timer wake-up per ``NUDGE``, not one per hand-off)."""
         start = False
         with self._lock:
             if not self._tasks:
@@ -340,7 +357,8 @@ class WorkerPool:
         self._load_limits()
         if _local.donor:
             # Not one of the pool's threads: nothing to count or lend, but what it
-            # queued for itself needs a thread now.
+            # queued or parked for itself needs a thread now.
+            hand_off_all(_local.parked or [])
             self.flush()
             yield
             return

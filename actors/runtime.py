@@ -41,6 +41,7 @@ __all__ = [
     "configure",
     "freeze_long_lived",
     "run_blocking",
+    "run_brief",
     "shutdown",
     "statistics",
 ]
@@ -71,6 +72,32 @@ def run_blocking(fn: Callable[..., T], *args: Any, **kwargs: Any) -> Future[T]:
     started discards it at once, and ``fn`` is never called; once started, ``fn`` runs to
     its end and its outcome completes the future.
     """
+    future, call = _blocking_call(fn, args, kwargs)
+    blocking_pool.submit(call)
+    return future
+
+
+def run_brief(fn: Callable[..., T], *args: Any, **kwargs: Any) -> Future[T]:
+    """``run_blocking`` for a call that ends soon (a local file written and synced).
+
+    From a turn that a waiting caller runs (``Future.get`` outside the runtime donates its
+    thread), the call is kept for that caller: once the turn is over, if no other turn is
+    queued and its own future is still pending (it would go to sleep), it runs the call
+    itself, which saves a thread hand-off each way. Otherwise, and from any other thread,
+    the call goes to the blocking executor as ``run_blocking``'s do, so it overlaps the
+    turns still to run. Only for brief calls: a caller that took one finishes it even if
+    its own answer arrives meanwhile. Discarding works as for ``run_blocking``.
+    """
+    future, call = _blocking_call(fn, args, kwargs)
+    if not actor_pool.park(call, blocking_pool.submit):
+        blocking_pool.submit(call)
+    return future
+
+
+def _blocking_call(
+    fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[Future[T], Callable[[], None]]:
+    """The future of ``fn``'s outcome, and the call that completes it (once)."""
     promise: Promise[T] = Promise()
     claimed = threading.Lock()  # whoever takes it first, the call or a discard, decides
 
@@ -89,8 +116,7 @@ def run_blocking(fn: Callable[..., T], *args: Any, **kwargs: Any) -> Future[T]:
         promise.set(result)
 
     promise.future.on_discard(_discard)
-    blocking_pool.submit(_call)
-    return promise.future
+    return promise.future, _call
 
 
 # -- the actors alive on the runtime -----------------------------------------------------

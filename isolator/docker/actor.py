@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from actors import Actor, Future, await_, defer
 from isolator.common import failpoints
@@ -90,8 +91,8 @@ class DockerVolumeIsolatorActor(Actor):
     def on_start(self) -> None:
         self._run_here = defer(self.actor_ref, run)
 
-    def _serialize(self, fn: Callable[[], None]) -> None:
-        self._run_here(fn)
+    def _serialize(self, fn: Callable[[], Any]) -> Future[Any]:
+        return self._run_here(fn)
 
     def _report(self) -> None:
         if not self._counted:
@@ -211,16 +212,16 @@ class DockerVolumeIsolatorActor(Actor):
         # unmounted (those whose mount was not refused) at cleanup.
         self._containers.add(container_id, volumes, maybe_mounted=False)
         self._report()
-        futures = [
-            self._volumes.mount(
+        requests = [
+            (
                 m.volume,
                 driver_call(self._client.mount, m.volume, m.options),
                 driver_call(self._client.path, m.volume) if self._can_find else None,
             )
             for m in mounts
         ]
-        finish = defer(self.actor_ref, self._finish_prepare, container_id, mounts, user)
-        return await_(futures).then(finish)
+        finish = functools.partial(self._finish_prepare, container_id, mounts, user)
+        return self._volumes.mount_all(requests, finish)  # ``finish`` runs on this actor
 
     def _finish_prepare(
         self,
@@ -268,7 +269,7 @@ class DockerVolumeIsolatorActor(Actor):
             )
         # Released before the unmounts finish, so a failed unmount leaves no stale
         # reference behind (MESOS-10126).
-        unmounts = []
+        unmounts: list[tuple[VolumeKey, Callable[[], Future[None]]]] = []
         for volume, holders in self._containers.start_cleanup(key):
             if holders:
                 logger.debug(
@@ -286,11 +287,10 @@ class DockerVolumeIsolatorActor(Actor):
                 volume.name,
                 Shown(container_id),
             )
-            call = driver_call(self._client.unmount, volume)
-            unmounts.append(self._volumes.unmount(volume, call))
+            unmounts.append((volume, driver_call(self._client.unmount, volume)))
         self._report()
-        finish = defer(self.actor_ref, self._finish_cleanup, container_id)
-        container.cleanup = await_(unmounts).then(finish)
+        finish = functools.partial(self._finish_cleanup, container_id)
+        container.cleanup = self._volumes.unmount_all(unmounts, finish)  # on this actor
         return container.cleanup
 
     def _finish_cleanup(

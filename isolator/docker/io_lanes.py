@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Final, TypeVar
 
-from actors import Future, Promise, run_blocking
+from actors import Future, Promise, run_blocking, run_brief
 
 __all__ = ["LANES", "IOLanes"]
 
@@ -44,19 +44,31 @@ class IOLanes:
             if self._running >= self._lanes:
                 return promise.future  # a running lane takes it next
             self._running += 1
-        run_blocking(self._drain)
+        run_brief(self._first)
         return promise.future
 
+    def _first(self) -> None:
+        """A lane's first call, maybe on a waiting caller's thread: it takes no more."""
+        if self._next_call():
+            run_blocking(self._drain)  # the lane goes on, on the executor
+
     def _drain(self) -> None:
-        while True:
-            with self._lock:
-                if not self._queue:
-                    self._running -= 1
-                    return
-                call, promise = self._queue.popleft()
-            try:
-                result = call()
-            except Exception as error:  # the call's future reports it; the lane goes on
-                promise.fail(error)
-                continue
-            promise.set(result)
+        while self._next_call():
+            pass
+
+    def _next_call(self) -> bool:
+        """Run the next queued call; whether another is queued (the lane stays taken)."""
+        with self._lock:
+            if not self._queue:
+                self._running -= 1
+                return False
+            call, promise = self._queue.popleft()
+        try:
+            promise.set(call())
+        except Exception as error:  # the call's future reports it; the lane goes on
+            promise.fail(error)
+        with self._lock:
+            if self._queue:
+                return True
+            self._running -= 1
+            return False

@@ -36,8 +36,8 @@ class Shown:
         return format_container_id(self._container_id)
 
 
-def run(fn: Callable[[], None]) -> None:
-    fn()
+def run(fn: Callable[[], T]) -> T:
+    return fn()
 
 
 def log_orphan_failure(entry: str, error: BaseException) -> None:

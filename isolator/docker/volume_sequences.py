@@ -35,10 +35,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
-from actors import Future, Sequence
+from actors import Future, Sequence, await_
 from isolator.common import failpoints
 from isolator.common.errors import MountRefusedError
 from isolator.common.observe import (
@@ -53,6 +53,14 @@ __all__ = ["VolumeSequences"]
 
 logger = logging.getLogger("isolator")
 
+T = TypeVar("T")
+
+MountRequest = tuple[VolumeKey, Callable[[], Future[str]], Callable[[], Future[str]] | None]
+"""A volume, its driver's Mount, and its driver's Path (None: the client cannot say)."""
+UnmountRequest = tuple[VolumeKey, Callable[[], Future[None]]]
+_Call = tuple[Future[Any], "tuple[VolumeKey, _Volume] | None"]
+"""A driver call's future, and the volume whose sequence it was queued on (if it was)."""
+
 
 @dataclass(eq=False)
 class _Volume:
@@ -61,21 +69,23 @@ class _Volume:
     maybe_mounted: bool = False
     mount_point: str | None = None  # set only while mounted by a Mount we saw succeed
     sequence: Sequence | None = None
-    outstanding: int = 0  # driver calls enqueued and not finished
+    # Calls enqueued and not yet counted off by their trip back to the owner:
+    calls: list[Future[Any]] = field(default_factory=list)
 
 
 class VolumeSequences:
     """The volumes of one isolator; touched only by its owner's thread, except as noted.
 
-    ``serialize(fn)`` runs ``fn`` later on the owner's thread (the isolator passes
-    ``defer`` to itself): a call finishes on whatever thread completes it, but the
-    bookkeeping must not race with the owner's.
+    ``serialize(fn)`` runs ``fn`` later on the owner's thread and gives its outcome (the
+    isolator passes ``defer`` to itself): a call finishes on whatever thread completes it,
+    but the bookkeeping must not race with the owner's. One container's calls share one
+    trip back: the bookkeeping and the caller's next step (``then``) run in the same one.
     """
 
     def __init__(
         self,
         *,
-        serialize: Callable[[Callable[[], None]], object],
+        serialize: Callable[[Callable[[], Any]], Any],
         observer: Observer | None = None,
         on_change: Callable[[], None] = lambda: None,
     ) -> None:
@@ -120,7 +130,9 @@ class VolumeSequences:
     def forget_mount(self, volume: VolumeKey) -> None:
         """Treat an unheld ``volume`` as not mounted (an operator gave it up: ``forget``)."""
         entry = self._volumes.get(volume)
-        if entry is not None and not entry.holders and not entry.outstanding:
+        # Calls that are over but not yet counted off (their trip back is queued) have
+        # recorded their outcome already: only one still running can change it.
+        if entry is not None and not entry.holders and _over(entry.calls):
             entry.maybe_mounted = False
             entry.mount_point = None
             self._drop_if_idle(volume, entry)
@@ -136,17 +148,32 @@ class VolumeSequences:
 
     # -- driver calls ----------------------------------------------------------------------
 
+    def mount_all(
+        self, requests: list[MountRequest], then: Callable[[list[Future[str]]], T | Future[T]]
+    ) -> Future[T]:
+        """Each volume's mount point, once the calls before it on its sequence are done;
+        ``then(futures)`` on the owner's thread once none is pending.
+
+        A request's Mount is sent only when this agent has not mounted the volume; its
+        Path is asked when a Mount's outcome is unknown.
+        """
+        return self._settle([self._mount(*request) for request in requests], then)
+
     def mount(
         self,
         volume: VolumeKey,
         call: Callable[[], Future[str]],
         find: Callable[[], Future[str]] | None = None,
     ) -> Future[str]:
-        """The volume's mount point, once the calls before it on its sequence are done.
+        """``mount_all`` for one volume: its mount point."""
+        return self.mount_all([(volume, call, find)], lambda futures: futures[0])
 
-        ``call`` is the driver's Mount, sent only when this agent has not mounted the
-        volume; ``find`` is the driver's Path, asked when a Mount's outcome is unknown.
-        """
+    def _mount(
+        self,
+        volume: VolumeKey,
+        call: Callable[[], Future[str]],
+        find: Callable[[], Future[str]] | None,
+    ) -> _Call:
         entry = self._volumes[volume]
 
         def item() -> Future[str]:
@@ -174,11 +201,21 @@ class VolumeSequences:
 
         return self._enqueue(volume, entry, item)
 
+    def unmount_all(
+        self, requests: list[UnmountRequest], then: Callable[[list[Future[None]]], T | Future[T]]
+    ) -> Future[T]:
+        """Each request's Unmount on its volume's sequence, if the volume may still be
+        mounted then; ``then(futures)`` on the owner's thread once none is pending."""
+        return self._settle([self._unmount(*request) for request in requests], then)
+
     def unmount(self, volume: VolumeKey, call: Callable[[], Future[None]]) -> Future[None]:
-        """Run ``call`` on the volume's sequence if the volume may still be mounted then."""
+        """``unmount_all`` for one volume."""
+        return self.unmount_all([(volume, call)], lambda futures: futures[0])
+
+    def _unmount(self, volume: VolumeKey, call: Callable[[], Future[None]]) -> _Call:
         entry = self._volumes.get(volume)
         if entry is None:  # no record: nobody holds it and it is not mounted
-            return Future.ready(None)
+            return Future.ready(None), None
 
         def item() -> Future[None]:
             if not entry.maybe_mounted:
@@ -198,32 +235,40 @@ class VolumeSequences:
 
         return self._enqueue(volume, entry, item)
 
+    def _settle(self, calls: list[_Call], then: Callable[[list[Any]], T | Future[T]]) -> Future[T]:
+        """One trip back to the owner once the calls are done: each counted off (an idle
+        sequence stops), then ``then`` of their futures."""
+        futures = [future for future, _ in calls]
+
+        def back() -> T | Future[T]:
+            for future, queued in calls:
+                if queued is not None:
+                    volume, entry = queued
+                    entry.calls.remove(future)
+                    self._drop_if_idle(volume, entry)
+            return then(futures)
+
+        return await_(futures).then(lambda _: self._serialize(back))
+
     def _observe(
         self, future: Future[Any], operation: Operation, volume: VolumeKey, started: float
     ) -> None:
         if self._timed:  # else nobody looks at operations
             report_when_done(self._observer, future, operation, started, driver=volume.driver)
 
-    def _enqueue(
-        self, volume: VolumeKey, entry: _Volume, item: Callable[[], Future[Any]]
-    ) -> Future[Any]:
+    def _enqueue(self, volume: VolumeKey, entry: _Volume, item: Callable[[], Future[Any]]) -> _Call:
         if entry.sequence is None:
             entry.sequence = Sequence()
             self._sequences += 1
             self._on_change()
-        entry.outstanding += 1
         # The driver is called on the volume's own sequence: even a driver that blocks
         # holds up only that one volume.
         future = entry.sequence.add(item)
-        future.on_any(lambda _: self._serialize(lambda: self._finished(volume, entry)))
-        return future
-
-    def _finished(self, volume: VolumeKey, entry: _Volume) -> None:
-        entry.outstanding -= 1
-        self._drop_if_idle(volume, entry)
+        entry.calls.append(future)  # counted off in ``_settle``'s trip back
+        return future, (volume, entry)
 
     def _drop_if_idle(self, volume: VolumeKey, entry: _Volume) -> None:
-        if entry.outstanding or entry.holders:
+        if entry.calls or entry.holders:
             return
         if entry.sequence is not None:
             entry.sequence.stop()
@@ -252,6 +297,10 @@ class VolumeSequences:
 
 _BLANKS = " \t\n\r"
 """Stripped from a mount point, as Mesos strips dvdcli's output."""
+
+
+def _over(calls: list[Future[Any]]) -> bool:
+    return not any(call.is_pending() for call in calls)
 
 
 def _record_mount(entry: _Volume, done: Future[str]) -> None:
