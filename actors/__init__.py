@@ -14,10 +14,10 @@ How it maps onto libprocess:
 - ``Actor`` is a pykka actor that holds no thread: all actors share a few worker threads
   (``actors.runtime``, libprocess's ``ProcessManager``), one message at a time per
   actor; ``configure``, ``statistics`` and ``shutdown`` manage them, and ``run_blocking``
-  runs blocking calls elsewhere (``run_brief`` brief ones, run by a waiting caller that
-  is idle otherwise). Returning a ``Future`` from a method is libprocess's ``dispatch``
-  flattening. ``defer(ref, fn, ...)`` is ``defer(pid, fn, ...)``: the call is
-  queued on that actor; if it is gone the future fails with ``pykka.ActorDeadError``
+  runs blocking calls elsewhere (``run_brief``, ``run_after_turn``: brief ones, by the
+  thread that ran the turn, once it is free). Returning a ``Future`` from a method is
+  libprocess's ``dispatch`` flattening. ``defer(ref, fn, ...)`` is ``defer(pid, fn, ...)``:
+  the call is queued on that actor; if it is gone the future fails with ``pykka.ActorDeadError``
   (libprocess abandons it).
 - ``Sequence``: as libprocess's, except ``stop()`` does not wait for the running item.
   Callbacks run on the completing thread (libprocess runs them on the completing
@@ -34,6 +34,7 @@ from actors.runtime import (
     RuntimeStatistics,
     configure,
     freeze_long_lived,
+    run_after_turn,
     run_blocking,
     run_brief,
     shutdown,
@@ -59,6 +60,7 @@ __all__ = [
     "configure",
     "defer",
     "freeze_long_lived",
+    "run_after_turn",
     "run_blocking",
     "run_brief",
     "shutdown",

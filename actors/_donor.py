@@ -17,22 +17,10 @@ from __future__ import annotations
 import importlib
 import signal
 import threading
-from collections.abc import Callable
 from types import FrameType, TracebackType
 from typing import Any
 
-__all__ = ["Donor", "Parked", "SignalGuard", "hand_off_all"]
-
-Parked = list[tuple[Callable[[], object], Callable[[Callable[[], object]], object]]]
-"""Brief blocking calls a donor's turns kept for it (``actors.run_brief``), each with where
-to hand it when the donor does not run it itself (the blocking executor)."""
-
-
-def hand_off_all(parked: Parked) -> None:
-    """Hand every parked call on, in order."""
-    while parked:
-        call, hand_off = parked.pop(0)
-        hand_off(call)
+__all__ = ["Donor", "SignalGuard"]
 
 
 class Donor:

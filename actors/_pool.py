@@ -31,7 +31,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from actors._donor import Donor, Parked, SignalGuard, hand_off_all
+from actors._donor import Donor, SignalGuard
+from actors._parking import hand_off_all, parking, settle
 from actors._timer import call_later
 from actors.errors import PoolExhaustedError
 
@@ -46,7 +47,6 @@ logger = logging.getLogger("actors")
 class _Local(threading.local):
     pool: WorkerPool | None = None  # the pool this thread works for, now
     donor = False  # a thread of its own, running the pool's tasks while it waits
-    parked: Parked | None = None  # a donor's: brief calls it may run instead of sleeping
 
 
 _local = _Local()
@@ -207,11 +207,15 @@ class WorkerPool:
             self._lazy_senders.discard(sender)
             self._eager_senders.discard(sender)
         deadline = None if timeout is None else time.monotonic() + timeout
-        previous = _local.pool, _local.donor, _local.parked
-        parked: Parked = []
-        _local.pool, _local.donor, _local.parked = self, True, parked
+        previous = _local.pool, _local.donor
+        _local.pool, _local.donor = self, True
+
+        def idle() -> bool:  # nothing else for this thread: it would sleep
+            with self._lock:
+                return not self._tasks and not donor.done
+
         try:
-            with SignalGuard() as signals:  # a Ctrl-C interrupts the wait, not a turn
+            with parking(donor=True) as parked, SignalGuard() as signals:
                 while not isinstance(task := self._donor_task(donor, deadline, signals), bool):
                     try:
                         task()
@@ -221,34 +225,11 @@ class WorkerPool:
                         )
                     del task
                     if parked:
-                        self._settle_parked(donor, parked)
+                        settle(parked, idle=idle, progress=self._moved)
                     signals.deliver()
                 return task
         finally:
-            _local.pool, _local.donor, _local.parked = previous
-            hand_off_all(parked)
-
-    def park(
-        self, call: Callable[[], object], hand_off: Callable[[Callable[[], object]], object]
-    ) -> bool:
-        """From a donor's turn: keep the brief ``call`` for it (``_settle_parked``)."""
-        parked = _local.parked
-        if parked is None or _local.pool is not self:
-            return False
-        parked.append((call, hand_off))
-        return True
-
-    def _settle_parked(self, donor: Donor, parked: Parked) -> None:
-        """After a turn: if nothing else waits for this thread (no turn queued, the awaited
-        future pending), it runs the first parked call itself, saving a hand-off each
-        way; the others are handed off, so they overlap it and the turns still to run."""
-        while parked:
-            with self._lock:
-                alone = not self._tasks and not donor.done
-            mine = parked.pop(0)[0] if alone else None
-            hand_off_all(parked)
-            if mine is not None:
-                mine()  # runs to its end; a call reports its own failures
+            _local.pool, _local.donor = previous
 
     def _donor_task(
         self, donor: Donor, deadline: float | None, signals: SignalGuard
@@ -275,6 +256,11 @@ class WorkerPool:
                 return True
             self._taken += 1
             return self._tasks.popleft()
+
+    def _moved(self) -> None:
+        """A thread goes on with brief parked work: progress, for the nudge."""
+        with self._lock:
+            self._taken += 1
 
     def _leave_tasks(self) -> None:
         """Lock held: a donor leaves queued tasks; a sleeping donor takes them, else a nudge."""
@@ -340,12 +326,15 @@ class WorkerPool:
 
     def _work(self) -> None:
         _local.pool, _local.donor = self, False
-        while (task := self._next_task()) is not None:
-            try:
-                task()
-            except BaseException:
-                logger.exception("Task %r raised on %s", task, threading.current_thread().name)
-            del task  # let what the task holds go while this thread waits
+        with parking(donor=False) as parked:
+            while (task := self._next_task()) is not None:
+                try:
+                    task()
+                except BaseException:
+                    logger.exception("Task %r raised on %s", task, threading.current_thread().name)
+                del task  # let what the task holds go while this thread waits
+                if parked:
+                    settle(parked, idle=_never, progress=self._moved)
 
     @contextmanager
     def blocking(self) -> Iterator[None]:
@@ -358,10 +347,11 @@ class WorkerPool:
         if _local.donor:
             # Not one of the pool's threads: nothing to count or lend, but what it
             # queued or parked for itself needs a thread now.
-            hand_off_all(_local.parked or [])
+            hand_off_all()
             self.flush()
             yield
             return
+        hand_off_all()  # what this thread parked cannot wait for it
         with self._lock:
             if self._threads - self._blocked <= 1 and self._threads >= self._max_workers:
                 raise PoolExhaustedError(
@@ -398,3 +388,7 @@ class WorkerPool:
                 workers=self._workers,
                 max_workers=self._max_workers,
             )
+
+
+def _never() -> bool:
+    return False

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 import pykka
 
 from actors import _workers
+from actors._parking import Kind, park
 from actors._pool import PoolStatistics
 from actors._workers import (
     DEFAULT_BLOCKING_WORKERS,
@@ -40,6 +41,7 @@ __all__ = [
     "RuntimeStatistics",
     "configure",
     "freeze_long_lived",
+    "run_after_turn",
     "run_blocking",
     "run_brief",
     "shutdown",
@@ -89,7 +91,24 @@ def run_brief(fn: Callable[..., T], *args: Any, **kwargs: Any) -> Future[T]:
     its own answer arrives meanwhile. Discarding works as for ``run_blocking``.
     """
     future, call = _blocking_call(fn, args, kwargs)
-    if not actor_pool.park(call, blocking_pool.submit):
+    if not park(call, blocking_pool.submit, Kind.IF_IDLE):
+        blocking_pool.submit(call)
+    return future
+
+
+def run_after_turn(fn: Callable[..., T], *args: Any, **kwargs: Any) -> Future[T]:
+    """Call ``fn(*args, **kwargs)`` on the thread running this turn, once the turn is over.
+
+    For work too brief to be worth a thread hand-off (a file written on a tmpfs: about
+    70 us, where handing it to another thread and its outcome back costs more, and the I/O
+    thread then fights the GIL after each system call). The thread that ran the turn, a
+    worker or a waiting caller, runs the calls its turns started, in order, before its
+    next task, outside any actor's turn. Outside a turn, the call goes to the blocking
+    executor. Calls that turn out long hold that thread: the runtime's nudge gives the
+    turns queued meanwhile another one, as for a handler stuck in a system call.
+    """
+    future, call = _blocking_call(fn, args, kwargs)
+    if not park(call, blocking_pool.submit, Kind.ALWAYS):
         blocking_pool.submit(call)
     return future
 

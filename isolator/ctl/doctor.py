@@ -10,7 +10,6 @@ A FAIL is something the isolator cannot work without; a WARN, something to look 
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 import tempfile
@@ -19,6 +18,7 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 from isolator.common.errors import strerror
+from isolator.common.filesystems import existing_ancestor, filesystem_of
 from isolator.common.linux import CLONE_NEWNS
 from isolator.config.flags import Flags
 from isolator.ctl.checkpoints import read_checkpoints
@@ -27,14 +27,12 @@ from isolator.ctl.tables import EXIT_FAILED, EXIT_OK, Outcome
 from isolator.launcher import launcher_command
 from isolator.protos import ContainerLaunchInfo
 
-__all__ = ["Check", "doctor", "filesystem_of"]
+__all__ = ["Check", "doctor"]
 
 Status = Literal["ok", "warn", "fail"]
 
 CAP_SYS_ADMIN: Final = 21
 MOUNT_NAMESPACE: Final = "/proc/self/ns/mnt"
-MOUNTINFO: Final = "/proc/self/mountinfo"
-_OCTAL: Final = re.compile(r"\\([0-7]{3})")
 LAUNCH_TIMEOUT: Final = 30.0
 """Seconds the launcher may take to run ``true`` in a new mount namespace."""
 REBOOT_WARNING: Final = (
@@ -99,34 +97,6 @@ def _mount_namespaces() -> Check:
     return Check(name, "fail", f"{detail} (CAP_SYS_ADMIN {capability})")
 
 
-def _unescape(field: str) -> str:
-    """A mountinfo path: space, tab, newline and backslash are octal escapes (``\\040``)."""
-    return _OCTAL.sub(lambda match: chr(int(match.group(1), 8)), field)
-
-
-def filesystem_of(path: str) -> tuple[str, str]:
-    """The type and mount point of the filesystem ``path`` (or its nearest existing
-    ancestor) is on, from ``/proc/self/mountinfo``; ``("unknown", "")`` if not found."""
-    target = os.path.realpath(_existing_ancestor(path))
-    best = ("unknown", "")
-    with open(MOUNTINFO, encoding="utf-8", errors="replace") as mountinfo:
-        for line in mountinfo:
-            fields = line.split()
-            point = _unescape(fields[4])
-            fstype = fields[fields.index("-") + 1]
-            inside = target == point or target.startswith(point.rstrip("/") + "/")
-            if inside and len(point) >= len(best[1]):
-                best = (fstype, point)
-    return best
-
-
-def _existing_ancestor(path: str) -> str:
-    current = os.path.abspath(path)
-    while not os.path.exists(current):
-        current = os.path.dirname(current)
-    return current
-
-
 def _checkpoint_directory(path: str) -> Check:
     name = "checkpoint directory"
     if os.path.isdir(path):
@@ -138,7 +108,7 @@ def _checkpoint_directory(path: str) -> Check:
         return Check(name, "ok", f"'{path}' exists and is writable")
     if os.path.lexists(path):
         return Check(name, "fail", f"'{path}' is not a directory")
-    ancestor = _existing_ancestor(path)
+    ancestor = existing_ancestor(path)
     if os.path.isdir(ancestor) and os.access(ancestor, os.W_OK | os.X_OK):
         return Check(
             name, "warn", f"'{path}' does not exist; the isolator creates it when it starts"

@@ -9,9 +9,10 @@ different volumes proceed side by side; the actor itself never waits on a driver
 -> mounts on the volumes' sequences -> ``launch_info.build_launch_info``. ``cleanup`` runs
 the same path backwards; ``recover`` reads the checkpoints and cleans up unknown orphans.
 
-Checkpoint I/O (write, removal, recovery's reads) runs on the blocking executor, a few
-calls at a time (``io_lanes``), so the fsyncs of different containers overlap each other
-and the actor's Python work; its outcome comes back to the actor as a message. The order
+Checkpoint I/O (write, removal, recovery's reads) runs outside the actor's turns
+(``io_lanes``): on a disk on the blocking executor, a few calls at a time, so the fsyncs of
+different containers overlap each other and the actor's Python work; on a tmpfs after the
+turn, on the thread that ran it. Its outcome comes back to the actor as a message. The order
 stays Mesos's: the mounts are queued only once the checkpoint is durable, and it is
 removed only after the unmounts. While one container's checkpoint I/O is in flight,
 operations on the same checkpoint directory wait (``gates``); during recovery, all do.
@@ -28,6 +29,7 @@ from actors import Actor, Future, await_, defer
 from isolator.common import failpoints
 from isolator.common.container_ids import format_container_id, validate_container_id
 from isolator.common.errors import IsolatorError
+from isolator.common.filesystems import memory_backed
 from isolator.common.observe import Gauges, Observer, notify_gauges, observes_gauges
 from isolator.config.flags import Flags
 from isolator.docker.checkpoint_io import (
@@ -84,7 +86,8 @@ class DockerVolumeIsolatorActor(Actor):
         )
         self._containers = ContainerTable(self._volumes)
         self._gates = Gates()  # operations waiting for checkpoint I/O in flight
-        self._io = IOLanes()  # that I/O, off this thread, a few calls at a time
+        # That I/O, off this actor's turns: after them on memory, on a few threads elsewhere.
+        self._io = IOLanes(brief=memory_backed(root_dir))
         self._orphan_cleanups: list[Future[None]] = []
         self._recovered = False
 

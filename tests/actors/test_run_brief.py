@@ -1,5 +1,6 @@
 """``run_brief``: a brief blocking call that a waiting caller, idle otherwise, runs itself;
-everywhere else it is ``run_blocking``'s, and it never costs the overlap of two calls."""
+everywhere else it is ``run_blocking``'s, and it never costs the overlap of two calls.
+``run_after_turn``: every such call runs on the thread that ran the turn, after it."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from actors import Actor, Future, call, run_brief
+from actors import Actor, Future, call, run_after_turn, run_brief
 from tests.support.waits import WAIT
 
 
@@ -29,6 +30,12 @@ class _Starter(Actor):
 
     def waits_on_its_own(self) -> int:
         return run_brief(_thread).get(timeout=WAIT)  # a handler that blocks on it
+
+    def after_turn(self, count: int) -> tuple[int, list[Future[int]]]:
+        return threading.get_ident(), [run_after_turn(_thread) for _ in range(count)]
+
+    def waits_after_turn(self) -> int:
+        return run_after_turn(_thread).get(timeout=WAIT)
 
     def answers_at_once(self, started: list[Future[int]]) -> str:
         started.append(run_brief(_thread))
@@ -88,3 +95,29 @@ def test_a_brief_call_discarded_before_it_starts_never_runs() -> None:
         blocker.get(timeout=WAIT)
     assert late.is_discarded()
     assert not ran.is_set()
+
+
+def test_after_the_turn_every_call_runs_on_the_thread_that_ran_it(starter: Any) -> None:
+    answer: tuple[int, list[Future[int]]] = call(starter, "after_turn", 3).get(timeout=WAIT)
+    turn_thread, futures = answer  # a waiting caller ran the turn
+    assert turn_thread == threading.get_ident()
+    assert [future.get(timeout=WAIT) for future in futures] == [turn_thread] * 3
+    # A caller that does not wait: a worker runs the turn, and then the calls.
+    answered = threading.Event()
+    on_worker: Future[tuple[int, list[Future[int]]]] = call(starter, "after_turn", 3)
+    on_worker.on_any(lambda _: answered.set())
+    assert answered.wait(WAIT)
+    turn_thread, futures = on_worker.get(timeout=0)
+    assert turn_thread != threading.get_ident()
+    done = threading.Event()
+    futures[-1].on_any(lambda _: done.set())
+    assert done.wait(WAIT)
+    assert [future.get(timeout=0) for future in futures] == [turn_thread] * 3
+
+
+def test_after_the_turn_from_a_plain_thread_runs_on_the_executor() -> None:
+    assert run_after_turn(_thread).get(timeout=WAIT) != threading.get_ident()
+
+
+def test_a_turn_that_waits_on_its_after_turn_call_does_not_hang(starter: Any) -> None:
+    assert call(starter, "waits_after_turn").get(timeout=WAIT) != threading.get_ident()

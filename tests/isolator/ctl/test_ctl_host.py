@@ -18,8 +18,9 @@ from typing import Any
 
 import pytest
 
+from isolator.common.filesystems import filesystem_of
 from isolator.ctl import main
-from isolator.ctl.doctor import REBOOT_WARNING, filesystem_of
+from isolator.ctl.doctor import REBOOT_WARNING
 from isolator.docker.state import VolumeKey, checkpoint_container
 from isolator.protos import ContainerID
 from tests.support.plugin_fakes import Hang, Reply, fake_plugin_loop, plugin_env

@@ -4,6 +4,7 @@ checkpoint whose I/O is in flight wait for it, and independent containers' I/O o
 
 from __future__ import annotations
 
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 
 from actors import Future
 from isolator import DockerVolumeIsolator, Flags, IsolatorError
+from isolator.common.filesystems import memory_backed
 from isolator.docker import actor, checkpoint_io
 from isolator.docker.checkpoint_io import read_all_checkpoints
 from isolator.docker.state import checkpoint_container, remove_checkpoint
@@ -21,6 +23,25 @@ from isolator.protos import ContainerConfig
 from isolator.testing import RecordingDriverClient
 from tests.support.isolators import running_isolator, sandbox, volumes_file, write_checkpoint
 from tests.support.waits import NEGATIVE_WAIT, WAIT
+
+
+@pytest.fixture(params=["disk", "memory"])
+def flags(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Flags]:
+    """Checkpoints on a disk (I/O on the executor's lanes) and on a tmpfs (after the turn,
+    on the thread that ran it): the order and the waiting hold on both."""
+    if request.param == "disk":
+        assert not memory_backed(str(tmp_path)), "the test's directory is on a tmpfs"
+        yield Flags(docker_volume_checkpoint_dir=str(tmp_path / "checkpoint"))
+        return
+    if not memory_backed("/dev/shm"):
+        pytest.skip("/dev/shm is not a tmpfs here")
+    with tempfile.TemporaryDirectory(dir="/dev/shm") as memory:
+        yield Flags(docker_volume_checkpoint_dir=f"{memory}/checkpoint")
+
+
+@pytest.fixture
+def disk_flags(tmp_path: Path) -> Flags:
+    return Flags(docker_volume_checkpoint_dir=str(tmp_path / "checkpoint"))
 
 
 def ops(client: RecordingDriverClient) -> list[tuple[str, str]]:
@@ -169,9 +190,13 @@ def test_the_checkpoint_is_removed_only_after_the_unmount_and_the_id_stays_busy(
     assert ops(client) == [("mount", "a"), ("unmount", "a"), ("mount", "a")]
 
 
-def test_independent_containers_write_their_checkpoints_at_the_same_time(
-    tmp_path: Path, flags: Flags, client: RecordingDriverClient, monkeypatch: pytest.MonkeyPatch
+def test_independent_containers_write_their_checkpoints_at_the_same_time_on_a_disk(
+    tmp_path: Path,
+    disk_flags: Flags,
+    client: RecordingDriverClient,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    flags = disk_flags
     both_in = threading.Barrier(2, timeout=WAIT)
     write = checkpoint_container
 
@@ -248,3 +273,30 @@ def test_stopping_with_a_write_in_flight_leaves_the_checkpoint(
     with pytest.raises(IsolatorError):
         preparing.get(WAIT)
     assert not client.calls
+
+
+def test_on_a_tmpfs_every_write_runs_after_the_turn_on_the_thread_that_ran_it(
+    tmp_path: Path, client: RecordingDriverClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not memory_backed("/dev/shm"):
+        pytest.skip("/dev/shm is not a tmpfs here")
+    seen: list[str] = []
+    write = checkpoint_container
+
+    def recorded(*args: Any) -> None:
+        seen.append(threading.current_thread().name)
+        write(*args)
+
+    monkeypatch.setattr(checkpoint_io, "checkpoint_container", recorded)
+    with tempfile.TemporaryDirectory(dir="/dev/shm") as memory:
+        flags = Flags(docker_volume_checkpoint_dir=f"{memory}/checkpoint")
+        with running_isolator(flags, client) as isolator:
+            # Started in one turn: on a disk the second would go to the executor's lanes.
+            prepares = [
+                isolator.prepare(container_id(name), config_for(tmp_path, name, f"v{name}"))
+                for name in ("a", "b", "c")
+            ]
+            for prepare in prepares:
+                prepare.get(WAIT)
+    assert len(seen) == 3
+    assert not [name for name in seen if name.startswith("actors-blocking-")], seen

@@ -11,7 +11,7 @@ from tests.support.waits import WAIT
 
 
 def test_at_most_lanes_calls_run_at_once() -> None:
-    lanes = IOLanes(2)
+    lanes = IOLanes(brief=False, lanes=2)
     gate = threading.Event()
     changed = threading.Condition()
     running, most = [0], [0]
@@ -35,7 +35,7 @@ def test_at_most_lanes_calls_run_at_once() -> None:
 
 
 def test_queued_calls_run_in_the_order_they_came() -> None:
-    lanes = IOLanes(1)
+    lanes = IOLanes(brief=False, lanes=1)
     gate = threading.Event()
     order: list[int] = []
     first = lanes.submit(gate.wait, WAIT)
@@ -48,7 +48,7 @@ def test_queued_calls_run_in_the_order_they_came() -> None:
 
 
 def test_a_failing_call_fails_its_future_and_the_lane_goes_on() -> None:
-    lanes = IOLanes(1)
+    lanes = IOLanes(brief=False, lanes=1)
 
     def fail() -> None:
         raise OSError("disk gone")
@@ -61,4 +61,4 @@ def test_a_failing_call_fails_its_future_and_the_lane_goes_on() -> None:
 
 def test_no_lanes_is_refused() -> None:
     with pytest.raises(ValueError, match="lanes must be at least 1, not 0"):
-        IOLanes(0)
+        IOLanes(brief=False, lanes=0)

@@ -609,14 +609,19 @@ def test_idle_unused_sequences_are_stopped(
         assert len(sequence_threads) <= 1  # at most one still finishing its stop
 
 
-def test_volume_in_use_keeps_its_sequence(
+def test_volume_in_use_keeps_its_record_but_no_idle_sequence(
     tmp_path: Path, flags: Flags, client: RecordingDriverClient
 ) -> None:
     config = container_config(str(tmp_path), [docker_volume("d", "n", "x")])
+    other = container_config(str(tmp_path), [docker_volume("d", "n", "y")])
     with running_isolator(flags, client) as isolator:
         isolator.prepare(container_id("c"), config).get(WAIT)
         isolator.cleanup(container_id("none")).get(WAIT)
-        assert isolator.sequence_count().get(WAIT) == 1
+        assert isolator.sequence_count().get(WAIT) == 0  # no call in flight
+        isolator.prepare(container_id("c2"), other).get(WAIT)  # reuses the mount
+        isolator.cleanup(container_id("c")).get(WAIT)
+        isolator.cleanup(container_id("c2")).get(WAIT)
+    assert [(call.op, call.name) for call in client.calls] == [("mount", "n"), ("unmount", "n")]
 
 
 def test_driver_is_called_off_the_isolator_thread(

@@ -128,14 +128,21 @@ def test_a_volume_nobody_knows_needs_no_unmount(volumes: VolumeSequences) -> Non
     assert calls.made == []
 
 
-def test_a_sequence_lives_while_its_volume_is_held_or_busy(volumes: VolumeSequences) -> None:
+def test_a_sequence_lives_only_while_its_volume_has_a_call(volumes: VolumeSequences) -> None:
     calls = Calls()
     volumes.hold(A)
-    volumes.mount(A, calls.call("mount", A)).get(WAIT)
-    assert volumes.sequence_count() == 1  # held
+    mounting = volumes.mount(A, calls.call("mount", A, "hold"))
+    calls.wait_made(1)
+    assert volumes.sequence_count() == 1  # a call in flight
+    calls.pending[0].set("/mnt/a")
+    mounting.get(WAIT)
+    assert volumes.sequence_count() == 0  # held but idle: no actor kept for it
+    assert volumes.holders(A) == 1
+    assert volumes.mount_point(A) == "/mnt/a"  # still known, so reused, not mounted again
     volumes.release(A)
     volumes.unmount(A, calls.call("unmount", A)).get(WAIT)
-    assert volumes.sequence_count() == 0  # unheld, idle and unmounted: gone
+    assert calls.made == [("mount", "a"), ("unmount", "a")]
+    assert volumes.sequence_count() == 0
 
 
 def test_forget_mount_drops_what_an_operator_gave_up(volumes: VolumeSequences) -> None:
