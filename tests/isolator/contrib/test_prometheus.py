@@ -33,10 +33,16 @@ def test_every_metric_after_a_prepare_and_a_cleanup(
         config = container_config(
             sandbox(tmp_path, "s"), [docker_volume("d", "a", "x"), docker_volume("d", "b", "y")]
         )
-        isolator.prepare(container_id("c"), config).get(WAIT)
+        client.hold("mount", "d", "a")
+        preparing = isolator.prepare(container_id("c"), config)
+        client.wait_for_calls(1)
+        # A sequence lives while its volume has a call queued or running: both now.
+        assert sample(registry, "isolator_volume_sequences") == 2
+        client.release("mount", "d", "a", "/mnt/a")
+        preparing.get(WAIT)
         assert sample(registry, "isolator_volumes_in_use", driver="d") == 2
         assert sample(registry, "isolator_containers") == 1
-        assert sample(registry, "isolator_volume_sequences") == 2
+        assert sample(registry, "isolator_volume_sequences") == 0  # held, but idle
         with pytest.raises(IsolatorError, match=r"^busy$"):
             isolator.cleanup(container_id("c")).get(WAIT)
         isolator.sequence_count().get(WAIT)
