@@ -5,7 +5,9 @@ measured in the same run (``python -m benchmarks``, ``make bench``).
 - ``p2_overhead``: prepare+cleanup throughput against a bare loop doing the same I/O;
 - ``p3_recovery``: recovering known checkpoints and cleaning up unknown orphans;
 - ``p4_resources``: threads and memory with 10,000 live containers, and after cleanup;
-- ``latency``: one prepare+cleanup round trip.
+- ``latency``: one prepare+cleanup round trip;
+- ``hops`` and ``profile`` (run on their own): a round trip's messages, futures and
+  sleeps counted, and its time split by area from cProfile.
 
 ``workload`` says exactly what the bare loops do; ``doubles`` holds the drivers. Benchmarks
 report, they are not tests: nothing here fails on a slow machine.
