@@ -52,6 +52,7 @@ from hypothesis.stateful import (
 from actors import Future, Promise, await_
 from isolator import DockerVolumeIsolator, DriverClient, DriverError, Flags, IsolatorError
 from isolator.common.errors import MountRefusedError
+from isolator.common.filesystems import memory_backed
 from isolator.messages import container_config, container_id, docker_volume
 from isolator.protos import ContainerID, ContainerState
 from tests.support.waits import WAIT
@@ -222,10 +223,11 @@ def key_of(cid: ContainerID) -> tuple[str, ...]:
 
 class IsolatorMachine(RuleBasedStateMachine):
     mode: PluginMode = "calls"
+    parent: str | None = None  # where the checkpoints live: the temporary directory's disk
 
     def __init__(self) -> None:
         super().__init__()
-        self.workdir = tempfile.mkdtemp(prefix="model-")
+        self.workdir = tempfile.mkdtemp(prefix="model-", dir=self.parent)
         self.flags = Flags(docker_volume_checkpoint_dir=os.path.join(self.workdir, "cp"))
         self.driver = ModelDriver(self.workdir, self.mode)
         self.driver.users = self.users
@@ -496,8 +498,22 @@ class RefusingPluginMachine(IsolatorMachine):
     mode: PluginMode = "refuse"
 
 
+class TmpfsMachine(IsolatorMachine):
+    """Checkpoints on a tmpfs: their I/O runs after the isolator's turns, not on lanes."""
+
+    parent = "/dev/shm"
+
+
+_ON_TMPFS = pytest.mark.skipif(not memory_backed("/dev/shm"), reason="/dev/shm is not a tmpfs")
+
+
 @pytest.mark.parametrize(
-    ("machine", "examples"), [(IsolatorMachine, 500), (RefusingPluginMachine, 200)]
+    ("machine", "examples"),
+    [
+        (IsolatorMachine, 500),
+        (RefusingPluginMachine, 200),
+        pytest.param(TmpfsMachine, 150, marks=_ON_TMPFS),
+    ],
 )
 def test_the_isolator_keeps_its_promise_in_every_sequence(
     machine: type[IsolatorMachine], examples: int
