@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 
 from isolator.common.errors import strerror
 
 __all__ = [
+    "FileTooLargeError",
+    "NotRegularFileError",
     "WriteError",
     "fsync_directory",
     "makedirs_durably",
+    "read_small_file",
     "remove_owned_directory",
     "write_atomically",
 ]
@@ -125,3 +129,58 @@ def remove_owned_directory(directory: str, *, files: tuple[str, ...]) -> None:
                 os.unlink(os.path.join(directory, entry))
     os.rmdir(directory)
     fsync_directory(os.path.dirname(directory.rstrip("/")) or ".")
+
+
+class NotRegularFileError(ValueError):
+    """What ``read_small_file`` found is not a regular file (``mode``: its ``st_mode``)."""
+
+    def __init__(self, mode: int) -> None:
+        super().__init__("not a regular file")
+        self.mode = mode
+
+
+class FileTooLargeError(ValueError):
+    """A file ``read_small_file`` refused: ``size`` bytes (None: it grew past ``limit``
+    while being read)."""
+
+    def __init__(self, size: int | None, limit: int) -> None:
+        super().__init__(f"larger than {limit} bytes")
+        self.size = size
+        self.limit = limit
+
+
+def read_small_file(path: str | os.PathLike[str], limit: int, *, follow: bool = False) -> bytes:
+    """The bytes of the regular file at ``path``, which may have at most ``limit``.
+
+    Never blocks on a FIFO (or a device), never reads past ``limit + 1`` bytes, and without
+    ``follow`` never follows a link at ``path`` (``ELOOP``). Raises ``OSError``
+    (``FileNotFoundError`` when there is none), ``NotRegularFileError`` and
+    ``FileTooLargeError``, for the caller to word.
+    """
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW)
+    fd = os.open(path, flags)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise NotRegularFileError(info.st_mode)
+        if info.st_size > limit:
+            raise FileTooLargeError(info.st_size, limit)
+        content = _read_at_most(fd, min(info.st_size, limit) + 1, limit)
+    finally:
+        os.close(fd)
+    if len(content) > limit:  # it grew meanwhile
+        raise FileTooLargeError(None, limit)
+    return content
+
+
+def _read_at_most(fd: int, size: int, limit: int) -> bytes:
+    """Up to ``size`` bytes: one read when the file is shorter, as a regular file reads
+    short only at its end; up to ``limit + 1`` when it grew since it was stat'ed."""
+    chunks = []
+    while size > 0:
+        chunk = os.read(fd, size)
+        chunks.append(chunk)
+        if len(chunk) < size:
+            break
+        size = limit + 1 - sum(map(len, chunks))
+    return b"".join(chunks)

@@ -20,6 +20,7 @@ from isolator.common.errors import CheckpointError, IsolatorError, strerror
 from isolator.common.fs import (
     WriteError,
     makedirs_durably,
+    read_small_file,
     remove_owned_directory,
     write_atomically,
 )
@@ -68,17 +69,13 @@ def read_record(path: str, message: Message) -> bool:
     """Fill ``message`` from ``path``; False if there is no file or it is empty (a crash
     before its content was synced, as Mesos's ``state::read`` returns None)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        data = read_small_file(path, MAX_STATE_BYTES + _SIZE.size)
     except FileNotFoundError:
         return False
     except OSError as error:
         raise CheckpointError(f"Failed to read '{path}': {strerror(error)}") from error
-    try:
-        data = os.read(fd, MAX_STATE_BYTES + _SIZE.size + 1)
-    except OSError as error:
-        raise CheckpointError(f"Failed to read '{path}': {strerror(error)}") from error
-    finally:
-        os.close(fd)
+    except ValueError as error:  # not a regular file, or too large
+        raise CheckpointError(f"Failed to read '{path}': {error}") from error
     if not data:
         return False
     if len(data) < _SIZE.size:

@@ -30,8 +30,11 @@ from google.protobuf.descriptor import Descriptor
 from isolator.common.container_ids import format_container_id
 from isolator.common.errors import CheckpointError, IsolatorError, strerror
 from isolator.common.fs import (
+    FileTooLargeError,
+    NotRegularFileError,
     WriteError,
     makedirs_durably,
+    read_small_file,
     remove_owned_directory,
     write_atomically,
 )
@@ -214,45 +217,20 @@ def _read_capped(source: str) -> bytes | None:
     file beyond ``MAX_CHECKPOINT_BYTES``."""
     problem = f"Failed to read docker volumes checkpoint file '{source}'"
     try:
-        fd = os.open(source, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+        return read_small_file(source, MAX_CHECKPOINT_BYTES)
     except FileNotFoundError:
         return None
     except OSError as error:
         raise CheckpointError(f"{problem}: {strerror(error)}") from error
-    try:
-        info = os.fstat(fd)
-        if stat.S_ISDIR(info.st_mode):
-            raise CheckpointError(f"{problem}: {os.strerror(errno.EISDIR)}")
-        if not stat.S_ISREG(info.st_mode):
-            raise CheckpointError(f"{problem}: it is not a regular file")
-        if info.st_size > MAX_CHECKPOINT_BYTES:
-            raise CheckpointError(
-                f"{problem}: it has {info.st_size} bytes, more than the "
-                f"{MAX_CHECKPOINT_BYTES} bytes a checkpoint may have"
-            )
-        content = _read_at_most(fd, min(info.st_size, MAX_CHECKPOINT_BYTES) + 1)
-    except OSError as error:
-        raise CheckpointError(f"{problem}: {strerror(error)}") from error
-    finally:
-        os.close(fd)
-    if len(content) > MAX_CHECKPOINT_BYTES:  # it grew meanwhile
+    except NotRegularFileError as error:
+        if stat.S_ISDIR(error.mode):
+            raise CheckpointError(f"{problem}: {os.strerror(errno.EISDIR)}") from error
+        raise CheckpointError(f"{problem}: it is not a regular file") from error
+    except FileTooLargeError as error:
+        has = "more than" if error.size is None else f"{error.size} bytes, more than"
         raise CheckpointError(
-            f"{problem}: it has more than the {MAX_CHECKPOINT_BYTES} bytes a checkpoint may have"
-        )
-    return content
-
-
-def _read_at_most(fd: int, size: int) -> bytes:
-    """Up to ``size`` bytes: one read when the file is shorter, as a regular file reads
-    short only at its end; up to the cap when it grew since it was stat'ed."""
-    chunks = []
-    while size > 0:
-        chunk = os.read(fd, size)
-        chunks.append(chunk)
-        if len(chunk) < size:
-            break
-        size = MAX_CHECKPOINT_BYTES + 1 - sum(map(len, chunks))
-    return b"".join(chunks)
+            f"{problem}: it has {has} the {MAX_CHECKPOINT_BYTES} bytes a checkpoint may have"
+        ) from error
 
 
 def decode_volumes(content: bytes) -> list[VolumeKey]:

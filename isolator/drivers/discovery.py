@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal, cast
 
 from isolator.common.errors import DriverError
+from isolator.common.fs import read_small_file
 from isolator.common.names import component_problem
 from isolator.config.defaults import PLUGIN_SOCKET_DIR, PLUGIN_SPEC_DIRS
 
@@ -213,16 +214,9 @@ def _read(name: str, path: str) -> str:
     """The text of a spec file, read only if it is a regular file of at most
     ``MAX_SPEC_BYTES``: a FIFO (or a device) there would block the read, or never end."""
     try:
-        # O_NONBLOCK: opening a FIFO without a writer would otherwise wait for one.
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        with open(fd, "rb") as file:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise PluginSpecError(name, path, "cannot read it: not a regular file")
-            data = file.read(MAX_SPEC_BYTES + 1)
-        if len(data) > MAX_SPEC_BYTES:
-            raise PluginSpecError(name, path, f"cannot read it: larger than {MAX_SPEC_BYTES} bytes")
-        return data.decode("utf-8")
-    except (OSError, UnicodeDecodeError) as error:
+        # Links are followed, as Docker does; a FIFO is refused, never waited on.
+        return read_small_file(path, MAX_SPEC_BYTES, follow=True).decode("utf-8")
+    except (OSError, ValueError) as error:  # UnicodeDecodeError is a ValueError
         raise PluginSpecError(name, path, f"cannot read it: {error}") from None
 
 

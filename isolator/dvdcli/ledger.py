@@ -39,7 +39,13 @@ from pathlib import Path
 from typing import Final
 
 from isolator.common.errors import strerror
-from isolator.common.fs import WriteError, fsync_directory, makedirs_durably, write_atomically
+from isolator.common.fs import (
+    WriteError,
+    fsync_directory,
+    makedirs_durably,
+    read_small_file,
+    write_atomically,
+)
 from isolator.common.names import encoded_file_name
 
 __all__ = [
@@ -141,18 +147,14 @@ class Ledger:
         """The volume's record, None if there is none; ``LedgerError`` if it is bad."""
         path = self._path(driver, name, ".json")
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+            data = read_small_file(path, MAX_RECORD)
         except FileNotFoundError:
             return None
         except OSError as error:
             raise LedgerError(f"cannot read record {path}: {strerror(error)}") from error
+        except ValueError as error:  # not a regular file, or too large
+            raise LedgerError(f"corrupt record {path}: {error}") from error
         try:
-            with os.fdopen(fd, "rb") as stream:
-                if not stat.S_ISREG(os.fstat(stream.fileno()).st_mode):
-                    raise ValueError("not a regular file")
-                data = stream.read(MAX_RECORD + 1)
-            if len(data) > MAX_RECORD:
-                raise ValueError(f"larger than {MAX_RECORD} bytes")
             return _parse(json.loads(data), driver, name)
         except OSError as error:
             raise LedgerError(f"cannot read record {path}: {strerror(error)}") from error

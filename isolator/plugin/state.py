@@ -22,13 +22,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from isolator.common.fs import WriteError, fsync_directory, write_atomically
+from isolator.common.fs import WriteError, fsync_directory, read_small_file, write_atomically
 from isolator.common.names import encoded_file_name
 
 from .errors import StateError
@@ -116,15 +115,9 @@ def volume_file_name(name: str) -> str:
 
 
 def _read(path: Path) -> bytes:
-    """A volume file's bytes; refuses non-regular files and links (never follows one)."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
-    with os.fdopen(fd, "rb") as stream:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise ValueError("not a regular file")
-        data = stream.read(_MAX_FILE + 1)
-    if len(data) > _MAX_FILE:
-        raise ValueError(f"larger than {_MAX_FILE} bytes")
-    return data
+    """A volume file's bytes; refuses non-regular files and links (never follows one).
+    Its refusals are ``ValueError``s ("not a regular file", "larger than N bytes")."""
+    return read_small_file(path, _MAX_FILE)
 
 
 def load_state(state_dir: Path) -> dict[str, VolumeRecord]:
