@@ -33,6 +33,7 @@ volumes it saw once. The next call starts a new one, in the same order.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -191,14 +192,8 @@ class VolumeSequences:
             return send_mount()  # the driver says it is not mounted
 
         def send_mount() -> Future[str]:
-            failpoints.hit("before-mount")
-            started = time.monotonic()
-            future = call()
-            # Registered before the sequence follows ``future``: the outcome is recorded
-            # before the volume's next call starts.
-            future.on_any(lambda done: _record_mount(entry, done))
-            self._observe(future, "mount", volume, started)
-            return future
+            record = functools.partial(_record_mount, entry)
+            return self._send("mount", "before-mount", volume, call, record)
 
         return self._enqueue(volume, entry, item)
 
@@ -227,12 +222,8 @@ class VolumeSequences:
                     volume.name,
                 )
                 return Future.ready(None)
-            failpoints.hit("before-unmount")
-            started = time.monotonic()
-            future = call()
-            future.on_any(lambda done: _record_unmount(entry, done))
-            self._observe(future, "unmount", volume, started)
-            return future
+            record = functools.partial(_record_unmount, entry)
+            return self._send("unmount", "before-unmount", volume, call, record)
 
         return self._enqueue(volume, entry, item)
 
@@ -251,11 +242,23 @@ class VolumeSequences:
 
         return await_(futures).then(lambda _: self._serialize(back))
 
-    def _observe(
-        self, future: Future[Any], operation: Operation, volume: VolumeKey, started: float
-    ) -> None:
+    def _send(
+        self,
+        operation: Operation,
+        failpoint: str,
+        volume: VolumeKey,
+        call: Callable[[], Future[T]],
+        record: Callable[[Future[T]], None],
+    ) -> Future[T]:
+        """The driver call itself: ``record`` is registered before the sequence follows the
+        future, so the outcome is recorded before the volume's next call starts."""
+        failpoints.hit(failpoint)
+        started = time.monotonic()
+        future = call()
+        future.on_any(record)
         if self._timed:  # else nobody looks at operations
             report_when_done(self._observer, future, operation, started, driver=volume.driver)
+        return future
 
     def _enqueue(self, volume: VolumeKey, entry: _Volume, item: Callable[[], Future[Any]]) -> _Call:
         if entry.sequence is None:
