@@ -23,9 +23,9 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
-from actors import Actor, Future, await_, defer
+from actors import Actor, Future, await_, defer, run_blocking
 from isolator.common import failpoints
 from isolator.common.container_ids import format_container_id, validate_container_id
 from isolator.common.errors import IsolatorError
@@ -52,9 +52,9 @@ from isolator.docker.gates import EVERYTHING, Gates
 from isolator.docker.io_lanes import IOLanes
 from isolator.docker.state import VolumeKey, remove_checkpoint
 from isolator.docker.steps import Shown, after, driver_call, failure_text, log_orphan_failure, run
-from isolator.docker.volume_sequences import VolumeSequences
+from isolator.docker.volume_sequences import VolumeSequences, strip_mount_point
 from isolator.drivers.base import DriverClient
-from isolator.launch.launch_info import VolumeMount, build_launch_info
+from isolator.launch.launch_info import VolumeMount, build_launch_info, needs_chown
 from isolator.protos import (
     ContainerConfig,
     ContainerID,
@@ -232,16 +232,17 @@ class DockerVolumeIsolatorActor(Actor):
         mounts: list[VolumeMount],
         user: str | None,
         futures: list[Future[str]],
-    ) -> ContainerLaunchInfo | None:
+    ) -> ContainerLaunchInfo | Future[ContainerLaunchInfo | None]:
         failures = [failure_text(f) for f in futures if not f.is_ready()]
         if failures:
             raise IsolatorError("\n".join(failures))
-        sources = [f.get(timeout=0).strip(" \t\n\r") for f in futures]
-        launch_info = build_launch_info(mounts, sources, flags=self._flags, user=user)
-        logger.info(
-            "Prepared %d docker volume(s) for container %s", len(mounts), Shown(container_id)
-        )
-        return launch_info
+        sources = [strip_mount_point(f.get(timeout=0)) for f in futures]
+        build = functools.partial(build_launch_info, mounts, sources, flags=self._flags, user=user)
+        done = functools.partial(_prepared, container_id, len(mounts))
+        if needs_chown(user, self._flags):
+            # The user's lookup (NSS) and the chown of a volume's root may block: not here.
+            return cast("Future[ContainerLaunchInfo | None]", run_blocking(build).then(done))
+        return done(build())
 
     # -- cleanup -----------------------------------------------------------------------
 
@@ -376,3 +377,10 @@ class DockerVolumeIsolatorActor(Actor):
 
     def on_stop(self) -> None:
         self._volumes.stop()
+
+
+def _prepared(
+    container_id: ContainerID, count: int, launch_info: ContainerLaunchInfo
+) -> ContainerLaunchInfo:
+    logger.info("Prepared %d docker volume(s) for container %s", count, Shown(container_id))
+    return launch_info

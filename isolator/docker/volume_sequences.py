@@ -51,7 +51,7 @@ from isolator.common.observe import (
 )
 from isolator.docker.state import VolumeKey
 
-__all__ = ["VolumeSequences"]
+__all__ = ["VolumeSequences", "strip_mount_point"]
 
 logger = logging.getLogger("isolator")
 
@@ -182,7 +182,7 @@ class VolumeSequences:
             if entry.mount_point is not None:
                 return Future.ready(entry.mount_point)  # mounted: reuse, no second Mount
             if entry.maybe_mounted and find is not None:
-                return find().then(lambda where: reuse_or_mount(where.strip(_BLANKS)))
+                return find().then(lambda where: reuse_or_mount(strip_mount_point(where)))
             return send_mount()
 
         def reuse_or_mount(where: str) -> Future[str]:
@@ -302,8 +302,9 @@ class VolumeSequences:
                 entry.sequence.stop()
 
 
-_BLANKS = " \t\n\r"
-"""Stripped from a mount point, as Mesos strips dvdcli's output."""
+def strip_mount_point(answer: str) -> str:
+    """A driver's mount point without the blanks around it, as Mesos strips dvdcli's output."""
+    return answer.strip(" \t\n\r")
 
 
 def _over(calls: list[Future[Any]]) -> bool:
@@ -313,7 +314,7 @@ def _over(calls: list[Future[Any]]) -> bool:
 def _record_mount(entry: _Volume, done: Future[str]) -> None:
     if done.is_ready():
         entry.maybe_mounted = True
-        entry.mount_point = done.get(timeout=0).strip(_BLANKS) or None
+        entry.mount_point = strip_mount_point(done.get(timeout=0)) or None
     elif not isinstance(done.failure(), MountRefusedError):
         entry.maybe_mounted = True  # outcome unknown: it may have mounted
     failpoints.hit("after-mount")

@@ -13,6 +13,7 @@ import pwd
 import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeGuard
 
 from isolator.common.container_ids import join
 from isolator.common.errors import IsolatorError, strerror
@@ -34,6 +35,7 @@ __all__ = [
     "check_container_path",
     "chown",
     "mount_target",
+    "needs_chown",
 ]
 
 logger = logging.getLogger("isolator")
@@ -112,7 +114,7 @@ def build_launch_info(
     launch_info.clone_namespaces.append(CLONE_NEWNS)
     for mount, source in zip(mounts, sources, strict=True):
         _check_source(mount.volume, source)
-        if flags.docker_volume_chown and user is not None and user != "root":
+        if needs_chown(user, flags):
             chown(user, source)
         if flags.docker_volume_launch_style == "pre_exec_commands":
             _add_mount_commands(launch_info, source, mount)
@@ -123,6 +125,12 @@ def build_launch_info(
                 flags=MS_BIND | MS_REC | (MS_RDONLY if mount.read_only else 0),
             )
     return launch_info
+
+
+def needs_chown(user: str | None, flags: Flags) -> TypeGuard[str]:
+    """Whether ``build_launch_info`` gives the volumes' roots to ``user`` (Mesos's
+    ``docker_volume_chown``, for a task user other than root)."""
+    return flags.docker_volume_chown and user is not None and user != "root"
 
 
 def _check_source(volume: VolumeKey, source: str) -> None:

@@ -18,6 +18,7 @@ from isolator.common.filesystems import memory_backed
 from isolator.docker import actor, checkpoint_io
 from isolator.docker.checkpoint_io import read_all_checkpoints
 from isolator.docker.state import checkpoint_container, remove_checkpoint
+from isolator.launch import launch_info
 from isolator.messages import container_config, container_id, docker_volume
 from isolator.protos import ContainerConfig
 from isolator.testing import RecordingDriverClient
@@ -300,3 +301,25 @@ def test_on_a_tmpfs_every_write_runs_after_the_turn_on_the_thread_that_ran_it(
                 prepare.get(WAIT)
     assert len(seen) == 3
     assert not [name for name in seen if name.startswith("actors-blocking-")], seen
+
+
+def test_the_chown_of_a_volume_root_runs_off_the_isolator_thread(
+    tmp_path: Path, client: RecordingDriverClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The user's lookup (NSS, maybe LDAP) and a chown on a remote volume's root may block.
+    threads: list[str] = []
+    monkeypatch.setattr(
+        launch_info, "chown", lambda user, source: threads.append(threading.current_thread().name)
+    )
+    flags = Flags(
+        docker_volume_checkpoint_dir=str(tmp_path / "checkpoint"), docker_volume_chown=True
+    )
+    config = container_config(
+        sandbox(tmp_path, "s"), [docker_volume("d", "v", "data")], user="nobody"
+    )
+    with running_isolator(flags, client) as isolator:
+        info = isolator.prepare(container_id("c"), config).get(WAIT)
+    assert info is not None
+    assert len(info.mounts) == 1
+    assert len(threads) == 1
+    assert threads[0].startswith("actors-blocking-"), threads
