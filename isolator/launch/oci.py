@@ -17,6 +17,7 @@ from isolator.launch.launch_error import LaunchError
 from isolator.launch.oci_supervisor import (
     ID_PREFIX,
     KILL_REQUEST,
+    LAUNCHER_ANNOTATION,
     RuntimeCommandError,
     delete_container,
     kill_container,
@@ -33,6 +34,7 @@ __all__ = [
     "DEFAULT_RUNTIME_ROOT",
     "ID_PREFIX",
     "KILL_REQUEST",
+    "LAUNCHER_ANNOTATION",
     "RUNTIMES",
     "RuntimeContainer",
     "default_runtime_root",

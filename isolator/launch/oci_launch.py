@@ -21,6 +21,7 @@ from isolator.launch import oci_supervisor
 from isolator.launch.launch_error import LaunchError
 from isolator.launch.oci import (
     KILL_REQUEST,
+    LAUNCHER_ANNOTATION,
     default_runtime_root,
     new_container_id,
     resolve_runtime,
@@ -30,7 +31,15 @@ from isolator.launch.oci_bundle import bundle_config, check_rootfs_launch_info
 from isolator.launch.rootfs import find_command
 from isolator.protos import ContainerLaunchInfo
 
-__all__ = ["RootfsProcess", "launch_in_rootfs", "named", "payload", "rootfs_options", "start"]
+__all__ = [
+    "RootfsProcess",
+    "encoded",
+    "launch_in_rootfs",
+    "named",
+    "payload",
+    "rootfs_options",
+    "start",
+]
 
 
 class RootfsProcess(subprocess.Popen[bytes]):
@@ -120,10 +129,9 @@ def start(
     """
     if not argv:
         raise ValueError("No command to launch")
-    data = json.dumps(payload(launch_info, argv, options, env)).encode()
+    described = payload(launch_info, argv, options, env)
     read_end, write_end = os.pipe()
-    # A bare interpreter (-I: no environment, -S: no site) runs the stdlib-only script.
-    command = [sys.executable, "-I", "-S", oci_supervisor.__file__,
+    command = [sys.executable, "-I", "-S", "-c", _BOOT,
                *(f"{name}={options[name]}" for name in LIGHT_OPTIONS),
                f"--payload-fd={read_end}"]  # fmt: skip
     try:
@@ -136,7 +144,9 @@ def start(
     finally:
         os.close(read_end)
     try:
-        view = memoryview(data)
+        # Encoded once the launcher's PID is known: the bundle names it (a leftover
+        # ``created`` container is stale only once its launcher is gone).
+        view = memoryview(encoded(described, launcher_pid=process.pid))
         while view:
             view = view[os.write(write_end, view) :]
     except BrokenPipeError:
@@ -147,6 +157,15 @@ def start(
 
 
 LIGHT_OPTIONS = ("--runtime", "--runtime-root", "--container-id")
+
+# A bare interpreter (-I: no environment, -S: no site) imports the stdlib-only launcher as
+# a module, not as a script: a script is compiled on every run (about 10 ms), a module's
+# bytecode is cached. Its directory goes last on the path, so no name there hides the
+# standard library's.
+_BOOT = (
+    f"import sys; sys.path.append({os.path.dirname(oci_supervisor.__file__)!r}); "
+    "import oci_supervisor; sys.exit(oci_supervisor.main())"
+)
 
 
 def payload(
@@ -177,6 +196,16 @@ def payload(
     return {"config": config}
 
 
+def encoded(described: Mapping[str, Any], *, launcher_pid: int) -> bytes:
+    """``payload``'s answer as the launcher reads it (``oci_supervisor.run_payload``)."""
+    refused = described.get("refuse")
+    if refused is not None:
+        return f"refuse {int(refused['status'])}\n{refused['message']}".encode()
+    config = described["config"]
+    annotations = {**config.get("annotations", {}), LAUNCHER_ANNOTATION: str(launcher_pid)}
+    return b"run\n" + json.dumps({**config, "annotations": annotations}).encode()
+
+
 def launch_in_rootfs(
     launch_info: ContainerLaunchInfo,
     argv: Sequence[str],
@@ -186,7 +215,7 @@ def launch_in_rootfs(
     """The full launcher's side (the CLI): the task's exit status, 125-127 for what stops
     it first."""
     return run_payload(
-        payload(launch_info, argv, options, environment),
+        encoded(payload(launch_info, argv, options, environment), launcher_pid=os.getpid()),
         runtime=resolve_runtime(options["--runtime"]),
         runtime_root=options["--runtime-root"],
         container_id=options["--container-id"],

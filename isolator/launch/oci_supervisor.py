@@ -15,25 +15,28 @@ only the signals it handles, and ``SIGKILL``.
 
 This module uses the standard library only: ``isolator.launcher.launch`` runs it as a
 script (``python -I -S oci_supervisor.py --runtime=B --runtime-root=D --container-id=ID
---payload-fd=FD``) with the bundle's config, built in the caller, on an inherited pipe, so
-a task's launch pays for a bare interpreter and the runtime, not for the package's imports.
+--payload-fd=FD``) with the bundle's ``config.json``, encoded in the caller, on an
+inherited pipe, so a task's launch pays for a bare interpreter and the runtime, not for the
+package's imports. At start it imports only C modules: no ``json``, ``subprocess``,
+``signal`` or ``typing``, which would cost a bare interpreter about 25 ms (the runtime's
+commands are started with ``os.posix_spawn``).
 """
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import json
 import os
-import resource
 import select
-import signal
-import subprocess
 import sys
-import traceback
-from collections.abc import Mapping, Sequence
-from types import FrameType
-from typing import Any
+import time
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import signal as _signal  # the same names, typed
+    from collections.abc import Sequence
+    from types import FrameType
+    from typing import Any
+else:
+    import _signal  # ``signal`` without its enums (and the enum module)
 
 __all__ = [
     "ID_PREFIX",
@@ -55,69 +58,118 @@ ID_PREFIX = "isolator-"
 """Every container the launcher makes is named so; it deletes only those."""
 
 LAUNCHER_ANNOTATION = "org.apache.mesos.isolator.launcher-pid"
+"""The bundle's annotation naming the launcher's PID, written by the caller."""
 
 FORWARDED_SIGNALS = (
-    signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGUSR1,
-    signal.SIGUSR2, signal.SIGALRM, signal.SIGWINCH, signal.SIGCONT,
+    _signal.SIGHUP, _signal.SIGINT, _signal.SIGQUIT, _signal.SIGTERM, _signal.SIGUSR1,
+    _signal.SIGUSR2, _signal.SIGALRM, _signal.SIGWINCH, _signal.SIGCONT,
 )  # fmt: skip
 
-KILL_REQUEST = signal.SIGRTMIN + 3
+KILL_REQUEST = _signal.SIGRTMIN + 3
 """The signal asking a launcher to ``SIGKILL`` its task (``RootfsProcess.kill``): a
 ``SIGKILL`` to the launcher itself could not be forwarded and would leave the task running."""
 
 _RUNTIME_TIMEOUT = 60.0  # seconds for one runtime command that is not the task
 _MAX_LIST_OUTPUT = 16 << 20
+_MAX_ERROR_OUTPUT = 64 << 10
 _PR_SET_CHILD_SUBREAPER = 36
 _PID_FILE = "init.pid"
+# What subprocess's restore_signals resets: Python ignores them, and an ignored signal
+# stays ignored across exec, into the task.
+_RESET_SIGNALS = (_signal.SIGPIPE, _signal.SIGXFSZ)
+_DEVNULL = [(os.POSIX_SPAWN_OPEN, fd, os.devnull, os.O_WRONLY if fd else os.O_RDONLY, 0)
+            for fd in (0, 1, 2)]  # fmt: skip
 
 
 class RuntimeCommandError(Exception):
-    """A runtime command failed; the message has its output."""
+    """A runtime command failed or did not finish in time; the message says which."""
 
 
-def _runtime(
-    runtime: str, root: str, *args: str, capture_output: bool = False
-) -> subprocess.CompletedProcess[bytes]:
-    """One runtime command, bounded in time; its output captured or passed through."""
-    if capture_output:
-        return subprocess.run(
-            [runtime, "--root", root, *args],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=_RUNTIME_TIMEOUT,
-            check=False,
+def _spawn(argv: list[str], actions: list[tuple[Any, ...]]) -> int:
+    """Start ``argv`` (found on ``$PATH`` unless a path) with ``actions`` on its
+    descriptors; its PID.
+
+    Every other descriptor of the launcher is close-on-exec (Python makes them so), so the
+    command gets only 0, 1 and 2, as ``subprocess``'s ``close_fds`` would leave it.
+    """
+    return os.posix_spawnp(
+        argv[0], argv, os.environ, file_actions=actions, setsigdef=_RESET_SIGNALS
+    )
+
+
+def _reap(pid: int, argv: Sequence[str], deadline: float) -> int:
+    """Wait for ``pid`` until ``deadline``, on a pidfd; its status as ``Popen.returncode``.
+
+    Past the deadline it is killed, reaped, and ``RuntimeCommandError`` raised.
+    """
+    pidfd = os.pidfd_open(pid)
+    try:
+        ready, _, _ = select.select([pidfd], [], [], max(0.0, deadline - time.monotonic()))
+    finally:
+        os.close(pidfd)
+    if not ready:
+        os.kill(pid, _signal.SIGKILL)
+        os.waitpid(pid, 0)
+        raise RuntimeCommandError(
+            f"'{' '.join(argv[:4])}' did not finish within {_RUNTIME_TIMEOUT:g} seconds"
         )
-    process = subprocess.Popen([runtime, "--root", root, *args], stdin=subprocess.DEVNULL)
-    return subprocess.CompletedProcess(process.args, _wait(process), None, None)
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
 
 
-def _wait(process: subprocess.Popen[bytes]) -> int:
-    """Wait for ``process`` at most ``_RUNTIME_TIMEOUT``, on a pidfd: ``Popen.wait(timeout)``
-    polls with sleeps of up to 50 ms, which would double a runtime command's cost."""
-    with process:
-        pidfd = os.pidfd_open(process.pid)
-        try:
-            ready, _, _ = select.select([pidfd], [], [], _RUNTIME_TIMEOUT)
-        finally:
-            os.close(pidfd)
-        if not ready:
-            process.kill()
-            process.wait()
-            raise subprocess.TimeoutExpired(process.args, _RUNTIME_TIMEOUT)
-        return process.wait()
+def _close(*fds: int) -> None:
+    for fd in fds:
+        os.close(fd)
+
+
+def _quiet(runtime: str, root: str, *args: str) -> int:
+    """One runtime command, its stdio on ``/dev/null``, bounded in time; its status."""
+    argv = [runtime, "--root", root, *args]
+    pid = _spawn(argv, _DEVNULL)
+    return _reap(pid, argv, time.monotonic() + _RUNTIME_TIMEOUT)
+
+
+def _captured(runtime: str, root: str, *args: str) -> tuple[int, bytes, bytes]:
+    """One runtime command with its output read, bounded in size and time: its status,
+    stdout and stderr."""
+    argv = [runtime, "--root", root, *args]
+    deadline = time.monotonic() + _RUNTIME_TIMEOUT
+    (out_r, out_w), (err_r, err_w) = os.pipe(), os.pipe()
+    try:
+        pid = _spawn(argv, [_DEVNULL[0], (os.POSIX_SPAWN_DUP2, out_w, 1),
+                            (os.POSIX_SPAWN_DUP2, err_w, 2)])  # fmt: skip
+    except BaseException:
+        _close(out_r, err_r)
+        raise
+    finally:
+        _close(out_w, err_w)
+    limits = {out_r: _MAX_LIST_OUTPUT + 1, err_r: _MAX_ERROR_OUTPUT}
+    read = {out_r: bytearray(), err_r: bytearray()}
+    try:  # past the deadline, _reap kills it
+        while limits and (timeout := deadline - time.monotonic()) > 0:
+            for fd in select.select(list(limits), [], [], timeout)[0]:
+                data = os.read(fd, 65536)
+                if not data:
+                    del limits[fd]
+                elif len(read[fd]) < limits[fd]:
+                    read[fd] += data
+    finally:
+        _close(out_r, err_r)
+    return _reap(pid, argv, deadline), bytes(read[out_r]), bytes(read[err_r])
 
 
 def list_state(runtime: str, runtime_root: str) -> list[dict[str, Any]]:
     """``runtime list`` as JSON objects; none when the state directory is missing or empty."""
     if not os.path.isdir(runtime_root) or not os.listdir(runtime_root):
         return []
-    done = _runtime(runtime, runtime_root, "list", "--format", "json", capture_output=True)
-    if done.returncode != 0:
-        message = done.stderr.decode(errors="replace").strip()
+    import json  # only here: a launch with no container left in the state needs none
+
+    status, stdout, stderr = _captured(runtime, runtime_root, "list", "--format", "json")
+    if status != 0:
+        message = stderr.decode(errors="replace").strip()
         raise RuntimeCommandError(f"Failed to list the containers of '{runtime}': {message}")
-    if len(done.stdout) > _MAX_LIST_OUTPUT:
+    if len(stdout) > _MAX_LIST_OUTPUT:
         raise RuntimeCommandError(f"The container list of '{runtime}' is too large")
-    entries = json.loads(done.stdout or b"null") or []
+    entries = json.loads(stdout or b"null") or []
     return [entry for entry in entries if isinstance(entry, dict)]
 
 
@@ -142,35 +194,35 @@ def remove_stopped(runtime: str, runtime_root: str) -> list[str]:
 
 def delete_container(runtime: str, runtime_root: str, container_id: str) -> bool:
     """``runtime delete --force``: stops it if needed and removes its state (and cgroups)."""
-    done = _runtime(runtime, runtime_root, "delete", "--force", container_id, capture_output=True)
-    return done.returncode == 0
+    return _quiet(runtime, runtime_root, "delete", "--force", container_id) == 0
 
 
 def kill_container(runtime: str, runtime_root: str, container_id: str, signum: int) -> bool:
-    done = _runtime(
-        runtime, runtime_root, "kill", container_id, str(int(signum)), capture_output=True
-    )
-    return done.returncode == 0
+    return _quiet(runtime, runtime_root, "kill", container_id, str(int(signum))) == 0
 
 
-def run_payload(
-    payload: Mapping[str, Any], *, runtime: str, runtime_root: str, container_id: str
-) -> int:
-    """Run ``payload["config"]``, or print ``payload["refuse"]``'s message and return its
-    status (what stopped the launch before the runtime)."""
-    refused = payload.get("refuse")
-    if refused is not None:
-        print(refused["message"], file=sys.stderr, flush=True)
-        return int(refused["status"])
-    return run_container(
-        payload["config"], runtime=runtime, runtime_root=runtime_root, container_id=container_id
-    )
+def run_payload(payload: bytes, *, runtime: str, runtime_root: str, container_id: str) -> int:
+    """Run the container a payload describes; its status.
+
+    A payload is ``b"run\n"`` and the bundle's ``config.json`` (which names the launcher's
+    PID in ``LAUNCHER_ANNOTATION``), or ``b"refuse STATUS\n"`` and the message of what
+    stopped the launch before the runtime (printed; STATUS returned).
+    """
+    head, _, body = payload.partition(b"\n")
+    if head == b"run":
+        return run_container(
+            body, runtime=runtime, runtime_root=runtime_root, container_id=container_id
+        )
+    kind, _, status = head.partition(b" ")
+    if kind != b"refuse" or not status.isdigit():
+        raise ValueError(f"Unknown launcher payload {head[:40]!r}")
+    print(body.decode(errors="replace"), file=sys.stderr, flush=True)
+    return int(status)
 
 
-def run_container(
-    config: Mapping[str, Any], *, runtime: str, runtime_root: str, container_id: str
-) -> int:
-    """Run the bundle ``config`` to its end; the task's exit status (or die of its signal).
+def run_container(config: bytes, *, runtime: str, runtime_root: str, container_id: str) -> int:
+    """Run the bundle whose ``config.json`` is ``config`` to its end; the task's exit
+    status (or die of its signal).
 
     Meant for the launcher process (it becomes a subreaper and handles signals). Returns
     125 when the runtime could not start the container (its message is on stderr).
@@ -182,10 +234,8 @@ def run_container(
     os.makedirs(runtime_root, mode=0o700, exist_ok=True)
     try:
         remove_stopped(runtime, runtime_root)
-    except (RuntimeCommandError, OSError, subprocess.SubprocessError, ValueError) as error:
+    except (RuntimeCommandError, OSError, ValueError) as error:
         print(f"Failed to remove stopped containers: {error}", file=sys.stderr, flush=True)
-    config = {**config, "annotations": {**config.get("annotations", {}),
-                                         LAUNCHER_ANNOTATION: str(os.getpid())}}  # fmt: skip
     _become_subreaper()
     bundle = write_bundle(config)
     try:
@@ -200,9 +250,10 @@ def run_container(
     return os.waitstatus_to_exitcode(status)
 
 
-def write_bundle(config: Mapping[str, Any], *, parent: str | None = None) -> str:
-    """A new private directory (0700) holding ``config.json``, under ``parent`` or
-    ``$TMPDIR`` (``/tmp``); its path. (``tempfile`` would cost more to import than this.)"""
+def write_bundle(config: bytes, *, parent: str | None = None) -> str:
+    """A new private directory (0700) holding ``config`` as ``config.json``, under
+    ``parent`` or ``$TMPDIR`` (``/tmp``); its path. (``tempfile`` would cost more to import
+    than this.)"""
     base = parent or os.environ.get("TMPDIR") or "/tmp"
     bundle = os.path.join(base, f"isolator-bundle-{os.urandom(8).hex()}")
     os.mkdir(bundle, 0o700)
@@ -211,16 +262,18 @@ def write_bundle(config: Mapping[str, Any], *, parent: str | None = None) -> str
         os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW,
         0o600,
     )
-    with os.fdopen(fd, "w", encoding="utf-8") as file:
-        json.dump(config, file)
+    with os.fdopen(fd, "wb") as file:
+        file.write(config)
     return bundle
 
 
 def remove_bundle(bundle: str, *, extra: Sequence[str] = ()) -> None:
     """Remove what :func:`write_bundle` (and the runner: ``extra`` names) wrote, then the dir."""
     for name in ("config.json", *extra):
-        with contextlib.suppress(FileNotFoundError):
+        try:
             os.unlink(os.path.join(bundle, name))
+        except FileNotFoundError:
+            pass
     os.rmdir(bundle)
 
 
@@ -233,11 +286,9 @@ def _start_and_wait(
     # Detached: the task's stdio are the launcher's own, passed as is (stdin too), and the
     # runtime returns once it started the task, which becomes our child (we are a subreaper).
     # One runtime command where create + start would be two.
-    starting = subprocess.Popen(
-        [runtime, "--root", root, "run", "--detach", "--bundle", bundle, "--pid-file",
-         pid_file, container_id]
-    )  # fmt: skip
-    status = _wait(starting)
+    argv = [runtime, "--root", root, "run", "--detach", "--bundle", bundle, "--pid-file",
+            pid_file, container_id]  # fmt: skip
+    status = _reap(_spawn(argv, []), argv, time.monotonic() + _RUNTIME_TIMEOUT)
     if status != 0:
         print(f"The OCI runtime '{runtime}' failed to start the container "
               f"(exit status {status})", file=sys.stderr, flush=True)  # fmt: skip
@@ -265,7 +316,7 @@ class _Forwarder:
 
     def handle(self, signum: int, _frame: FrameType | None) -> None:
         if signum == KILL_REQUEST:
-            signum = signal.SIGKILL
+            signum = _signal.SIGKILL
         if self.pid is None:
             self.pending.append(signum)
         else:
@@ -273,10 +324,12 @@ class _Forwarder:
 
     def install(self) -> None:
         for signum in (*FORWARDED_SIGNALS, KILL_REQUEST):
-            signal.signal(signum, self.handle)
+            _signal.signal(signum, self.handle)
 
 
 def _become_subreaper() -> None:
+    import ctypes  # here, not at start: ``--help`` and a refused launch do not need it
+
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "Failed to become a child subreaper")
@@ -286,10 +339,12 @@ def _die_of(signum: int) -> int:
     """End the launcher by ``signum``, as the task ended, so its parent sees the same status."""
     sys.stdout.flush()
     sys.stderr.flush()
+    import resource
+
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # the core would be the launcher's
-    if signum not in (signal.SIGKILL, signal.SIGSTOP):
-        signal.signal(signum, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, [signum])
+    if signum not in (_signal.SIGKILL, _signal.SIGSTOP):
+        _signal.signal(signum, _signal.SIG_DFL)
+    _signal.pthread_sigmask(_signal.SIG_UNBLOCK, [signum])
     os.kill(os.getpid(), signum)
     return 128 + signum  # a signal whose default is to go on (SIGCHLD, SIGCONT...)
 
@@ -304,15 +359,6 @@ def _alive(pid_text: str) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def argv_problem(argv: Sequence[str]) -> str | None:
-    """Why ``argv`` cannot be a container's command line, or ``None``."""
-    if not argv:
-        return "No command to launch"
-    if any("\0" in argument for argument in argv):
-        return "The command has a NUL character"
-    return None
 
 
 _OPTIONS = ("--runtime", "--runtime-root", "--container-id", "--payload-fd")
@@ -332,7 +378,7 @@ def main(args: Sequence[str] | None = None) -> int:
         return 125
     try:
         with open(int(values["--payload-fd"]), "rb") as pipe:
-            payload = json.loads(pipe.read())
+            payload = pipe.read()
         return run_payload(
             payload,
             runtime=values["--runtime"],
@@ -340,6 +386,8 @@ def main(args: Sequence[str] | None = None) -> int:
             container_id=values["--container-id"],
         )
     except Exception:  # A bug here must not pass for the command's own status.
+        import traceback
+
         traceback.print_exc()
         print("The launcher failed unexpectedly", file=sys.stderr, flush=True)
         return 125

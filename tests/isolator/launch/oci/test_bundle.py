@@ -183,7 +183,7 @@ def test_a_relative_working_directory_is_refused(rootfs: Path) -> None:
 
 
 def test_the_bundle_is_private_and_removed_whole(tmp_path: Path) -> None:
-    bundle = write_bundle({"ociVersion": "1.0.2"}, parent=str(tmp_path))
+    bundle = write_bundle(b'{"ociVersion": "1.0.2"}', parent=str(tmp_path))
     assert stat.S_IMODE(os.stat(bundle).st_mode) == 0o700
     assert stat.S_IMODE(os.stat(os.path.join(bundle, "config.json")).st_mode) == 0o600
     remove_bundle(bundle)
