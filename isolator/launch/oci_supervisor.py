@@ -110,9 +110,10 @@ def _reap(pid: int, argv: Sequence[str], deadline: float) -> int:
     if not ready:
         os.kill(pid, _signal.SIGKILL)
         os.waitpid(pid, 0)
-        raise RuntimeCommandError(
-            f"'{' '.join(argv[:4])}' did not finish within {_RUNTIME_TIMEOUT:g} seconds"
-        )
+        command = " ".join([argv[0], *argv[3:]])  # without its --root
+        within = f"within {_RUNTIME_TIMEOUT:g} seconds"
+        raise RuntimeCommandError(f"The OCI runtime command '{command}' did not finish {within}; "
+                                  "it was killed")  # fmt: skip
     return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
 
 
@@ -150,8 +151,8 @@ def _captured(runtime: str, root: str, *args: str) -> tuple[int, bytes, bytes]:
                 data = os.read(fd, 65536)
                 if not data:
                     del limits[fd]
-                elif len(read[fd]) < limits[fd]:
-                    read[fd] += data
+                else:  # read on to the end, keeping up to the limit
+                    read[fd] += data[: limits[fd] - len(read[fd])]
     finally:
         _close(out_r, err_r)
     return _reap(pid, argv, deadline), bytes(read[out_r]), bytes(read[err_r])

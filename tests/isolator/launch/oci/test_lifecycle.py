@@ -18,7 +18,13 @@ from pathlib import Path
 import pytest
 
 from isolator import Flags
-from isolator.launch.oci import ID_PREFIX, KILL_REQUEST, remove_stopped, running_containers
+from isolator.launch.oci import (
+    ID_PREFIX,
+    KILL_REQUEST,
+    LAUNCHER_ANNOTATION,
+    remove_stopped,
+    running_containers,
+)
 from isolator.launch.oci_bundle import SANDBOX_ANNOTATION
 from isolator.launcher import RootfsProcess, launch, run
 from isolator.messages import container_config, container_id, docker_volume
@@ -131,6 +137,9 @@ def test_a_killed_launchers_container_is_recovered_then_removed_when_stopped(
         assert [(c.id, c.annotations[SANDBOX_ANNOTATION]) for c in survivors] == [
             (process.container_id, str(box))
         ]
+        # The caller names the launcher in the bundle: a "created" leftover is stale once
+        # that process is gone.
+        assert survivors[0].annotations[LAUNCHER_ANNOTATION] == str(process.pid)
         assert remove_stopped(runtime, str(runtime_state)) == []  # it still runs: kept
         subprocess.run([runtime, "--root", str(runtime_state), "kill", process.container_id,
                         "KILL"], check=True, timeout=WAIT)  # fmt: skip
