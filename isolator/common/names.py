@@ -23,6 +23,13 @@ def _hidden(char: str) -> bool:
     return unicodedata.category(char) in _HIDDEN
 
 
+def _plainly_visible(value: str) -> bool:
+    """True when ``value`` is ASCII with no control character: it has nothing to hide (the
+    only hidden ASCII characters are controls, which ``isprintable`` refuses), checked in C
+    rather than one category lookup per character."""
+    return value.isascii() and value.isprintable()
+
+
 def printable(value: str) -> str:
     """``value`` with every control character escaped (``\\0``, ``\\n``, ``\\x1b``, ``\\u202e``).
 
@@ -30,7 +37,7 @@ def printable(value: str) -> str:
     one line and shows what was sent. Everything else is kept as is, so ordinary names print
     exactly as Mesos prints them.
     """
-    if not any(_hidden(char) for char in value):
+    if _plainly_visible(value) or not any(_hidden(char) for char in value):
         return value
     return "".join(_escape(char) if _hidden(char) else char for char in value)
 
@@ -49,7 +56,7 @@ def _escape(char: str) -> str:
 
 def control_problem(value: str) -> str | None:
     """Why ``value`` cannot be a name a driver sees, or ``None``; completes "<what> ..."."""
-    if any(_hidden(char) for char in value):
+    if not _plainly_visible(value) and any(_hidden(char) for char in value):
         return "must not contain control characters"
     return None
 

@@ -42,6 +42,8 @@ ContainerKey = tuple[str, ...]
 
 
 def container_key(container_id: ContainerID) -> ContainerKey:
+    if not container_id.HasField("parent"):  # most IDs: no lineage to walk
+        return (container_id.value,)
     return tuple(current.value for current in lineage(container_id))
 
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from isolator.common.container_ids import format_container_id
 from isolator.common.names import control_problem, printable
@@ -41,3 +45,12 @@ def test_other_names_are_no_problem_of_this_rule(name: str) -> None:
 
 def test_container_ids_print_escaped() -> None:
     assert format_container_id(container_id("c\n1", container_id("p\0"))) == "p\\0.c\\n1"
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet=st.characters(max_codepoint=0x7F)) | st.text())
+def test_the_ascii_fast_path_agrees_with_the_category_rule(value: str) -> None:
+    # The rule itself, one character at a time: what the fast path must never change.
+    hidden = [c for c in value if unicodedata.category(c) in {"Cc", "Cf", "Zl", "Zp", "Cs"}]
+    assert (control_problem(value) is not None) == bool(hidden)
+    assert (printable(value) == value) == (not hidden)
