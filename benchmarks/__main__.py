@@ -19,6 +19,7 @@ from types import ModuleType
 from typing import Any
 
 from benchmarks import (
+    floor,
     latency,
     oci_task,
     p1_fanout,
@@ -40,6 +41,7 @@ FIGURES: dict[str, ModuleType] = {
     "p5-plugin": p5_protocol,
     "latency": latency,
     "oci": oci_task,
+    "floor": floor,
 }
 DEFAULT_JSON = "build/benchmarks.json"
 
@@ -47,8 +49,9 @@ DEFAULT_JSON = "build/benchmarks.json"
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
-        description="Run the isolator's benchmarks (P1-P5, latency and oci; see each module's "
-        "docstring for the exact definitions); print a table and write JSON.",
+        description="Run the isolator's benchmarks (P1-P5, latency, oci and the design's "
+        "floor; see each module's docstring for the exact definitions); print a table and "
+        "write JSON.",
         epilog="The JSON holds, per figure, every repeat's raw measurements and each row's "
         "median, min, max, target and whether it is met. Exit status 0 even when a "
         "target is missed (benchmarks report, they do not gate); 1 if a figure failed.",
