@@ -39,7 +39,9 @@ from benchmarks.doubles import TimerDriver, ZeroLatencyDriver
 from benchmarks.harness import WAIT, Check, Options, scratch_dir, timed
 from benchmarks.workload import (
     Container,
+    bare_all_at_once,
     bare_cleanup,
+    bare_one_by_one,
     bare_orphans_cleanup,
     bare_prepare,
     containers,
@@ -150,13 +152,6 @@ def _chain(ref: Any, work: list[Container]) -> Future[Any]:
     )
 
 
-def _bare(root: str, driver: ZeroLatencyDriver, batch: list[Container]) -> None:
-    for container in batch:
-        bare_prepare(root, driver, container)
-    for container in batch:
-        bare_cleanup(root, driver, container)
-
-
 def _latency(root: str, rounds: int) -> dict[str, float]:
     driver = ZeroLatencyDriver(f"{root}/mount-point")
     skeleton = Skeleton.start(f"{root}/skeleton", driver)
@@ -182,9 +177,9 @@ def _throughput(root: str, count: int) -> float:
     skeleton = Skeleton.start(f"{root}/skeleton", driver)
     try:
         warm_up, batch = containers(50, prefix="w"), containers(count)
-        _bare(f"{root}/bare", driver, warm_up)
+        bare_all_at_once(f"{root}/bare", driver, warm_up)
         _all_at_once(skeleton, warm_up)
-        bare = timed(lambda: _bare(f"{root}/bare", driver, batch))
+        bare = timed(lambda: bare_all_at_once(f"{root}/bare", driver, batch))
         return bare / timed(lambda: _all_at_once(skeleton, batch))
     finally:
         skeleton.stop()
@@ -193,13 +188,7 @@ def _throughput(root: str, count: int) -> float:
 def _fanout(root: str, count: int, volumes: int) -> dict[str, float]:
     batch = containers(count, volumes=volumes)
     zero = ZeroLatencyDriver(f"{root}/mount-point")
-
-    def bare_loop() -> None:
-        for container in batch:
-            bare_prepare(f"{root}/bare", zero, container)
-            bare_cleanup(f"{root}/bare", zero, container)
-
-    bare = timed(bare_loop)
+    bare = timed(lambda: bare_one_by_one(f"{root}/bare", zero, batch))
     driver = TimerDriver(0.02, f"{root}/mount-point")
     skeleton = Skeleton.start(f"{root}/skeleton", driver)
     try:

@@ -24,13 +24,7 @@ from typing import Any
 from actors import Future, collect
 from benchmarks.doubles import TimerDriver, ZeroLatencyDriver
 from benchmarks.harness import WAIT, Check, Options, scratch_dir, timed
-from benchmarks.workload import (
-    Container,
-    bare_cleanup,
-    bare_prepare,
-    containers,
-    isolator_on,
-)
+from benchmarks.workload import Container, bare_one_by_one, containers, isolator_on
 from isolator import DockerVolumeIsolator
 
 __all__ = ["checks", "measure"]
@@ -78,12 +72,7 @@ def _one(root: str, latency: float, count: int, volumes: int) -> dict[str, float
     chains = [batch[v::volumes] for v in range(volumes)]
     zero = ZeroLatencyDriver(f"{root}/mount-point")
 
-    def bare() -> None:
-        for container in batch:
-            bare_prepare(f"{root}/bare", zero, container)
-            bare_cleanup(f"{root}/bare", zero, container)
-
-    bare_seconds = timed(bare)
+    bare_seconds = timed(lambda: bare_one_by_one(f"{root}/bare", zero, batch))
     driver = TimerDriver(latency, f"{root}/mount-point")
     with isolator_on(f"{root}/checkpoints", driver) as isolator:
         seconds = timed(lambda: collect([_chain(isolator, c) for c in chains]).get(WAIT))

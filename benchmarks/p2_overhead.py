@@ -19,14 +19,7 @@ from __future__ import annotations
 
 from benchmarks.doubles import ZeroLatencyDriver
 from benchmarks.harness import Check, Options, scratch_dir, timed
-from benchmarks.workload import (
-    Container,
-    bare_cleanup,
-    bare_prepare,
-    containers,
-    isolator_on,
-    prepare_and_cleanup,
-)
+from benchmarks.workload import bare_all_at_once, containers, isolator_on, prepare_and_cleanup
 
 __all__ = ["checks", "measure"]
 
@@ -74,16 +67,10 @@ def _one(root: str, count: int) -> tuple[float, float]:
     checkpoints = f"{root}/checkpoints"
     warm_up, batch = containers(50, prefix="w"), containers(count)
 
-    def bare(work: list[Container]) -> None:
-        for container in work:
-            bare_prepare(checkpoints, driver, container)
-        for container in work:
-            bare_cleanup(checkpoints, driver, container)
-
     with isolator_on(checkpoints, driver) as isolator:
-        bare(warm_up)
+        bare_all_at_once(checkpoints, driver, warm_up)
         prepare_and_cleanup(isolator, warm_up)
-        bare_seconds = timed(lambda: bare(batch))
+        bare_seconds = timed(lambda: bare_all_at_once(checkpoints, driver, batch))
         isolator_seconds = timed(lambda: prepare_and_cleanup(isolator, batch))
     expected = 2 * (count + len(warm_up))
     if driver.count("mount") != expected or driver.count("unmount") != expected:

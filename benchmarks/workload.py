@@ -36,7 +36,9 @@ from isolator.protos import ContainerConfig, ContainerID
 __all__ = [
     "DRIVER",
     "Container",
+    "bare_all_at_once",
     "bare_cleanup",
+    "bare_one_by_one",
     "bare_orphans_cleanup",
     "bare_prepare",
     "bare_recover",
@@ -93,6 +95,21 @@ def bare_cleanup(root: str, driver: ZeroLatencyDriver, container: Container) -> 
     cid, _, volume = container
     _done(driver.unmount(volume.driver, volume.name))
     remove_owned_directory(f"{root}/{cid.value}", files=("volumes",))
+
+
+def bare_all_at_once(root: str, driver: ZeroLatencyDriver, batch: list[Container]) -> None:
+    """Every container's prepare part, then every one's cleanup part (P2's order)."""
+    for container in batch:
+        bare_prepare(root, driver, container)
+    for container in batch:
+        bare_cleanup(root, driver, container)
+
+
+def bare_one_by_one(root: str, driver: ZeroLatencyDriver, batch: list[Container]) -> None:
+    """Each container's prepare part then its cleanup part, one after another (P1's)."""
+    for container in batch:
+        bare_prepare(root, driver, container)
+        bare_cleanup(root, driver, container)
 
 
 def bare_recover(root: str) -> list[object]:
