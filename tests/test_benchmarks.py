@@ -112,3 +112,22 @@ def test_a_quick_oci_run_writes_its_row(tmp_path: Path) -> None:
     [row] = figure["rows"]
     assert (figure["figure"], row["target"]) == ("oci", "<= 1.2x")
     assert row["median"] > 0
+
+
+def test_a_small_floor_run_checks_the_skeletons_work_and_reports_every_row(
+    tmp_path: Path,
+) -> None:
+    output = tmp_path / "bench.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--scale", "0.01", "--only", "floor",
+         "--repeats", "1", "--json", str(output)],
+        cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr  # the skeleton's calls were checked in measure
+    [figure] = json.loads(output.read_text(encoding="utf-8"))["figures"]
+    assert [row["key"] for row in figure["rows"]] == [
+        "latency", "throughput_small", "throughput_large", "linearity", "fanout_fast", "orphans",
+    ]  # fmt: skip
+    assert [row["target"] for row in figure["rows"]][:2] == ["<= 2.5x", ">= 0.6x"]
+    [sample] = figure["repeats"]
+    assert sample["skeleton_us"] > sample["bare_us"] > 0  # the actors cost something
