@@ -152,13 +152,16 @@ class ContainerTable:
 
         ``maybe_mounted``: the volumes come from a checkpoint read at recovery.
         """
-        container = Container(copy(container_id), tuple(dict.fromkeys(volumes)))
-        for volume in container.volumes:
+        held = tuple(volumes)
+        if len(held) > 1:
+            held = tuple(dict.fromkeys(held))
+        for volume in held:
             self._volumes.hold(volume, maybe_mounted=maybe_mounted)
         key = container_key(container_id)
-        self._containers[key] = container
+        self._containers[key] = Container(copy(container_id), held)
         self._by_value[key[-1]] = key
-        self._link(key)
+        if len(key) > 1:
+            self._link(key)
 
     def start_cleanup(self, key: ContainerKey) -> list[tuple[VolumeKey, int]]:
         """Mark the container ``CLEANING``; each of its volumes with its holders left.
@@ -235,8 +238,8 @@ class ContainerTable:
         return self._containers[next(iter(children))]
 
     def _link(self, key: ContainerKey) -> None:
-        if len(key) > 1:
-            self._children.setdefault(key[:-1], {})[key] = None
+        """Index a nested container under its parent (the caller checks it is nested)."""
+        self._children.setdefault(key[:-1], {})[key] = None
 
     def _unlink(self, key: ContainerKey) -> None:
         if len(key) > 1:

@@ -37,7 +37,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from actors import Future, Sequence, await_
@@ -71,8 +71,9 @@ class _Volume:
     maybe_mounted: bool = False
     mount_point: str | None = None  # set only while mounted by a Mount we saw succeed
     sequence: Sequence | None = None
-    # Calls enqueued and not yet counted off by their trip back to the owner:
-    calls: list[Future[Any]] = field(default_factory=list)
+    # Calls enqueued and not yet counted off by their trip back to the owner; a list only
+    # while there are any (most volumes are only held: no list for the collector to track).
+    calls: list[Future[Any]] | tuple[()] = ()
 
 
 class VolumeSequences:
@@ -236,7 +237,7 @@ class VolumeSequences:
             for future, queued in calls:
                 if queued is not None:
                     volume, entry = queued
-                    entry.calls.remove(future)
+                    _count_off(entry, future)
                     self._drop_if_idle(volume, entry)
             return then(futures)
 
@@ -268,7 +269,10 @@ class VolumeSequences:
         # The driver is called on the volume's own sequence: even a driver that blocks
         # holds up only that one volume.
         future = entry.sequence.add(item)
-        entry.calls.append(future)  # counted off in ``_settle``'s trip back
+        if entry.calls:  # counted off in ``_settle``'s trip back
+            entry.calls.append(future)
+        else:
+            entry.calls = [future]
         return future, (volume, entry)
 
     def _drop_if_idle(self, volume: VolumeKey, entry: _Volume) -> None:
@@ -307,7 +311,15 @@ def strip_mount_point(answer: str) -> str:
     return answer.strip(" \t\n\r")
 
 
-def _over(calls: list[Future[Any]]) -> bool:
+def _count_off(entry: _Volume, future: Future[Any]) -> None:
+    calls = entry.calls
+    assert isinstance(calls, list)
+    calls.remove(future)
+    if not calls:
+        entry.calls = ()
+
+
+def _over(calls: list[Future[Any]] | tuple[()]) -> bool:
     return not any(call.is_pending() for call in calls)
 
 
