@@ -254,7 +254,7 @@ def decode_volumes(content: bytes) -> list[VolumeKey]:
 
     plain = _plain_volumes(document)
     if plain is not None:
-        return _distinct(plain)
+        return plain if len(plain) < 2 else _distinct(plain)  # one volume is distinct
     message = DockerVolumes()
     try:
         json_format.ParseDict(document, message, ignore_unknown_fields=True)
