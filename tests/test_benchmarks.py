@@ -109,9 +109,11 @@ def test_a_quick_oci_run_writes_its_row(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     [figure] = json.loads(output.read_text(encoding="utf-8"))["figures"]
-    [row] = figure["rows"]
-    assert (figure["figure"], row["target"]) == ("oci", "<= 1.2x")
-    assert row["median"] > 0
+    task, floor = figure["rows"]
+    assert (figure["figure"], task["target"], floor["key"]) == ("oci", "<= 1.2x", "floor")
+    assert task["median"] > 0
+    [sample] = figure["repeats"]
+    assert sample["floor_ms"] > 0  # the floor's runtime commands ran and succeeded
 
 
 def test_a_small_floor_run_checks_the_skeletons_work_and_reports_every_row(
