@@ -4,6 +4,9 @@ Waits and helpers live in ``tests.support``, imported by name where they are use
 
 from __future__ import annotations
 
+import glob
+import os
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,11 +34,17 @@ def _host_stays_clean() -> Iterator[None]:
 
 @pytest.fixture
 def host_unchanged() -> Iterator[None]:
-    """The test leaves the host's mount table as it found it, and no process behind."""
-    before = mount_table()
+    """The test leaves the host's mount table as it found it, no process behind, and no
+    launcher's bundle in the temporary directory."""
+    before, bundles = mount_table(), _launcher_bundles()
     yield
     assert mount_table() == before, "the host's mount table changed"
     assert not child_processes(), f"processes left by the test: {child_processes()}"
+    assert _launcher_bundles() <= bundles, f"bundles left: {_launcher_bundles() - bundles}"
+
+
+def _launcher_bundles() -> set[str]:
+    return set(glob.glob(os.path.join(tempfile.gettempdir(), "isolator-bundle-*")))
 
 
 @pytest.fixture(autouse=True)

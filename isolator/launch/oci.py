@@ -1,8 +1,9 @@
 """Choosing an OCI runtime (runc, crun) and reading its state: the package-side half.
 
 The launcher process itself is :mod:`isolator.launch.oci_supervisor` (standard library
-only, run as a script); this module names the runtimes, resolves the binary, and lists the
-launcher's containers from the runtime's state for the scheduler's recovery.
+only, with the runtime's commands in :mod:`isolator.launch.oci_commands`); this module
+names the runtimes, resolves the binary, and lists the launcher's containers from the
+runtime's state for the scheduler's recovery.
 """
 
 from __future__ import annotations
@@ -14,14 +15,16 @@ from dataclasses import dataclass
 
 from isolator.common.names import printable
 from isolator.launch.launch_error import LaunchError
-from isolator.launch.oci_supervisor import (
-    ID_PREFIX,
-    KILL_REQUEST,
-    LAUNCHER_ANNOTATION,
+from isolator.launch.oci_commands import (
     RuntimeCommandError,
     delete_container,
     kill_container,
     list_state,
+)
+from isolator.launch.oci_supervisor import (
+    ID_PREFIX,
+    KILL_REQUEST,
+    LAUNCHER_ANNOTATION,
     remove_bundle,
     remove_stopped,
     run_container,

@@ -2,30 +2,26 @@
 
 It does for a rootfs container what containerd's shim does: it becomes a *child
 subreaper*, has the runtime start the container detached (``run --detach``; the task's
-stdio are the launcher's own descriptors, passed as is) and waits for the container's init
-itself, so its wait status is exact: an ``exit 143`` stays 143 and a death by ``SIGTERM``
-is reported by the launcher dying of ``SIGTERM`` (a foreground ``runtime run`` would
-report both as 143). Signals the
+stdio are the launcher's own) and waits for the container's init itself, so its wait status
+is exact: an ``exit 143`` stays 143 and a death by ``SIGTERM`` is reported by the launcher
+dying of ``SIGTERM`` (a foreground ``runtime run`` reports both as 143). Signals the
 launcher receives are forwarded with ``runtime kill``. However the task ends, the container
-is deleted from the runtime's state and the bundle removed; if the launcher itself is
-killed, the next launcher start (or the scheduler's recovery) removes the stopped leftover.
+is deleted and the bundle removed; if the launcher itself is killed, the next launcher
+start (or the scheduler's recovery) removes the stopped leftover and its bundle. The command
+is PID 1 of its PID namespace, as under Docker without ``--init``.
 
-The command is PID 1 of its PID namespace, as under Docker without ``--init``: it receives
-only the signals it handles, and ``SIGKILL``.
-
-This module uses the standard library only: ``isolator.launcher.launch`` runs it as a
-script (``python -I -S oci_supervisor.py --runtime=B --runtime-root=D --container-id=ID
---payload-fd=FD``) with the bundle's ``config.json``, encoded in the caller, on an
-inherited pipe, so a task's launch pays for a bare interpreter and the runtime, not for the
-package's imports. At start it imports only C modules: no ``json``, ``subprocess``,
-``signal`` or ``typing``, which would cost a bare interpreter about 25 ms (the runtime's
-commands are started with ``os.posix_spawn``).
+Standard library only: ``isolator.launch.oci_launch.start`` has a bare interpreter
+(``python -I -S -c``) import it from its directory (so its bytecode is cached) and run
+``main`` with ``--runtime=B --runtime-root=D --container-id=ID --payload-fd=FD``; the
+bundle's ``config.json``, encoded in the caller, comes on that inherited pipe. At start it
+imports only C modules and :mod:`isolator.launch.oci_commands` (``json``, ``subprocess``,
+``signal`` and ``typing`` would cost a bare interpreter about 25 ms).
 """
 
 from __future__ import annotations
 
 import os
-import select
+import stat
 import sys
 import time
 
@@ -34,9 +30,29 @@ if TYPE_CHECKING:
     import signal as _signal  # the same names, typed
     from collections.abc import Sequence
     from types import FrameType
-    from typing import Any
 else:
     import _signal  # ``signal`` without its enums (and the enum module)
+
+if TYPE_CHECKING or __package__:
+    from isolator.launch.oci_commands import (
+        RUNTIME_TIMEOUT,
+        RuntimeCommandError,
+        delete_container,
+        kill_container,
+        list_state,
+        reap,
+        spawn,
+    )
+else:  # imported by a bare interpreter from this directory (``oci_launch.start``)
+    from oci_commands import (
+        RUNTIME_TIMEOUT,
+        RuntimeCommandError,
+        delete_container,
+        kill_container,
+        list_state,
+        reap,
+        spawn,
+    )
 
 __all__ = [
     "ID_PREFIX",
@@ -69,109 +85,9 @@ KILL_REQUEST = _signal.SIGRTMIN + 3
 """The signal asking a launcher to ``SIGKILL`` its task (``RootfsProcess.kill``): a
 ``SIGKILL`` to the launcher itself could not be forwarded and would leave the task running."""
 
-_RUNTIME_TIMEOUT = 60.0  # seconds for one runtime command that is not the task
-_MAX_LIST_OUTPUT = 16 << 20
-_MAX_ERROR_OUTPUT = 64 << 10
 _PR_SET_CHILD_SUBREAPER = 36
 _PID_FILE = "init.pid"
-# What subprocess's restore_signals resets: Python ignores them, and an ignored signal
-# stays ignored across exec, into the task.
-_RESET_SIGNALS = (_signal.SIGPIPE, _signal.SIGXFSZ)
-_DEVNULL = [(os.POSIX_SPAWN_OPEN, fd, os.devnull, os.O_WRONLY if fd else os.O_RDONLY, 0)
-            for fd in (0, 1, 2)]  # fmt: skip
-
-
-class RuntimeCommandError(Exception):
-    """A runtime command failed or did not finish in time; the message says which."""
-
-
-def _spawn(argv: list[str], actions: list[tuple[Any, ...]]) -> int:
-    """Start ``argv`` (found on ``$PATH`` unless a path) with ``actions`` on its
-    descriptors; its PID.
-
-    Every other descriptor of the launcher is close-on-exec (Python makes them so), so the
-    command gets only 0, 1 and 2, as ``subprocess``'s ``close_fds`` would leave it.
-    """
-    return os.posix_spawnp(
-        argv[0], argv, os.environ, file_actions=actions, setsigdef=_RESET_SIGNALS
-    )
-
-
-def _reap(pid: int, argv: Sequence[str], deadline: float) -> int:
-    """Wait for ``pid`` until ``deadline``, on a pidfd; its status as ``Popen.returncode``.
-
-    Past the deadline it is killed, reaped, and ``RuntimeCommandError`` raised.
-    """
-    pidfd = os.pidfd_open(pid)
-    try:
-        ready, _, _ = select.select([pidfd], [], [], max(0.0, deadline - time.monotonic()))
-    finally:
-        os.close(pidfd)
-    if not ready:
-        os.kill(pid, _signal.SIGKILL)
-        os.waitpid(pid, 0)
-        command = " ".join([argv[0], *argv[3:]])  # without its --root
-        within = f"within {_RUNTIME_TIMEOUT:g} seconds"
-        raise RuntimeCommandError(f"The OCI runtime command '{command}' did not finish {within}; "
-                                  "it was killed")  # fmt: skip
-    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
-
-
-def _close(*fds: int) -> None:
-    for fd in fds:
-        os.close(fd)
-
-
-def _quiet(runtime: str, root: str, *args: str) -> int:
-    """One runtime command, its stdio on ``/dev/null``, bounded in time; its status."""
-    argv = [runtime, "--root", root, *args]
-    pid = _spawn(argv, _DEVNULL)
-    return _reap(pid, argv, time.monotonic() + _RUNTIME_TIMEOUT)
-
-
-def _captured(runtime: str, root: str, *args: str) -> tuple[int, bytes, bytes]:
-    """One runtime command with its output read, bounded in size and time: its status,
-    stdout and stderr."""
-    argv = [runtime, "--root", root, *args]
-    deadline = time.monotonic() + _RUNTIME_TIMEOUT
-    (out_r, out_w), (err_r, err_w) = os.pipe(), os.pipe()
-    try:
-        pid = _spawn(argv, [_DEVNULL[0], (os.POSIX_SPAWN_DUP2, out_w, 1),
-                            (os.POSIX_SPAWN_DUP2, err_w, 2)])  # fmt: skip
-    except BaseException:
-        _close(out_r, err_r)
-        raise
-    finally:
-        _close(out_w, err_w)
-    limits = {out_r: _MAX_LIST_OUTPUT + 1, err_r: _MAX_ERROR_OUTPUT}
-    read = {out_r: bytearray(), err_r: bytearray()}
-    try:  # past the deadline, _reap kills it
-        while limits and (timeout := deadline - time.monotonic()) > 0:
-            for fd in select.select(list(limits), [], [], timeout)[0]:
-                data = os.read(fd, 65536)
-                if not data:
-                    del limits[fd]
-                else:  # read on to the end, keeping up to the limit
-                    read[fd] += data[: limits[fd] - len(read[fd])]
-    finally:
-        _close(out_r, err_r)
-    return _reap(pid, argv, deadline), bytes(read[out_r]), bytes(read[err_r])
-
-
-def list_state(runtime: str, runtime_root: str) -> list[dict[str, Any]]:
-    """``runtime list`` as JSON objects; none when the state directory is missing or empty."""
-    if not os.path.isdir(runtime_root) or not os.listdir(runtime_root):
-        return []
-    import json  # only here: a launch with no container left in the state needs none
-
-    status, stdout, stderr = _captured(runtime, runtime_root, "list", "--format", "json")
-    if status != 0:
-        message = stderr.decode(errors="replace").strip()
-        raise RuntimeCommandError(f"Failed to list the containers of '{runtime}': {message}")
-    if len(stdout) > _MAX_LIST_OUTPUT:
-        raise RuntimeCommandError(f"The container list of '{runtime}' is too large")
-    entries = json.loads(stdout or b"null") or []
-    return [entry for entry in entries if isinstance(entry, dict)]
+_BUNDLE_PREFIX = "isolator-bundle-"
 
 
 def remove_stopped(runtime: str, runtime_root: str) -> list[str]:
@@ -190,16 +106,24 @@ def remove_stopped(runtime: str, runtime_root: str) -> list[str]:
         )
         if stale and delete_container(runtime, runtime_root, name):
             removed.append(name)
+            _remove_leftover_bundle(str(container.get("bundle", "")))
     return removed
 
 
-def delete_container(runtime: str, runtime_root: str, container_id: str) -> bool:
-    """``runtime delete --force``: stops it if needed and removes its state (and cgroups)."""
-    return _quiet(runtime, runtime_root, "delete", "--force", container_id) == 0
-
-
-def kill_container(runtime: str, runtime_root: str, container_id: str, signum: int) -> bool:
-    return _quiet(runtime, runtime_root, "kill", container_id, str(int(signum))) == 0
+def _remove_leftover_bundle(bundle: str) -> None:
+    """A killed launcher's bundle, if ``write_bundle`` made it: a private directory of ours
+    by that name (``remove_bundle`` then deletes only our two files, and an emptied dir)."""
+    try:
+        info = os.lstat(bundle)  # the directory itself, never a link to one
+        if (
+            os.path.basename(bundle).startswith(_BUNDLE_PREFIX)
+            and info.st_uid == os.geteuid()
+            and stat.S_ISDIR(info.st_mode)
+            and stat.S_IMODE(info.st_mode) == 0o700
+        ):
+            remove_bundle(bundle, extra=(_PID_FILE,))
+    except OSError as error:
+        print(f"Failed to remove the bundle '{bundle}': {error}", file=sys.stderr, flush=True)
 
 
 def run_payload(payload: bytes, *, runtime: str, runtime_root: str, container_id: str) -> int:
@@ -256,7 +180,7 @@ def write_bundle(config: bytes, *, parent: str | None = None) -> str:
     ``parent`` or ``$TMPDIR`` (``/tmp``); its path. (``tempfile`` would cost more to import
     than this.)"""
     base = parent or os.environ.get("TMPDIR") or "/tmp"
-    bundle = os.path.join(base, f"isolator-bundle-{os.urandom(8).hex()}")
+    bundle = os.path.join(base, f"{_BUNDLE_PREFIX}{os.urandom(8).hex()}")
     os.mkdir(bundle, 0o700)
     fd = os.open(
         os.path.join(bundle, "config.json"),
@@ -289,7 +213,7 @@ def _start_and_wait(
     # One runtime command where create + start would be two.
     argv = [runtime, "--root", root, "run", "--detach", "--bundle", bundle, "--pid-file",
             pid_file, container_id]  # fmt: skip
-    status = _reap(_spawn(argv, []), argv, time.monotonic() + _RUNTIME_TIMEOUT)
+    status = reap(spawn(argv, []), argv, time.monotonic() + RUNTIME_TIMEOUT)
     if status != 0:
         print(f"The OCI runtime '{runtime}' failed to start the container "
               f"(exit status {status})", file=sys.stderr, flush=True)  # fmt: skip

@@ -140,6 +140,8 @@ def test_a_killed_launchers_container_is_recovered_then_removed_when_stopped(
         # The caller names the launcher in the bundle: a "created" leftover is stale once
         # that process is gone.
         assert survivors[0].annotations[LAUNCHER_ANNOTATION] == str(process.pid)
+        leftover_bundle = survivors[0].bundle
+        assert os.path.isdir(leftover_bundle)  # the killed launcher could not remove it
         assert remove_stopped(runtime, str(runtime_state)) == []  # it still runs: kept
         subprocess.run([runtime, "--root", str(runtime_state), "kill", process.container_id,
                         "KILL"], check=True, timeout=WAIT)  # fmt: skip
@@ -149,6 +151,7 @@ def test_a_killed_launchers_container_is_recovered_then_removed_when_stopped(
                    runtime_root=runtime_state, timeout=WAIT)  # fmt: skip
         assert done.returncode == 0, done.stderr
         assert runtime_containers(runtime, runtime_state) == []
+        assert not os.path.lexists(leftover_bundle)  # nor its bundle
     finally:
         process.stdout.close()  # type: ignore[union-attr]
         delete = [runtime, "--root", str(runtime_state), "delete", "--force", process.container_id]

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from isolator.launch import oci_supervisor
-from isolator.launch.oci_supervisor import RuntimeCommandError, delete_container, list_state
+from isolator.launch import oci_commands, oci_supervisor
+from isolator.launch.oci_commands import RuntimeCommandError, delete_container, list_state
+from isolator.launch.oci_supervisor import write_bundle
 from tests.support.waits import WAIT
 
 
@@ -35,7 +36,7 @@ def test_a_runtime_command_past_its_time_is_killed_reaped_and_reported(
 ) -> None:
     pid_file = tmp_path / "pid"
     runtime = _runtime(tmp_path, f"echo $$ > {pid_file}; exec sleep 60")
-    monkeypatch.setattr(oci_supervisor, "_RUNTIME_TIMEOUT", 0.5)
+    monkeypatch.setattr(oci_commands, "RUNTIME_TIMEOUT", 0.5)
     expected = r"fake-runtime delete --force isolator-x' did not finish within 0.5 seconds; it was"
     with pytest.raises(RuntimeCommandError, match=expected):
         delete_container(runtime, str(tmp_path / "state"), "isolator-x")
@@ -87,3 +88,28 @@ def test_the_runtime_does_not_inherit_pythons_ignored_signals(tmp_path: Path) ->
     ignored = int(status.read_text().split()[1], 16)
     for signum in (signal.SIGPIPE, signal.SIGXFSZ):
         assert not ignored & (1 << (signum - 1)), f"{signum!r} is ignored in the runtime"
+
+
+def test_a_leftover_bundle_is_removed_only_when_the_launcher_wrote_it(tmp_path: Path) -> None:
+    ours = write_bundle(b"{}", parent=str(tmp_path))
+    (Path(ours) / "init.pid").write_text("1")
+    oci_supervisor._remove_leftover_bundle(ours)
+    assert not os.path.lexists(ours)
+
+    crowded = write_bundle(b"{}", parent=str(tmp_path))
+    (Path(crowded) / "someone-elses").write_text("x")
+    oci_supervisor._remove_leftover_bundle(crowded)
+    assert (Path(crowded) / "someone-elses").exists()  # not emptied: the directory stays
+
+    target = write_bundle(b"{}", parent=str(tmp_path))
+    link = tmp_path / "isolator-bundle-link"
+    link.symlink_to(target)
+    open_dir = tmp_path / "isolator-bundle-open"
+    open_dir.mkdir(mode=0o755)
+    (open_dir / "config.json").write_text("{}")
+    other_name = tmp_path / "my-bundle"
+    other_name.mkdir(mode=0o700)
+    (other_name / "config.json").write_text("{}")
+    for kept in (link, open_dir, other_name):
+        oci_supervisor._remove_leftover_bundle(str(kept))
+        assert (kept / "config.json").exists(), kept  # a link, another mode, another name
