@@ -34,34 +34,14 @@ else:
     import _signal  # ``signal`` without its enums (and the enum module)
 
 if TYPE_CHECKING or __package__:
-    from isolator.launch.oci_commands import (
-        RUNTIME_TIMEOUT,
-        RuntimeCommandError,
-        delete_container,
-        kill_container,
-        list_state,
-        reap,
-        spawn,
-    )
+    from isolator.launch import oci_commands as commands
 else:  # imported by a bare interpreter from this directory (``oci_launch.start``)
-    from oci_commands import (
-        RUNTIME_TIMEOUT,
-        RuntimeCommandError,
-        delete_container,
-        kill_container,
-        list_state,
-        reap,
-        spawn,
-    )
+    import oci_commands as commands
 
 __all__ = [
     "ID_PREFIX",
     "KILL_REQUEST",
     "LAUNCHER_ANNOTATION",
-    "RuntimeCommandError",
-    "delete_container",
-    "kill_container",
-    "list_state",
     "main",
     "remove_bundle",
     "remove_stopped",
@@ -96,7 +76,7 @@ def remove_stopped(runtime: str, runtime_root: str) -> list[str]:
     A ``created`` one is a leftover only if the launcher that made it is gone.
     """
     removed = []
-    for container in list_state(runtime, runtime_root):
+    for container in commands.list_state(runtime, runtime_root):
         name, status = str(container.get("id", "")), container.get("status")
         if not name.startswith(ID_PREFIX):
             continue  # not ours
@@ -104,7 +84,7 @@ def remove_stopped(runtime: str, runtime_root: str) -> list[str]:
         stale = status == "stopped" or (
             status == "created" and not _alive(str(annotations.get(LAUNCHER_ANNOTATION, "")))
         )
-        if stale and delete_container(runtime, runtime_root, name):
+        if stale and commands.delete_container(runtime, runtime_root, name):
             removed.append(name)
             _remove_leftover_bundle(str(container.get("bundle", "")))
     return removed
@@ -159,14 +139,14 @@ def run_container(config: bytes, *, runtime: str, runtime_root: str, container_i
     os.makedirs(runtime_root, mode=0o700, exist_ok=True)
     try:
         remove_stopped(runtime, runtime_root)
-    except (RuntimeCommandError, OSError, ValueError) as error:
+    except (commands.RuntimeCommandError, OSError, ValueError) as error:
         print(f"Failed to remove stopped containers: {error}", file=sys.stderr, flush=True)
     _become_subreaper()
     bundle = write_bundle(config)
     try:
         status = _start_and_wait(runtime, runtime_root, container_id, bundle, forwarder)
     finally:
-        delete_container(runtime, runtime_root, container_id)
+        commands.delete_container(runtime, runtime_root, container_id)
         remove_bundle(bundle, extra=(_PID_FILE,))
     if status is None:
         return 125
@@ -213,7 +193,9 @@ def _start_and_wait(
     # One runtime command where create + start would be two.
     argv = [runtime, "--root", root, "run", "--detach", "--bundle", bundle, "--pid-file",
             pid_file, container_id]  # fmt: skip
-    status = reap(spawn(argv, []), argv, time.monotonic() + RUNTIME_TIMEOUT)
+    status = commands.reap(
+        commands.spawn(argv, []), argv, time.monotonic() + commands.RUNTIME_TIMEOUT
+    )
     if status != 0:
         print(f"The OCI runtime '{runtime}' failed to start the container "
               f"(exit status {status})", file=sys.stderr, flush=True)  # fmt: skip
@@ -237,7 +219,7 @@ class _Forwarder:
         """The task runs: the signals that came before it go to it now, in order."""
         self.pid = pid
         for signum in self.pending:
-            kill_container(self.runtime, self.root, self.container_id, signum)
+            commands.kill_container(self.runtime, self.root, self.container_id, signum)
 
     def handle(self, signum: int, _frame: FrameType | None) -> None:
         if signum == KILL_REQUEST:
@@ -245,7 +227,7 @@ class _Forwarder:
         if self.pid is None:
             self.pending.append(signum)
         else:
-            kill_container(self.runtime, self.root, self.container_id, signum)
+            commands.kill_container(self.runtime, self.root, self.container_id, signum)
 
     def install(self) -> None:
         for signum in (*FORWARDED_SIGNALS, KILL_REQUEST):
