@@ -90,10 +90,7 @@ def run_brief(fn: Callable[..., T], *args: Any, **kwargs: Any) -> Future[T]:
     turns still to run. Only for brief calls: a caller that took one finishes it even if
     its own answer arrives meanwhile. Discarding works as for ``run_blocking``.
     """
-    future, call = _blocking_call(fn, args, kwargs)
-    if not park(call, blocking_pool.submit, Kind.IF_IDLE):
-        blocking_pool.submit(call)
-    return future
+    return _parked(Kind.IF_IDLE, fn, args, kwargs)
 
 
 def run_after_turn(fn: Callable[..., T], *args: Any, **kwargs: Any) -> Future[T]:
@@ -107,8 +104,15 @@ def run_after_turn(fn: Callable[..., T], *args: Any, **kwargs: Any) -> Future[T]
     executor. Calls that turn out long hold that thread: the runtime's nudge gives the
     turns queued meanwhile another one, as for a handler stuck in a system call.
     """
+    return _parked(Kind.ALWAYS, fn, args, kwargs)
+
+
+def _parked(
+    kind: Kind, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Future[T]:
+    """``fn``'s call kept for this thread as ``kind`` says, else on the blocking executor."""
     future, call = _blocking_call(fn, args, kwargs)
-    if not park(call, blocking_pool.submit, Kind.ALWAYS):
+    if not park(call, blocking_pool.submit, kind):
         blocking_pool.submit(call)
     return future
 

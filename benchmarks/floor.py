@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from actors import Actor, Future, Promise, Sequence, await_, call, collect, defer, run_after_turn
+from actors import Actor, Future, Sequence, await_, call, collect, defer, run_after_turn
 from benchmarks.doubles import TimerDriver, ZeroLatencyDriver
 from benchmarks.harness import WAIT, Check, Options, scratch_dir, timed
 from benchmarks.workload import (
@@ -49,6 +49,7 @@ from benchmarks.workload import (
 )
 from isolator.common.fs import remove_owned_directory, write_atomically
 from isolator.docker.state import VolumeKey, encode_volumes
+from isolator.docker.steps import after
 
 __all__ = ["Skeleton", "checks", "measure"]
 
@@ -67,12 +68,6 @@ def checks(options: Options) -> list[Check]:
         Check("orphans", f"Floor: skeleton, P3's {large:,} unknown orphans", 3.0,
               detail="{orphans_bare_s:.3f} s bare, {orphans_s:.3f} s skeleton"),
     ]  # fmt: skip
-
-
-def _after(future: Future[Any], then: Any) -> Future[Any]:
-    promise: Promise[Any] = Promise()
-    future.on_any(lambda done: promise.associate(then(done)))
-    return promise.future
 
 
 def _read_all(root: str) -> list[tuple[str, list[VolumeKey]]]:
@@ -96,23 +91,23 @@ class Skeleton(Actor):
     def prepare(self, name: str, volume: VolumeKey) -> Future[None]:
         path = f"{self._root}/{name}/volumes"
         written = run_after_turn(write_atomically, path, encode_volumes([volume]))
-        return _after(written, defer(self.actor_ref, self._mount, volume))
+        return after(written, defer(self.actor_ref, self._mount, volume))
 
     def _mount(self, volume: VolumeKey, _: Future[None]) -> Future[None]:
         sequence = Sequence()
         mounted = sequence.add(lambda: self._driver.mount(volume.driver, volume.name, {}))
-        return _after(mounted, defer(self.actor_ref, self._done, sequence))
+        return after(mounted, defer(self.actor_ref, self._done, sequence))
 
     def cleanup(self, name: str, volume: VolumeKey) -> Future[None]:
         sequence = Sequence()
         unmounted = sequence.add(lambda: self._driver.unmount(volume.driver, volume.name))
-        return _after(unmounted, defer(self.actor_ref, self._remove, sequence, name))
+        return after(unmounted, defer(self.actor_ref, self._remove, sequence, name))
 
     def _remove(self, sequence: Sequence, name: str, _: Future[None]) -> Future[None]:
         sequence.stop()
         directory = f"{self._root}/{name}"
         removed = run_after_turn(remove_owned_directory, directory, files=("volumes",))
-        return _after(removed, defer(self.actor_ref, self._done, None))
+        return after(removed, defer(self.actor_ref, self._done, None))
 
     def _done(self, sequence: Sequence | None, _: Future[None]) -> None:
         if sequence is not None:
@@ -121,7 +116,7 @@ class Skeleton(Actor):
     def recover(self) -> Future[None]:
         """Read every checkpoint after this turn; then start every one's cleanup at once."""
         read = run_after_turn(_read_all, self._root)
-        return _after(read, defer(self.actor_ref, self._clean_up_all))
+        return after(read, defer(self.actor_ref, self._clean_up_all))
 
     def _clean_up_all(self, read: Future[list[tuple[str, list[VolumeKey]]]]) -> None:
         self._orphans = [self.cleanup(name, volumes[0]) for name, volumes in read.get(0)]
